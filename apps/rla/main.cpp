@@ -1,0 +1,47 @@
+// rla: Recurrent Layer Aggregation networks from the command line. This file only wires the
+// subcommands together and maps errors to one line and a non-zero exit code.
+#include <torch/torch.h>
+
+#include <iostream>
+#include <thread>
+#include <vector>
+
+#include "commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "rla — Recurrent Layer Aggregation networks (RLA-Net, NeurIPS 2021): model zoo, "
+      "summaries, training and evaluation"};
+  app.require_subcommand(1);
+  int threads = 0;
+  app.add_option("--threads", threads, "Intra-op threads (default: all cores)")
+      ->check(CLI::NonNegativeNumber);
+
+  const std::vector<rla::app::Runner> runners = {
+      rla::app::add_list_command(app),
+      rla::app::add_summary_command(app),
+  };
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  torch::set_num_threads(threads > 0 ? threads
+                                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  const auto subs = app.get_subcommands([](CLI::App*) { return true; });
+  for (size_t i = 0; i < subs.size() && i < runners.size(); ++i) {
+    auto* sub = subs[i];
+    if (!sub->parsed()) continue;
+    try {
+      return runners[i]();
+    } catch (const c10::Error& e) {
+      std::cerr << "rla " << sub->get_name() << ": error: " << e.what_without_backtrace() << "\n";
+      return 1;
+    } catch (const std::exception& e) {
+      std::cerr << "rla " << sub->get_name() << ": error: " << e.what() << "\n";
+      return 1;
+    }
+  }
+  return 1;
+}

@@ -1,0 +1,107 @@
+#pragma once
+// Building blocks shared by every model family: the standard layers, made countable for
+// `rla summary` (each call reports its cost to the active analysis::OpCounter, if any), the
+// stateless ops the models use, and the SE / ECA channel-attention modules.
+#include <torch/torch.h>
+
+#include <string>
+
+namespace rla::models {
+
+/// nn.Conv2d. Same parameters and state_dict names; reports out_numel * (C_in/groups * kh * kw).
+class Conv2dImpl : public torch::nn::Conv2dImpl {
+ public:
+  using torch::nn::Conv2dImpl::Conv2dImpl;
+  torch::Tensor forward(const torch::Tensor& x);
+};
+TORCH_MODULE(Conv2d);
+
+/// nn.Conv1d (used by ECA). Reports like Conv2d.
+class Conv1dImpl : public torch::nn::Conv1dImpl {
+ public:
+  using torch::nn::Conv1dImpl::Conv1dImpl;
+  torch::Tensor forward(const torch::Tensor& x);
+};
+TORCH_MODULE(Conv1d);
+
+/// nn.BatchNorm2d (affine, tracked statistics, momentum 0.1, eps 1e-5): weight, bias,
+/// running_mean, running_var, num_batches_tracked, in Python's order. thop counts 2 * numel.
+/// (Written out rather than derived from LibTorch's, whose base class is not fully exported.)
+class BatchNorm2dImpl : public torch::nn::Cloneable<BatchNorm2dImpl> {
+ public:
+  explicit BatchNorm2dImpl(int64_t channels, double eps = 1e-5, double momentum = 0.1);
+  void reset() override;
+  torch::Tensor forward(const torch::Tensor& x);
+
+  int64_t channels;
+  double eps, momentum;
+  torch::Tensor weight, bias, running_mean, running_var, num_batches_tracked;
+};
+TORCH_MODULE(BatchNorm2d);
+
+/// nn.Linear. MACs and thop ops are in_features * out_numel.
+class LinearImpl : public torch::nn::LinearImpl {
+ public:
+  using torch::nn::LinearImpl::LinearImpl;
+  torch::Tensor forward(const torch::Tensor& x);
+};
+TORCH_MODULE(Linear);
+
+/// A bias-free k x k convolution with "same" padding (k / 2), as every model here uses.
+Conv2d make_conv(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1, int64_t groups = 1);
+BatchNorm2d make_bn(int64_t channels);
+
+/// nn.Sequential(conv, bn[, relu6]) — torchvision's ConvBNReLU / Conv2dNormActivation.
+/// Children "0" (conv) and "1" (bn); the ReLU6 is a function call, so it has no key.
+class ConvBNActImpl : public torch::nn::Module {
+ public:
+  ConvBNActImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t groups, bool relu6);
+  torch::Tensor forward(const torch::Tensor& x);
+  Conv2d conv{nullptr};
+  BatchNorm2d bn{nullptr};
+
+ private:
+  bool relu6_;
+};
+TORCH_MODULE(ConvBNAct);
+
+/// Squeeze-and-excitation (official SELayer): x * sigmoid(fc2(relu(fc1(gap(x))))), bias-free FCs
+/// registered as `fc.0` and `fc.2`. x: [N, C, H, W].
+class SEImpl : public torch::nn::Module {
+ public:
+  SEImpl(int64_t channels, int64_t reduction = 16);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  Linear fc1_{nullptr}, fc2_{nullptr};
+};
+TORCH_MODULE(SE);
+
+/// Efficient channel attention (official eca_layer): x * sigmoid(conv1d_k(gap(x)) along channels).
+/// One bias-free Conv1d registered as `conv`. x: [N, C, H, W].
+class ECAImpl : public torch::nn::Module {
+ public:
+  explicit ECAImpl(int64_t kernel);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  Conv1d conv_{nullptr};
+};
+TORCH_MODULE(ECA);
+
+// ---- stateless ops, counted like thop counts the modules the official code uses -----------
+
+/// nn.AvgPool2d(2, 2) on the aggregation state at a downsampling block. Odd sizes round up
+/// (ceil mode) so the state always matches the main path's ceil(H/2).
+torch::Tensor avg_pool_2x2(const torch::Tensor& x, const char* label = "h_pool");
+/// AdaptiveAvgPool2d(1) + flatten: [N, C, H, W] -> [N, C]. thop counts (H*W + 1) * N * C when
+/// the reference code pools with a module (`thop_counted`), nothing when it calls the function.
+torch::Tensor global_avg_pool(const torch::Tensor& x, bool thop_counted = true);
+/// MaxPool2d(3, 2, 1) of the ImageNet stem (thop: 0 ops, listed for the table).
+torch::Tensor max_pool_3x3s2(const torch::Tensor& x);
+
+/// Kaiming-normal (fan_out, relu) for every conv weight; BatchNorm weight 1 and bias 0, the
+/// torchvision / official initialisation. Linear layers keep their default.
+void init_conv_bn(torch::nn::Module& root);
+
+}  // namespace rla::models

@@ -1,0 +1,47 @@
+#pragma once
+// The model zoo: every model name, its description and how to build it. Names equal the
+// official / torchvision factory names (rla_resnet50, dsrla_mobilenetv2_k32, resnet50, ...).
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "rla/models/network.h"
+#include "rla/models/rla_cell.h"
+
+namespace rla::models {
+
+/// What a user may change when building a registered model; unset fields keep the model's
+/// own default (1000 classes and 3 channels for ImageNet models, 10 and 3 for CIFAR-style).
+struct ModelConfig {
+  std::optional<int64_t> num_classes;
+  std::optional<int64_t> in_channels;
+  std::optional<int64_t> rla_channels;  ///< k (RLA models only)
+  std::optional<Aggregation> aggregation;
+  bool channels_last = false;
+};
+
+struct ModelEntry {
+  std::string name;
+  std::string family;       ///< "imagenet" or "cifar"
+  std::string description;  ///< one line
+  bool rla = false;
+  std::function<Network(const ModelConfig&)> build;
+  /// Default input [C, H, W]: 3x224x224 for ImageNet models, 3x32x32 for CIFAR-style ones.
+  std::vector<int64_t> default_input() const;
+};
+
+/// Thrown for a name not in the registry; what() lists close matches.
+class UnknownModelError : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
+const std::vector<ModelEntry>& model_registry();
+const ModelEntry& find_model(const std::string& name);
+Network create_model(const std::string& name, const ModelConfig& config = {});
+/// Registered names closest to `name` (edit distance), best first.
+std::vector<std::string> close_model_names(const std::string& name, size_t max = 3);
+
+}  // namespace rla::models

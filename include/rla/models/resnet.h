@@ -1,0 +1,82 @@
+#pragma once
+// ResNet, ResNeXt and their RLA forms (SPEC §2, §3.1–3.3), ImageNet- and CIFAR-style, in one
+// configurable class. Plain nets use torchvision's names (conv1 bn1 layer1.. fc); RLA nets use
+// the official RLA_ResNet names (conv_outs recurrent_convs stages stage_bns bn2 fc).
+#include <vector>
+
+#include "rla/models/network.h"
+#include "rla/models/rla_cell.h"
+
+namespace rla::models {
+
+struct ResNetOptions {
+  TORCH_ARG(bool, bottleneck) = true;  ///< Bottleneck (x4) or BasicBlock
+  TORCH_ARG(std::vector<int64_t>, layers) = std::vector<int64_t>{3, 4, 6, 3};  ///< blocks per stage
+  TORCH_ARG(std::vector<int64_t>, planes) = std::vector<int64_t>{64, 128, 256, 512};
+  TORCH_ARG(bool, cifar_stem) = false;  ///< 3x3/1 conv to planes[0], no max-pool (else 7x7/2 + pool)
+  TORCH_ARG(int64_t, in_channels) = 3;
+  TORCH_ARG(int64_t, num_classes) = 1000;
+  TORCH_ARG(int64_t, groups) = 1;
+  TORCH_ARG(int64_t, width_per_group) = 64;
+  TORCH_ARG(int64_t, rla_channels) = 0;  ///< k; 0 builds the plain network
+  TORCH_ARG(Aggregation, aggregation) = Aggregation::kRla;
+  TORCH_ARG(bool, se) = false;                        ///< SE after the last BN of each branch
+  TORCH_ARG(std::vector<int64_t>, eca_kernels) = {};  ///< ECA kernel per stage; empty = none
+  TORCH_ARG(bool, shared) = false;              ///< `_s`: blocks 2.. of a stage share one set of weights
+  TORCH_ARG(bool, zero_init_residual) = false;  ///< zero the branch's last BN weight
+};
+
+/// One residual block, optionally taking the RLA state as extra input channels.
+/// Python: torchvision Bottleneck / BasicBlock, official RLA_Bottleneck.
+class ResBlockImpl : public torch::nn::Module {
+ public:
+  struct Config {
+    int64_t inplanes, planes, stride;
+    bool bottleneck;
+    int64_t groups, base_width, state_channels;
+    bool se;
+    int64_t eca_kernel;  ///< 0 = no ECA
+  };
+  /// `share` (may be null): a block of the same shape whose weights this one reuses.
+  ResBlockImpl(const Config& cfg, const ResBlockImpl* share);
+
+  /// x: [N, C, H, W]; h: [N, k, H, W] or undefined. Returns {relu(y + shortcut(x)), y}.
+  std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& x, const torch::Tensor& h);
+  /// True where the official code avg-pools h (a downsample with stride != 1).
+  bool pools_state() const { return pools_state_; }
+  int64_t out_channels() const { return out_channels_; }
+  BatchNorm2d last_bn() const { return bottleneck_ ? bn3 : bn2; }
+
+  Conv2d conv1{nullptr}, conv2{nullptr}, conv3{nullptr};
+  BatchNorm2d bn1{nullptr}, bn2{nullptr}, bn3{nullptr};
+  ConvBNAct downsample{nullptr};
+  SE se{nullptr};
+  ECA eca{nullptr};
+
+ private:
+  bool bottleneck_;
+  bool pools_state_ = false;
+  int64_t out_channels_;
+};
+TORCH_MODULE(ResBlock);
+
+class ResNetImpl : public NetworkImpl {
+ public:
+  explicit ResNetImpl(const ResNetOptions& options);
+  FlowState stem(const torch::Tensor& input) override;
+  void run_block(size_t index, FlowState& state) override;
+  torch::Tensor head(const FlowState& state) override;
+  int64_t state_channels() const override { return options_.rla_channels(); }
+  const ResNetOptions& options() const { return options_; }
+
+ private:
+  ResNetOptions options_;
+  Conv2d conv1_{nullptr};
+  BatchNorm2d bn1_{nullptr}, bn2_{nullptr};
+  Linear fc_{nullptr};
+  std::vector<ResBlock> block_list_;
+  std::vector<BatchNorm2d> state_bns_;  ///< one per block (RLA cell only)
+  std::vector<StageCell> cells_;        ///< one per stage
+};
+
+}  // namespace rla::models

@@ -1,0 +1,158 @@
+#include "rla/models/resnet.h"
+
+#include <fmt/format.h>
+
+namespace rla::models {
+
+ResBlockImpl::ResBlockImpl(const Config& c, const ResBlockImpl* share) : bottleneck_(c.bottleneck) {
+  const int64_t expansion = c.bottleneck ? 4 : 1;
+  out_channels_ = c.planes * expansion;
+  const int64_t in = c.inplanes + c.state_channels;
+  // Registration order follows Python: conv1 bn1 conv2 bn2 [conv3 bn3] downsample se eca.
+  if (c.bottleneck) {
+    const int64_t width = static_cast<int64_t>(c.planes * (c.base_width / 64.0)) * c.groups;
+    conv1 = register_module("conv1", share ? share->conv1 : make_conv(in, width, 1));
+    bn1 = register_module("bn1", make_bn(width));
+    conv2 = register_module("conv2", share ? share->conv2 : make_conv(width, width, 3, c.stride, c.groups));
+    bn2 = register_module("bn2", make_bn(width));
+    conv3 = register_module("conv3", share ? share->conv3 : make_conv(width, out_channels_, 1));
+    bn3 = register_module("bn3", make_bn(out_channels_));
+  } else {
+    conv1 = register_module("conv1", share ? share->conv1 : make_conv(in, c.planes, 3, c.stride));
+    bn1 = register_module("bn1", make_bn(c.planes));
+    conv2 = register_module("conv2", share ? share->conv2 : make_conv(c.planes, c.planes, 3));
+    bn2 = register_module("bn2", make_bn(c.planes));
+  }
+  if (c.stride != 1 || c.inplanes != out_channels_) {
+    downsample = register_module("downsample", ConvBNAct(c.inplanes, out_channels_, 1, c.stride, 1, false));
+    pools_state_ = c.stride != 1;
+  }
+  if (c.se) se = register_module("se", share ? share->se : SE(out_channels_));
+  if (c.eca_kernel > 0) eca = register_module("eca", share ? share->eca : ECA(c.eca_kernel));
+}
+
+std::pair<torch::Tensor, torch::Tensor> ResBlockImpl::forward(const torch::Tensor& x,
+                                                              const torch::Tensor& h) {
+  auto out = torch::relu(bn1(conv1(h.defined() ? torch::cat({x, h}, 1) : x)));
+  if (bottleneck_) {
+    out = torch::relu(bn2(conv2(out)));
+    out = bn3(conv3(out));
+  } else {
+    out = bn2(conv2(out));
+  }
+  if (se) out = se(out);
+  if (eca) out = eca(out);
+  auto identity = downsample ? downsample(x) : x;
+  return {torch::relu(out + identity), out};
+}
+
+ResNetImpl::ResNetImpl(const ResNetOptions& o) : options_(o) {
+  TORCH_CHECK(o.layers().size() == o.planes().size(), "ResNet: ", o.layers().size(), " stage depths but ",
+              o.planes().size(), " stage widths");
+  TORCH_CHECK(o.eca_kernels().empty() || o.eca_kernels().size() == o.layers().size(),
+              "ResNet: ECA needs one kernel per stage (", o.layers().size(), "), got ",
+              o.eca_kernels().size());
+  const bool rla = o.rla_channels() > 0;
+  const int64_t k = o.rla_channels();
+  const int64_t stem_width = o.cifar_stem() ? o.planes()[0] : 64;
+  conv1_ = register_module("conv1", o.cifar_stem() ? make_conv(o.in_channels(), stem_width, 3)
+                                                   : make_conv(o.in_channels(), stem_width, 7, 2));
+  bn1_ = register_module("bn1", make_bn(stem_width));
+
+  // Build blocks stage by stage; register them under torchvision or official names below.
+  std::vector<torch::nn::ModuleList> stage_lists;
+  int64_t inplanes = stem_width;
+  for (size_t s = 0; s < o.layers().size(); ++s) {
+    torch::nn::ModuleList list;
+    const ResBlockImpl* shared_src = nullptr;
+    for (int64_t b = 0; b < o.layers()[s]; ++b) {
+      const int64_t stride = (b == 0 && s > 0) ? 2 : 1;
+      ResBlockImpl::Config cfg{inplanes,
+                               o.planes()[s],
+                               stride,
+                               o.bottleneck(),
+                               o.groups(),
+                               o.width_per_group(),
+                               k,
+                               o.se(),
+                               o.eca_kernels().empty() ? 0 : o.eca_kernels()[s]};
+      auto block = ResBlock(cfg, o.shared() ? shared_src : nullptr);
+      if (b == 1) shared_src = block.get();
+      inplanes = block->out_channels();
+      list->push_back(block);
+      block_list_.push_back(block);
+      const std::string name = rla ? fmt::format("stages.{}.{}", s, b) : fmt::format("layer{}.{}", s + 1, b);
+      blocks_.push_back(BlockInfo{name, static_cast<int64_t>(s), inplanes, k});
+    }
+    stage_lists.push_back(list);
+  }
+
+  if (!rla) {
+    for (size_t s = 0; s < stage_lists.size(); ++s)
+      register_module(fmt::format("layer{}", s + 1), stage_lists[s]);
+  } else {
+    torch::nn::ModuleList conv_outs, recurrent_convs, concat_convs, stages, stage_bns;
+    for (size_t s = 0; s < stage_lists.size(); ++s) {
+      auto first = stage_lists[s]->ptr<ResBlockImpl>(0);
+      StageCell cell = make_stage_cell(o.aggregation(), first->out_channels(), k, false);
+      if (cell.conv_out) conv_outs->push_back(cell.conv_out);
+      if (cell.recurrent_conv) recurrent_convs->push_back(cell.recurrent_conv);
+      if (cell.concat_conv) concat_convs->push_back(cell.concat_conv);
+      cells_.push_back(cell);
+      stages->push_back(stage_lists[s]);
+      torch::nn::ModuleList bns;
+      for (int64_t b = 0; b < o.layers()[s]; ++b) {
+        auto bn = make_bn(k);
+        bns->push_back(bn);
+        state_bns_.push_back(bn);
+      }
+      stage_bns->push_back(bns);
+    }
+    // Official order: conv_outs recurrent_convs stages stage_bns bn2 fc.
+    if (!conv_outs->is_empty()) register_module("conv_outs", conv_outs);
+    if (!recurrent_convs->is_empty()) register_module("recurrent_convs", recurrent_convs);
+    if (!concat_convs->is_empty()) register_module("concat_convs", concat_convs);
+    register_module("stages", stages);
+    if (o.aggregation() == Aggregation::kRla) register_module("stage_bns", stage_bns);
+    bn2_ = register_module("bn2", make_bn(k));
+  }
+  fc_ = register_module("fc", Linear(inplanes + k, o.num_classes()));
+
+  init_conv_bn(*this);
+  if (o.zero_init_residual()) {
+    torch::NoGradGuard ng;
+    for (auto& b : block_list_) b->last_bn()->weight.zero_();
+  }
+}
+
+FlowState ResNetImpl::stem(const torch::Tensor& input) {
+  TORCH_CHECK(input.dim() == 4 && input.size(1) == options_.in_channels(), "model expects input [N, ",
+              options_.in_channels(), ", H, W], got ", input.sizes());
+  auto x = torch::relu(bn1_(conv1_(input)));
+  if (!options_.cifar_stem()) x = max_pool_3x3s2(x);
+  FlowState s{x, {}};
+  if (options_.rla_channels() > 0) {
+    s.h = torch::zeros({x.size(0), options_.rla_channels(), x.size(2), x.size(3)}, x.options());
+  }
+  return s;
+}
+
+void ResNetImpl::run_block(size_t index, FlowState& s) {
+  auto& block = block_list_.at(index);
+  auto [out, y] = block->forward(s.x, s.h);
+  if (s.h.defined()) {
+    auto h = block->pools_state() ? avg_pool_2x2(s.h) : s.h;
+    const auto stage = blocks_[index].stage;
+    BatchNorm2d bn = state_bns_.empty() ? BatchNorm2d{nullptr} : state_bns_[index];
+    s.h = aggregate(options_.aggregation(), h, y, cells_[stage], bn);
+  }
+  s.x = out;
+}
+
+torch::Tensor ResNetImpl::head(const FlowState& s) {
+  auto x = s.x;
+  if (s.h.defined()) x = torch::cat({x, torch::relu(bn2_(s.h))}, 1);
+  return fc_(global_avg_pool(x));
+}
+
+}  // namespace rla::models
