@@ -108,7 +108,7 @@ std::vector<ModelEntry> build_registry() {
         [base](const ModelConfig& c) { return finish<ResNetImpl>(apply(base, c, false, 0), c); });
     for (bool shared : {false, true}) {
       auto o = base;
-      o.shared(shared).zero_init_residual(true);
+      o.shared(shared).zero_init_residual(true).state_from_output(false);
       add(fmt::format("rla_resnet{}{}", m.depth, shared ? "_s" : ""), "cifar",
           fmt::format("CIFAR RLA-ResNet-{} ({}), k=12{}", m.depth, kind,
                       shared ? ", blocks share weights within a stage" : ""),

@@ -4,7 +4,8 @@
 
 namespace rla::models {
 
-ResBlockImpl::ResBlockImpl(const Config& c, const ResBlockImpl* share) : bottleneck_(c.bottleneck) {
+ResBlockImpl::ResBlockImpl(const Config& c, const ResBlockImpl* share)
+    : bottleneck_(c.bottleneck), state_from_output_(c.state_from_output) {
   const int64_t expansion = c.bottleneck ? 4 : 1;
   out_channels_ = c.planes * expansion;
   const int64_t in = c.inplanes + c.state_channels;
@@ -43,7 +44,8 @@ std::pair<torch::Tensor, torch::Tensor> ResBlockImpl::forward(const torch::Tenso
   if (se) out = se(out);
   if (eca) out = eca(out);
   auto identity = downsample ? downsample(x) : x;
-  return {torch::relu(out + identity), out};
+  auto result = torch::relu(out + identity);
+  return {result, state_from_output_ ? result : out};
 }
 
 ResNetImpl::ResNetImpl(const ResNetOptions& o) : options_(o) {
@@ -75,7 +77,8 @@ ResNetImpl::ResNetImpl(const ResNetOptions& o) : options_(o) {
                                o.width_per_group(),
                                k,
                                o.se(),
-                               o.eca_kernels().empty() ? 0 : o.eca_kernels()[s]};
+                               o.eca_kernels().empty() ? 0 : o.eca_kernels()[s],
+                               o.state_from_output()};
       auto block = ResBlock(cfg, o.shared() ? shared_src : nullptr);
       if (b == 1) shared_src = block.get();
       inplanes = block->out_channels();

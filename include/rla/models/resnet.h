@@ -24,6 +24,11 @@ struct ResNetOptions {
   TORCH_ARG(std::vector<int64_t>, eca_kernels) = {};  ///< ECA kernel per stage; empty = none
   TORCH_ARG(bool, shared) = false;              ///< `_s`: blocks 2.. of a stage share one set of weights
   TORCH_ARG(bool, zero_init_residual) = false;  ///< zero the branch's last BN weight
+  /// What the RLA cell folds in as y. true: the block's output relu(branch + shortcut) — what
+  /// the official RLA_Bottleneck really passes (its `y` aliases `out`, which the in-place
+  /// `out += identity` and ReLU(inplace=True) then overwrite; checked against the fixture
+  /// logits). false: the residual branch alone (SPEC §3.2's definition for CIFAR models).
+  TORCH_ARG(bool, state_from_output) = true;
 };
 
 /// One residual block, optionally taking the RLA state as extra input channels.
@@ -35,12 +40,14 @@ class ResBlockImpl : public torch::nn::Module {
     bool bottleneck;
     int64_t groups, base_width, state_channels;
     bool se;
-    int64_t eca_kernel;  ///< 0 = no ECA
+    int64_t eca_kernel;      ///< 0 = no ECA
+    bool state_from_output;  ///< see ResNetOptions::state_from_output
   };
   /// `share` (may be null): a block of the same shape whose weights this one reuses.
   ResBlockImpl(const Config& cfg, const ResBlockImpl* share);
 
-  /// x: [N, C, H, W]; h: [N, k, H, W] or undefined. Returns {relu(y + shortcut(x)), y}.
+  /// x: [N, C, H, W]; h: [N, k, H, W] or undefined. Returns {out, y} with
+  /// out = relu(branch + shortcut(x)) and y = out or the branch (Config::state_from_output).
   std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& x, const torch::Tensor& h);
   /// True where the official code avg-pools h (a downsample with stride != 1).
   bool pools_state() const { return pools_state_; }
@@ -55,6 +62,7 @@ class ResBlockImpl : public torch::nn::Module {
 
  private:
   bool bottleneck_;
+  bool state_from_output_;
   bool pools_state_ = false;
   int64_t out_channels_;
 };
