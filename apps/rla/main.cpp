@@ -20,6 +20,8 @@ int main(int argc, char** argv) {
   const std::vector<rla::app::Runner> runners = {
       rla::app::add_list_command(app),
       rla::app::add_summary_command(app),
+      rla::app::add_train_command(app),
+      rla::app::add_eval_command(app),
   };
 
   try {

@@ -1,0 +1,95 @@
+// `rla eval`: evaluates a checkpoint on a dataset's test split: top-1, top-5, per-class
+// accuracy and the confusion matrix.
+#include <fmt/format.h>
+
+#include <iostream>
+
+#include "commands.h"
+#include "rla/data/sources.h"
+#include "rla/engine/checkpoint.h"
+#include "rla/engine/trainer.h"
+#include "rla/models/registry.h"
+
+namespace rla::app {
+
+void add_data_options(CLI::App* cmd, data::DataConfig& d);
+
+namespace {
+struct EvalConfig {
+  std::string checkpoint;
+  data::DataConfig data;
+  int64_t batch_size = 256;
+  bool json = false;
+};
+}  // namespace
+
+Runner add_eval_command(CLI::App& root) {
+  auto cfg = std::make_shared<EvalConfig>();
+  auto* cmd =
+      root.add_subcommand("eval", "Evaluate a checkpoint: top-1/top-5, per-class accuracy, confusion matrix");
+  cmd->add_option("checkpoint", cfg->checkpoint,
+                  "Checkpoint (e.g. runs/rla_resnet20-fashion-mnist/best.ckpt)")
+      ->required();
+  add_data_options(cmd, cfg->data);
+  cmd->add_option("--batch-size,-b", cfg->batch_size, "Batch size")->capture_default_str();
+  cmd->add_flag("--json", cfg->json, "Print one JSON object");
+  return [cfg, cmd]() {
+    // The checkpoint records the model and data it was trained with; flags given here override.
+    nlohmann::json trained;
+    {
+      auto empty = std::make_shared<torch::nn::Module>();
+      auto state = engine::load_checkpoint(cfg->checkpoint, *empty, nullptr);
+      trained = nlohmann::json::parse(state.config_json, nullptr, false);
+      if (trained.is_discarded() || !trained.contains("model"))
+        throw std::runtime_error(cfg->checkpoint + ": checkpoint carries no training config");
+    }
+    data::DataConfig d = cfg->data;
+    if (cmd->count("--dataset") == 0) d.dataset = trained.value("dataset", d.dataset);
+    if (cmd->count("--data-root") == 0) d.root = trained.value("data_root", std::string());
+    d.augment = false;
+    auto bundle = data::open_data(d);
+    models::ModelConfig mc;
+    mc.num_classes = bundle.test->num_classes();
+    mc.in_channels = bundle.input_shape[0];
+    if (trained.value("rla_channels", 0) > 0) mc.rla_channels = trained.value("rla_channels", 0);
+    const auto agg = trained.value("aggregation", std::string());
+    if (!agg.empty()) mc.aggregation = models::parse_aggregation(agg);
+    const std::string model_name = trained["model"].get<std::string>();
+    auto net = models::create_model(model_name, mc);
+    engine::load_checkpoint(cfg->checkpoint, *net, nullptr);
+    data::LoaderOptions lo;
+    lo.batch_size = cfg->batch_size;
+    lo.shuffle = false;
+    data::DataLoader loader(bundle.test, bundle.eval_transforms, lo);
+    auto meter = engine::evaluate(*net, loader, bundle.test->num_classes(), !cfg->json);
+    const auto names = bundle.test->class_names();
+    if (cfg->json) {
+      auto j = engine::to_json(meter, names);
+      j["model"] = model_name;
+      j["checkpoint"] = cfg->checkpoint;
+      j["dataset"] = bundle.test->description();
+      std::cout << j.dump(2) << "\n";
+      return 0;
+    }
+    fmt::print("{} on {}: top-1 {:.2f}%  top-5 {:.2f}%  loss {:.4f}  ({} images)\n", model_name,
+               bundle.test->description(), meter.top1(), meter.top5(), meter.loss(), meter.count());
+    const auto acc = meter.per_class_accuracy();
+    fmt::print("\nper-class top-1:\n");
+    for (size_t i = 0; i < acc.size(); ++i) fmt::print("  {:>3} {:<14} {:6.2f}%\n", i, names[i], acc[i]);
+    const int64_t k = meter.num_classes();
+    if (k <= 20) {
+      fmt::print("\nconfusion matrix (rows: true class, columns: predicted):\n     ");
+      for (int64_t p = 0; p < k; ++p) fmt::print("{:>6}", p);
+      fmt::print("\n");
+      for (int64_t t = 0; t < k; ++t) {
+        fmt::print("  {:>3}", t);
+        for (int64_t p = 0; p < k; ++p)
+          fmt::print("{:>6}", meter.confusion()[static_cast<size_t>(t * k + p)]);
+        fmt::print("\n");
+      }
+    }
+    return 0;
+  };
+}
+
+}  // namespace rla::app

@@ -1,0 +1,84 @@
+// `rla train`: trains a model from the zoo on a dataset (default: rla_resnet20 on the
+// Fashion-MNIST of Debian's dataset-fashion-mnist), writing a resumable run folder.
+#include <csignal>
+
+#include <fmt/format.h>
+
+#include "commands.h"
+#include "rla/data/sources.h"
+#include "rla/engine/trainer.h"
+#include "rla/util/parse.h"
+
+namespace rla::app {
+namespace {
+
+extern "C" void on_sigint(int) {
+  if (engine::stop_requested()) std::_Exit(130);  // second Ctrl-C: leave at once
+  engine::request_stop();
+}
+
+}  // namespace
+
+void add_data_options(CLI::App* cmd, data::DataConfig& d) {
+  cmd->add_option("--dataset", d.dataset, "fashion-mnist | mnist | cifar10 | cifar100 | folder | synthetic")
+      ->capture_default_str();
+  cmd->add_option("--data-root", d.root, "Dataset folder (default: the packaged location)");
+  cmd->add_option("--limit-train", d.limit_train, "Use only the first N training images (0 = all)");
+  cmd->add_option("--limit-test", d.limit_test, "Use only the first N test images (0 = all)");
+  cmd->add_option("--image-size", d.image_size, "Crop size for image folders")->capture_default_str();
+}
+
+Runner add_train_command(CLI::App& root) {
+  auto cfg = std::make_shared<engine::TrainConfig>();
+  auto milestones = std::make_shared<std::string>();
+  auto no_augment = std::make_shared<bool>(false);
+  auto* cmd =
+      root.add_subcommand("train", "Train a model; writes metrics.jsonl, config.json and checkpoints");
+  cmd->add_option("--model,-m", cfg->model, "Model name (see `rla list`)")->capture_default_str();
+  add_data_options(cmd, cfg->data);
+  cmd->add_option("--epochs", cfg->epochs, "Epochs")->capture_default_str();
+  cmd->add_option("--batch-size,-b", cfg->batch_size, "Batch size")->capture_default_str();
+  cmd->add_option("--lr", cfg->schedule.base_lr, "Base learning rate")->capture_default_str();
+  cmd->add_option("--schedule", cfg->schedule.kind, "constant | step | multistep | cosine")
+      ->capture_default_str();
+  cmd->add_option("--milestones", *milestones, "multistep: epochs, comma-separated (e.g. 30,60,90)");
+  cmd->add_option("--step-size", cfg->schedule.step_size, "step: decay every N epochs")
+      ->capture_default_str();
+  cmd->add_option("--gamma", cfg->schedule.gamma, "step/multistep decay factor")->capture_default_str();
+  cmd->add_option("--warmup-epochs", cfg->schedule.warmup_epochs,
+                  "Linear warm-up length (epochs, fractional ok)")
+      ->capture_default_str();
+  cmd->add_option("--momentum", cfg->momentum, "SGD momentum")->capture_default_str();
+  cmd->add_flag("--nesterov,!--no-nesterov", cfg->nesterov, "Nesterov momentum")->capture_default_str();
+  cmd->add_option("--wd,--weight-decay", cfg->weight_decay, "Weight decay")->capture_default_str();
+  cmd->add_option("--label-smoothing", cfg->label_smoothing, "Label smoothing")->capture_default_str();
+  cmd->add_flag("--no-augment", *no_augment, "Disable training augmentation");
+  cmd->add_option("--rla-channels", cfg->rla_channels, "k, the RLA state channels (default: the model's)");
+  cmd->add_option("--aggregation", cfg->aggregation, "rla | sum | concat")
+      ->check(CLI::IsMember({"rla", "sum", "concat"}));
+  cmd->add_option("--seed", cfg->seed, "Random seed (data order, augmentation, init)")->capture_default_str();
+  cmd->add_option("--workers", cfg->workers, "Data-loading threads")->capture_default_str();
+  cmd->add_flag("--channels-last", cfg->channels_last, "Channels-last (NHWC) memory format");
+  cmd->add_option("--out,-o", cfg->out_dir, "Run folder (default runs/<model>-<dataset>)");
+  cmd->add_flag("--resume", cfg->resume, "Continue the run in --out from its last checkpoint");
+  cmd->add_flag("--quiet,-q", cfg->quiet, "No progress output");
+  cmd->add_option("--max-steps", cfg->max_steps, "Stop after N optimiser steps with a resumable checkpoint");
+  return [cfg, milestones, no_augment]() {
+    cfg->threads = torch::get_num_threads();  // set from --threads by main
+    cfg->data.augment = !*no_augment;
+    if (!milestones->empty()) {
+      const auto n = static_cast<size_t>(std::count(milestones->begin(), milestones->end(), ',') + 1);
+      cfg->schedule.milestones = util::parse_int_list(*milestones, n, "--milestones");
+    }
+    std::signal(SIGINT, on_sigint);
+    auto result = engine::train(*cfg);
+    std::signal(SIGINT, SIG_DFL);
+    if (result.history.empty()) return result.stopped_early ? 130 : 0;
+    const auto& last = result.history.back();
+    fmt::print("{}: test top-1 {:.2f}% (best {:.2f}%), top-5 {:.2f}% after {} epochs; run folder {}\n",
+               cfg->model, last.val_top1, result.best_top1, last.val_top5, last.epoch, result.run_dir);
+    return result.stopped_early ? 130 : 0;
+  };
+}
+
+}  // namespace rla::app

@@ -1,0 +1,34 @@
+#pragma once
+// Opening a dataset by name, with the transforms and normalisation that go with it.
+#include <string>
+#include <vector>
+
+#include "rla/data/dataset.h"
+#include "rla/data/transforms.h"
+
+namespace rla::data {
+
+struct DataConfig {
+  std::string dataset = "fashion-mnist";  ///< fashion-mnist | mnist | cifar10 | cifar100 | folder | synthetic
+  std::string root;                       ///< default: /usr/share/datasets/<dataset> where packaged
+  size_t limit_train = 0;                 ///< use only the first N training examples (0 = all)
+  size_t limit_test = 0;
+  bool augment = true;       ///< training augmentation (crop + flip)
+  int64_t image_size = 224;  ///< image folders: crop size
+  int64_t synthetic_size = 512;
+  uint64_t seed = 0;
+};
+
+struct DataBundle {
+  DatasetPtr train, test;
+  std::vector<Transform> train_transforms, eval_transforms;  ///< including normalisation
+  std::vector<int64_t> input_shape;                          ///< [C, H, W] the model sees
+  Normalization normalization;
+};
+
+/// Known dataset names, for --help and error messages.
+std::vector<std::string> dataset_names();
+/// Opens train and test splits. Throws DataError naming the missing/bad file.
+DataBundle open_data(const DataConfig& config);
+
+}  // namespace rla::data

@@ -1,0 +1,30 @@
+#pragma once
+// Training checkpoints: model weights (by state_dict name), optimizer state and the loop's
+// position, written atomically (temporary file, then rename) so a crash mid-write leaves the
+// previous checkpoint intact.
+#include <torch/torch.h>
+
+#include <string>
+
+namespace rla::engine {
+
+struct TrainState {
+  int64_t epochs_done = 0;  ///< completed epochs
+  int64_t next_batch = 0;   ///< > 0 when the checkpoint was taken mid-epoch (Ctrl-C)
+  double best_top1 = -1.0;
+  int64_t best_epoch = -1;
+  torch::Tensor partial_meter;  ///< the running train meter of an unfinished epoch
+  std::string config_json;      ///< the run's config, for `rla eval` and resumption checks
+};
+
+/// Writes model, optimizer (may be null) and state to `path` atomically.
+void save_checkpoint(const std::string& path, const torch::nn::Module& model,
+                     torch::optim::Optimizer* optimizer, const TrainState& state);
+/// Reads a checkpoint into `model` (names and shapes must match; the error lists what differs),
+/// `optimizer` (may be null) and returns the stored state. Throws std::runtime_error naming the file.
+TrainState load_checkpoint(const std::string& path, torch::nn::Module& model,
+                           torch::optim::Optimizer* optimizer);
+/// Writes `bytes` to `path` atomically (tmp + fsync + rename).
+void write_file_atomic(const std::string& path, const std::string& bytes);
+
+}  // namespace rla::engine

@@ -1,0 +1,281 @@
+#include "rla/engine/trainer.h"
+
+#include <atomic>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "rla/engine/checkpoint.h"
+#include "rla/engine/progress.h"
+#include "rla/models/registry.h"
+
+namespace rla::engine {
+namespace {
+
+namespace fs = std::filesystem;
+std::atomic<bool> g_stop{false};
+
+models::Network build_model(const TrainConfig& c, const data::DataBundle& d) {
+  models::ModelConfig mc;
+  mc.num_classes = d.train->num_classes();
+  mc.in_channels = d.input_shape[0];
+  if (c.rla_channels > 0) mc.rla_channels = c.rla_channels;
+  if (!c.aggregation.empty()) mc.aggregation = models::parse_aggregation(c.aggregation);
+  mc.channels_last = c.channels_last;
+  return models::create_model(c.model, mc);
+}
+
+void append_line(const std::string& path, const std::string& line) {
+  std::ofstream out(path, std::ios::app);
+  out << line << "\n";
+}
+
+}  // namespace
+
+void request_stop() {
+  g_stop = true;
+}
+bool stop_requested() {
+  return g_stop.load();
+}
+void clear_stop_request() {
+  g_stop = false;
+}
+
+std::string last_checkpoint_path(const std::string& run_dir) {
+  return (fs::path(run_dir) / "last.ckpt").string();
+}
+std::string best_checkpoint_path(const std::string& run_dir) {
+  return (fs::path(run_dir) / "best.ckpt").string();
+}
+
+nlohmann::json to_json(const TrainConfig& c) {
+  return {{"model", c.model},
+          {"dataset", c.data.dataset},
+          {"data_root", c.data.root},
+          {"limit_train", c.data.limit_train},
+          {"limit_test", c.data.limit_test},
+          {"augment", c.data.augment},
+          {"rla_channels", c.rla_channels},
+          {"aggregation", c.aggregation},
+          {"epochs", c.epochs},
+          {"batch_size", c.batch_size},
+          {"lr", c.schedule.base_lr},
+          {"schedule", c.schedule.kind},
+          {"milestones", c.schedule.milestones},
+          {"step_size", c.schedule.step_size},
+          {"gamma", c.schedule.gamma},
+          {"warmup_epochs", c.schedule.warmup_epochs},
+          {"momentum", c.momentum},
+          {"nesterov", c.nesterov},
+          {"weight_decay", c.weight_decay},
+          {"label_smoothing", c.label_smoothing},
+          {"seed", c.seed},
+          {"threads", c.threads},
+          {"workers", c.workers},
+          {"channels_last", c.channels_last},
+          {"out_dir", c.out_dir}};
+}
+
+nlohmann::json to_json(const EpochMetrics& m) {
+  return {{"epoch", m.epoch},           {"lr", m.lr},
+          {"train_loss", m.train_loss}, {"train_top1", m.train_top1},
+          {"train_top5", m.train_top5}, {"val_loss", m.val_loss},
+          {"val_top1", m.val_top1},     {"val_top5", m.val_top5},
+          {"seconds", m.seconds},       {"train_img_per_s", m.train_img_per_s}};
+}
+
+ClassificationMeter evaluate(models::NetworkImpl& net, data::DataLoader& loader, int64_t num_classes,
+                             bool show_progress) {
+  ClassificationMeter meter(num_classes);
+  net.eval();
+  torch::NoGradGuard no_grad;
+  loader.start_epoch(0);
+  Progress progress("  eval", loader.batches_per_epoch());
+  while (auto batch = loader.next()) {
+    auto logits = net.forward(batch->images);
+    const double loss = torch::nn::functional::cross_entropy(logits, batch->labels).item<double>();
+    meter.update(logits, batch->labels, loss);
+    if (show_progress) progress.step(batch->labels.size(0));
+  }
+  if (show_progress) progress.finish(fmt::format("top-1 {:.2f}%", meter.top1()));
+  return meter;
+}
+
+TrainResult train(const TrainConfig& config) {
+  TrainConfig c = config;
+  validate(c.schedule);
+  TORCH_CHECK(c.epochs > 0, "--epochs must be positive, got ", c.epochs);
+  TORCH_CHECK(c.batch_size > 0, "--batch-size must be positive, got ", c.batch_size);
+  c.schedule.epochs = c.epochs;
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  torch::set_num_threads(c.threads > 0 ? c.threads : cores);
+  if (c.out_dir.empty()) c.out_dir = fmt::format("runs/{}-{}", c.model, c.data.dataset);
+  fs::create_directories(c.out_dir);
+
+  c.data.seed = c.seed;
+  auto data = data::open_data(c.data);
+  torch::manual_seed(c.seed);
+  auto net = build_model(c, data);
+  auto params = models::unique_parameters(*net);
+  torch::optim::SGD optimizer(params, torch::optim::SGDOptions(c.schedule.base_lr)
+                                          .momentum(c.momentum)
+                                          .nesterov(c.nesterov && c.momentum > 0)
+                                          .weight_decay(c.weight_decay));
+
+  TrainState state;
+  TrainResult result;
+  result.run_dir = c.out_dir;
+  const std::string metrics_path = (fs::path(c.out_dir) / "metrics.jsonl").string();
+  const auto config_json = to_json(c);
+  state.config_json = config_json.dump();
+  if (c.resume && fs::exists(last_checkpoint_path(c.out_dir))) {
+    state = load_checkpoint(last_checkpoint_path(c.out_dir), *net, &optimizer);
+    state.config_json = config_json.dump();
+    std::ifstream in(metrics_path);
+    std::string line;
+    while (std::getline(in, line)) {
+      auto j = nlohmann::json::parse(line, nullptr, false);
+      if (j.is_discarded() || j.value("epoch", 0) > state.epochs_done) continue;
+      EpochMetrics m;
+      m.epoch = j.value("epoch", 0);
+      m.lr = j.value("lr", 0.0);
+      m.train_loss = j.value("train_loss", 0.0);
+      m.train_top1 = j.value("train_top1", 0.0);
+      m.train_top5 = j.value("train_top5", 0.0);
+      m.val_loss = j.value("val_loss", 0.0);
+      m.val_top1 = j.value("val_top1", 0.0);
+      m.val_top5 = j.value("val_top5", 0.0);
+      m.seconds = j.value("seconds", 0.0);
+      m.train_img_per_s = j.value("train_img_per_s", 0.0);
+      result.history.push_back(m);
+    }
+    // Drop lines of epochs after the checkpoint (a crash between the two writes).
+    std::string kept;
+    for (const auto& m : result.history) kept += to_json(m).dump() + "\n";
+    write_file_atomic(metrics_path, kept);
+    if (!c.quiet)
+      fmt::print(stderr, "resuming {} after epoch {}{}\n", c.out_dir, state.epochs_done,
+                 state.next_batch ? fmt::format(" + {} batches", state.next_batch) : "");
+  } else {
+    write_file_atomic(metrics_path, "");
+  }
+  write_file_atomic((fs::path(c.out_dir) / "config.json").string(), config_json.dump(2) + "\n");
+  if (!c.quiet) {
+    fmt::print(stderr, "config {}\n", config_json.dump());
+    fmt::print(stderr, "model {}: {} parameters | train {} | test {} | {} threads\n", c.model,
+               models::count_parameters(*net), data.train->description(), data.test->description(),
+               torch::get_num_threads());
+  }
+
+  data::LoaderOptions lo;
+  lo.batch_size = c.batch_size;
+  lo.seed = c.seed;
+  lo.workers = c.workers;
+  lo.channels_last = c.channels_last;
+  lo.drop_last = data.train->size() > static_cast<size_t>(c.batch_size);
+  data::DataLoader train_loader(data.train, data.train_transforms, lo);
+  lo.shuffle = false;
+  lo.drop_last = false;
+  data::DataLoader test_loader(data.test, data.eval_transforms, lo);
+  const size_t nb = train_loader.batches_per_epoch();
+  const int64_t classes = data.train->num_classes();
+  int64_t steps = 0;
+
+  for (int64_t epoch = state.epochs_done; epoch < c.epochs; ++epoch) {
+    torch::manual_seed(c.seed * 1000003 + static_cast<uint64_t>(epoch));
+    ClassificationMeter meter(classes);
+    const size_t first = static_cast<size_t>(state.next_batch);
+    if (first > 0 && state.partial_meter.defined()) meter.from_tensor(state.partial_meter);
+    train_loader.start_epoch(epoch, first);
+    net->train();
+    Progress progress(fmt::format("epoch {}/{}", epoch + 1, c.epochs), nb - std::min(first, nb));
+    double lr = 0;
+    size_t b = first;
+    while (auto batch = train_loader.next()) {
+      lr = lr_at(c.schedule, static_cast<double>(epoch) + static_cast<double>(b) / static_cast<double>(nb));
+      for (auto& group : optimizer.param_groups())
+        static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr);
+      auto logits = net->forward(batch->images);
+      auto loss = torch::nn::functional::cross_entropy(
+          logits, batch->labels,
+          torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(c.label_smoothing));
+      const double loss_value = loss.item<double>();
+      if (!std::isfinite(loss_value)) {
+        throw NonFiniteLoss(
+            fmt::format("loss became {} at epoch {} batch {} (lr {:.4g}); stopping — the last good "
+                        "checkpoint {} is kept (try a lower --lr)",
+                        loss_value, epoch + 1, b + 1, lr, last_checkpoint_path(c.out_dir)));
+      }
+      optimizer.zero_grad();
+      loss.backward();
+      optimizer.step();
+      meter.update(logits, batch->labels, loss_value);
+      ++b;
+      ++steps;
+      if (!c.quiet)
+        progress.step(batch->labels.size(0),
+                      fmt::format("loss {:.4f} top-1 {:.2f}% lr {:.4f}", meter.loss(), meter.top1(), lr));
+      if (stop_requested() || (c.max_steps > 0 && steps >= c.max_steps)) {
+        state.next_batch = static_cast<int64_t>(b);
+        state.partial_meter = meter.to_tensor();
+        if (b >= nb) {  // stopped exactly at the end of the epoch: finish it normally below
+          break;
+        }
+        state.epochs_done = epoch;
+        save_checkpoint(last_checkpoint_path(c.out_dir), *net, &optimizer, state);
+        if (!c.quiet) {
+          progress.finish("stopped");
+          fmt::print(stderr, "stopped at epoch {} batch {}/{}; checkpoint saved, continue with --resume\n",
+                     epoch + 1, b, nb);
+        }
+        result.stopped_early = true;
+        result.best_top1 = state.best_top1;
+        return result;
+      }
+    }
+    if (!c.quiet) progress.finish(fmt::format("loss {:.4f} top-1 {:.2f}%", meter.loss(), meter.top1()));
+    const double train_seconds = progress.elapsed_seconds();
+    auto val = evaluate(*net, test_loader, classes);
+    EpochMetrics m;
+    m.epoch = epoch + 1;
+    m.lr = lr;
+    m.train_loss = meter.loss();
+    m.train_top1 = meter.top1();
+    m.train_top5 = meter.top5();
+    m.val_loss = val.loss();
+    m.val_top1 = val.top1();
+    m.val_top5 = val.top5();
+    m.seconds = progress.elapsed_seconds();
+    m.train_img_per_s = train_seconds > 0 ? static_cast<double>(meter.count()) / train_seconds : 0;
+    result.history.push_back(m);
+    append_line(metrics_path, to_json(m).dump());
+    if (!c.quiet)
+      fmt::print(stderr,
+                 "epoch {}/{}: train loss {:.4f} top-1 {:.2f}% | test loss {:.4f} top-1 {:.2f}% top-5 "
+                 "{:.2f}% | {:.0f} img/s\n",
+                 m.epoch, c.epochs, m.train_loss, m.train_top1, m.val_loss, m.val_top1, m.val_top5,
+                 m.train_img_per_s);
+    state.epochs_done = epoch + 1;
+    state.next_batch = 0;
+    state.partial_meter = torch::Tensor();
+    const bool best = m.val_top1 > state.best_top1;
+    if (best) {
+      state.best_top1 = m.val_top1;
+      state.best_epoch = m.epoch;
+    }
+    save_checkpoint(last_checkpoint_path(c.out_dir), *net, &optimizer, state);
+    if (best) save_checkpoint(best_checkpoint_path(c.out_dir), *net, nullptr, state);
+    if (stop_requested() || (c.max_steps > 0 && steps >= c.max_steps)) {
+      result.stopped_early = epoch + 1 < c.epochs;
+      break;
+    }
+  }
+  result.best_top1 = state.best_top1;
+  return result;
+}
+
+}  // namespace rla::engine
