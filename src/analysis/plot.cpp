@@ -1,0 +1,293 @@
+#include "rla/analysis/plot.h"
+
+#include "rla/config.h"  // RLA_HAVE_PLPLOT
+
+#include <unistd.h>
+
+#include <sys/stat.h>
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#ifdef RLA_HAVE_PLPLOT
+#include <plplot/plstream.h>
+#endif
+
+namespace rla::analysis {
+namespace {
+
+void validate(const std::vector<Chart>& panels, int columns, int panel_width, int panel_height) {
+  if (panels.empty()) throw std::invalid_argument("save_charts_png: no panels to draw");
+  if (columns < 1 || panel_width < 100 || panel_height < 100) {
+    throw std::invalid_argument("save_charts_png: need columns >= 1 and panels of at least 100x100 pixels");
+  }
+  for (const auto& chart : panels) {
+    for (const auto& s : chart.series) {
+      if (s.x.size() != s.y.size()) {
+        throw std::invalid_argument("save_charts_png: series '" + s.label + "' of chart '" + chart.title +
+                                    "' has " + std::to_string(s.x.size()) + " x values but " +
+                                    std::to_string(s.y.size()) + " y values");
+      }
+    }
+  }
+}
+
+#ifdef RLA_HAVE_PLPLOT
+
+// PLplot keeps global state (the current stream, driver tables): one chart at a time.
+std::mutex& plplot_mutex() {
+  static std::mutex mutex;
+  return mutex;
+}
+
+// Colour map 0: background, foreground, ten series colours (matplotlib's "tab10"), greys.
+constexpr int kWhite = 0, kBlack = 1, kFirstSeries = 2, kSeriesColours = 10, kGrid = 12, kFrame = 13;
+void set_colours(plstream& pls) {
+  const PLINT r[] = {255, 0, 31, 255, 44, 214, 148, 140, 227, 127, 188, 23, 225, 150};
+  const PLINT g[] = {255, 0, 119, 127, 160, 39, 103, 86, 119, 127, 189, 190, 225, 150};
+  const PLINT b[] = {255, 0, 180, 14, 44, 40, 189, 75, 194, 127, 34, 207, 225, 150};
+  pls.scmap0(r, g, b, 14);
+}
+const char* const kSymbols[] = {"●", "■", "▲", "◆", "▼", "⬟", "★", "✚", "✖", "⬢"};
+
+// '#' starts a PLplot escape sequence; a literal one is written "##".
+std::string escape(const std::string& text) {
+  std::string out;
+  for (char c : text) out += c == '#' ? std::string("##") : std::string(1, c);
+  return out;
+}
+
+struct Points {
+  std::vector<PLFLT> x, y;  // in window coordinates (log10 x on a log axis)
+};
+
+Points finite_points(const Series& s, bool log_x) {
+  Points p;
+  for (size_t i = 0; i < s.x.size(); ++i) {
+    if (!std::isfinite(s.x[i]) || !std::isfinite(s.y[i]) || (log_x && s.x[i] <= 0)) continue;
+    p.x.push_back(log_x ? std::log10(s.x[i]) : s.x[i]);
+    p.y.push_back(s.y[i]);
+  }
+  return p;
+}
+
+struct Range {
+  double lo = std::numeric_limits<double>::infinity(), hi = -std::numeric_limits<double>::infinity();
+  void add(double v) { lo = std::min(lo, v), hi = std::max(hi, v); }
+  // Widens by `margin` of the span on each side; an empty or flat range gets a unit span.
+  void pad(double margin) {
+    if (!(lo <= hi)) lo = 0, hi = 1;
+    if (hi - lo < 1e-12 * std::max(1.0, std::abs(hi))) {
+      const double d = std::max(0.5, std::abs(lo) * 0.05);
+      lo -= d, hi += d;
+      return;
+    }
+    const double d = (hi - lo) * margin;
+    lo -= d, hi += d;
+  }
+};
+
+// Picks the inside corner of the viewport whose legend-sized box covers the fewest data
+// points (lines sampled between points), so the legend hides as little data as possible.
+PLINT legend_corner(const std::vector<Points>& all, const Range& xr, const Range& yr, double box_w,
+                    double box_h) {
+  const PLINT corners[] = {PL_POSITION_TOP | PL_POSITION_RIGHT, PL_POSITION_TOP | PL_POSITION_LEFT,
+                           PL_POSITION_BOTTOM | PL_POSITION_RIGHT, PL_POSITION_BOTTOM | PL_POSITION_LEFT};
+  int best = 0;
+  long best_count = std::numeric_limits<long>::max();
+  for (int c = 0; c < 4; ++c) {
+    const bool right = corners[c] & PL_POSITION_RIGHT, top = corners[c] & PL_POSITION_TOP;
+    const double x0 = right ? 1.0 - box_w : 0.0, y0 = top ? 1.0 - box_h : 0.0;
+    long count = 0;
+    for (const auto& p : all) {
+      for (size_t i = 0; i < p.x.size(); ++i) {
+        const int steps = i + 1 < p.x.size() ? 16 : 1;
+        for (int k = 0; k < steps; ++k) {
+          const double t = static_cast<double>(k) / steps;
+          const double px = i + 1 < p.x.size() ? p.x[i] + t * (p.x[i + 1] - p.x[i]) : p.x[i];
+          const double py = i + 1 < p.y.size() ? p.y[i] + t * (p.y[i + 1] - p.y[i]) : p.y[i];
+          const double u = (px - xr.lo) / (xr.hi - xr.lo), v = (py - yr.lo) / (yr.hi - yr.lo);
+          count += (u >= x0 && u <= x0 + box_w && v >= y0 && v <= y0 + box_h) ? 1 : 0;
+        }
+      }
+    }
+    if (count < best_count) best = c, best_count = count;
+  }
+  return corners[best];
+}
+
+void draw_legend(plstream& pls, const Chart& chart, const std::vector<Points>& all, const Range& xr,
+                 const Range& yr, bool markers) {
+  const auto n = static_cast<PLINT>(chart.series.size());
+  std::vector<std::string> labels;
+  size_t longest = 1;
+  for (const auto& s : chart.series) {
+    labels.push_back(escape(s.label));
+    longest = std::max(longest, s.label.size());
+  }
+  // Legend size as a fraction of the viewport, from the character height (mm) and the
+  // viewport's extent in mm; used only to choose a corner.
+  PLFLT def_ht = 0, ht = 0, sx0 = 0, sx1 = 0, sy0 = 0, sy1 = 0, vx0 = 0, vx1 = 0, vy0 = 0, vy1 = 0;
+  pls.gchr(def_ht, ht);
+  pls.gspa(sx0, sx1, sy0, sy1);
+  pls.gvpd(vx0, vx1, vy0, vy1);
+  const double text_scale = 0.85, spacing = 2.0;
+  const double vp_w_mm = (sx1 - sx0) * (vx1 - vx0), vp_h_mm = (sy1 - sy0) * (vy1 - vy0);
+  const double box_w = 0.08 + (2.0 + 0.6 * static_cast<double>(longest)) * ht * text_scale / vp_w_mm;
+  const double box_h = (spacing * n + 0.5) * ht * text_scale / vp_h_mm;
+  const PLINT position = PL_POSITION_VIEWPORT | PL_POSITION_INSIDE | legend_corner(all, xr, yr, box_w, box_h);
+
+  std::vector<const char*> text, symbols;
+  std::vector<PLINT> opts, text_colours, colours, styles, symbol_numbers;
+  std::vector<PLFLT> widths, symbol_scales;
+  for (PLINT i = 0; i < n; ++i) {
+    text.push_back(labels[i].c_str());
+    symbols.push_back(kSymbols[i % 10]);
+    opts.push_back(PL_LEGEND_LINE | (markers ? PL_LEGEND_SYMBOL : 0));
+    text_colours.push_back(kBlack);
+    colours.push_back(kFirstSeries + i % kSeriesColours);
+    styles.push_back(1);
+    widths.push_back(2.0);
+    symbol_numbers.push_back(1);
+    symbol_scales.push_back(0.9);
+  }
+  PLFLT legend_w = 0, legend_h = 0;
+  pls.legend(&legend_w, &legend_h, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX, position, 0.02, 0.03, 0.08,
+             kWhite, kFrame, 1, 0, 0, n, opts.data(), 0.8, text_scale, spacing, 0.0, text_colours.data(),
+             text.data(), nullptr, nullptr, nullptr, nullptr, colours.data(), styles.data(), widths.data(),
+             colours.data(), symbol_scales.data(), symbol_numbers.data(), symbols.data());
+}
+
+void draw_panel(plstream& pls, const Chart& chart) {
+  std::vector<Points> all;
+  Range xr, yr;
+  size_t longest_series = 0;
+  for (const auto& s : chart.series) {
+    all.push_back(finite_points(s, chart.log_x));
+    for (size_t i = 0; i < all.back().x.size(); ++i) xr.add(all.back().x[i]), yr.add(all.back().y[i]);
+    longest_series = std::max(longest_series, all.back().x.size());
+  }
+  xr.pad(0.03);
+  yr.pad(0.06);
+  const bool markers = longest_series <= 30;
+
+  pls.adv(0);
+  pls.schr(0, 1.0);
+  pls.vpor(0.13, 0.96, 0.15, 0.89);
+  pls.wind(xr.lo, xr.hi, yr.lo, yr.hi);
+  // Grid first (light, dotted), then the frame, ticks and numbers on top of it.
+  pls.col0(kGrid);
+  pls.width(1.0);
+  pls.lsty(2);
+  pls.box(chart.log_x ? "gl" : "g", 0, 0, "g", 0, 0);
+  pls.lsty(1);
+  pls.col0(kBlack);
+  pls.box(chart.log_x ? "bcnstl" : "bcnst", 0, 0, "bcnstv", 0, 0);
+  pls.mtex("b", 3.2, 0.5, 0.5, escape(chart.x_label).c_str());
+  pls.mtex("l", 3.6, 0.5, 0.5, escape(chart.y_label).c_str());
+  pls.schr(0, 1.2);
+  pls.mtex("t", 1.2, 0.5, 0.5, escape(chart.title).c_str());
+  pls.schr(0, 1.0);
+
+  for (size_t i = 0; i < all.size(); ++i) {
+    const auto& p = all[i];
+    if (p.x.empty()) continue;
+    pls.col0(kFirstSeries + static_cast<PLINT>(i % kSeriesColours));
+    pls.width(2.0);
+    if (p.x.size() > 1) pls.line(static_cast<PLINT>(p.x.size()), p.x.data(), p.y.data());
+    if (markers) {
+      pls.schr(0, 0.8);
+      pls.string(static_cast<PLINT>(p.x.size()), p.x.data(), p.y.data(), kSymbols[i % 10]);
+      pls.schr(0, 1.0);
+    }
+  }
+  pls.width(1.0);
+  if (!chart.series.empty()) draw_legend(pls, chart, all, xr, yr, markers);
+}
+
+// Whether the pngcairo driver is installed. Asked of a stream that is not yet initialised: an
+// unknown device would make plinit() prompt for one on stdin.
+bool has_pngcairo(plstream& pls) {
+  // The caller provides the arrays and their capacity; PLplot fills in static strings.
+  std::vector<const char*> menu(256, nullptr), names(256, nullptr);
+  int n = static_cast<int>(names.size());
+  const char** menu_ptr = menu.data();
+  const char** names_ptr = names.data();
+  pls.gFileDevs(&menu_ptr, &names_ptr, &n);
+  bool found = false;
+  for (int i = 0; i < n && i < static_cast<int>(names.size()); ++i) {
+    found = found || (names[i] && std::string(names[i]) == "pngcairo");
+  }
+  return found;
+}
+
+// PLplot's default reaction to a fatal error is exit(); turn it into an exception instead.
+int throw_on_plexit(const char* message) {
+  throw std::runtime_error(std::string("PLplot: ") + message);
+}
+
+#endif  // RLA_HAVE_PLPLOT
+
+}  // namespace
+
+bool png_charts_available() {
+#ifdef RLA_HAVE_PLPLOT
+  std::lock_guard<std::mutex> lock(plplot_mutex());
+  plstream pls;
+  return has_pngcairo(pls);
+#else
+  return false;
+#endif
+}
+
+void save_charts_png(const std::string& path, const std::vector<Chart>& panels, int columns, int panel_width,
+                     int panel_height) {
+  validate(panels, columns, panel_width, panel_height);
+#ifndef RLA_HAVE_PLPLOT
+  throw std::runtime_error("built without PLplot");
+#else
+  std::lock_guard<std::mutex> lock(plplot_mutex());
+  const int cols = std::min<int>(columns, static_cast<int>(panels.size()));
+  const int rows = (static_cast<int>(panels.size()) + cols - 1) / cols;
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + ".png";
+  {
+    // Fail here, with the path, rather than inside PLplot when it opens the file.
+    std::FILE* probe = std::fopen(tmp.c_str(), "wb");
+    if (!probe) throw std::runtime_error(path + ": cannot write chart (folder missing or not writable)");
+    std::fclose(probe);
+  }
+  try {
+    plstream pls;  // a fresh stream (plmkstrm); its destructor ends it and flushes the file
+    if (!has_pngcairo(pls)) {
+      throw std::runtime_error("PLplot's pngcairo driver is not installed (package plplot-driver-cairo)");
+    }
+    pls.sexit(throw_on_plexit);
+    pls.sdev("pngcairo");
+    pls.sfnam(tmp.c_str());
+    pls.spage(0, 0, cols * panel_width, rows * panel_height, 0, 0);
+    set_colours(pls);
+    pls.ssub(cols, rows);
+    pls.init();
+    for (const auto& chart : panels) draw_panel(pls, chart);
+  } catch (...) {
+    std::remove(tmp.c_str());
+    throw;
+  }
+  struct stat st {};
+  if (::stat(tmp.c_str(), &st) != 0 || st.st_size == 0) {
+    std::remove(tmp.c_str());
+    throw std::runtime_error(path + ": PLplot wrote no image");
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw std::runtime_error(path + ": cannot replace the chart file");
+  }
+#endif
+}
+
+}  // namespace rla::analysis
