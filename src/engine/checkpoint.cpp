@@ -16,6 +16,46 @@ namespace rla::engine {
 namespace {
 
 constexpr const char* kModelPrefix = "model/";
+constexpr const char* kExtraPrefix = "extra/";
+
+torch::serialize::InputArchive open_archive(const std::string& path) {
+  if (!std::filesystem::exists(path)) throw std::runtime_error(fmt::format("{}: no such checkpoint", path));
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(path);
+  } catch (const c10::Error& e) {
+    throw std::runtime_error(
+        fmt::format("{}: not a readable rla checkpoint ({})", path, e.what_without_backtrace()));
+  }
+  return archive;
+}
+
+// Copies every state_dict entry of `module` from "<prefix><name>"; throws listing what differs.
+void read_module(torch::serialize::InputArchive& archive, const std::string& prefix,
+                 torch::nn::Module& module, const std::string& path) {
+  std::vector<std::string> missing, mismatched;
+  torch::NoGradGuard no_grad;
+  for (auto& [name, tensor] : models::state_dict(module)) {
+    torch::Tensor stored;
+    if (!archive.try_read(prefix + name, stored)) {
+      missing.push_back(name);
+    } else if (stored.sizes() != tensor.sizes()) {
+      mismatched.push_back(fmt::format("{} (checkpoint {}, model {})", name, fmt::join(stored.sizes(), "x"),
+                                       fmt::join(tensor.sizes(), "x")));
+    } else {
+      tensor.copy_(stored);
+    }
+  }
+  if (missing.empty() && mismatched.empty()) return;
+  auto first = [](const std::vector<std::string>& v) {
+    return fmt::format(
+        "{}",
+        fmt::join(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(std::min<size_t>(5, v.size())), ", "));
+  };
+  throw std::runtime_error(fmt::format("{}: does not fit the {}: {} missing [{}], {} mismatched [{}]", path,
+                                       prefix == kModelPrefix ? "model" : "extra module", missing.size(),
+                                       first(missing), mismatched.size(), first(mismatched)));
+}
 
 void fsync_path(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY);
@@ -42,10 +82,16 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
 }
 
 void save_checkpoint(const std::string& path, const torch::nn::Module& model,
-                     torch::optim::Optimizer* optimizer, const TrainState& s) {
+                     torch::optim::Optimizer* optimizer, const TrainState& s,
+                     const torch::nn::Module* extra) {
   torch::serialize::OutputArchive archive;
   for (const auto& [name, tensor] : models::state_dict(model))
     archive.write(kModelPrefix + name, tensor.detach());
+  if (extra) {
+    for (const auto& [name, tensor] : models::state_dict(*extra))
+      archive.write(kExtraPrefix + name, tensor.detach());
+    archive.write("state/has_extra", c10::IValue(true));
+  }
   if (optimizer) {
     torch::serialize::OutputArchive opt;
     optimizer->save(opt);
@@ -62,36 +108,17 @@ void save_checkpoint(const std::string& path, const torch::nn::Module& model,
   write_file_atomic(path, bytes.str());
 }
 
+bool checkpoint_has_extra(const std::string& path) {
+  auto archive = open_archive(path);
+  c10::IValue v;
+  return archive.try_read("state/has_extra", v) && v.toBool();
+}
+
 TrainState load_checkpoint(const std::string& path, torch::nn::Module& model,
-                           torch::optim::Optimizer* optimizer) {
-  if (!std::filesystem::exists(path)) throw std::runtime_error(fmt::format("{}: no such checkpoint", path));
-  torch::serialize::InputArchive archive;
-  try {
-    archive.load_from(path);
-  } catch (const c10::Error& e) {
-    throw std::runtime_error(
-        fmt::format("{}: not a readable rla checkpoint ({})", path, e.what_without_backtrace()));
-  }
-  std::vector<std::string> missing, mismatched;
-  torch::NoGradGuard no_grad;
-  for (auto& [name, tensor] : models::state_dict(model)) {
-    torch::Tensor stored;
-    if (!archive.try_read(kModelPrefix + name, stored)) {
-      missing.push_back(name);
-    } else if (stored.sizes() != tensor.sizes()) {
-      mismatched.push_back(fmt::format("{} (checkpoint {}, model {})", name, fmt::join(stored.sizes(), "x"),
-                                       fmt::join(tensor.sizes(), "x")));
-    } else {
-      tensor.copy_(stored);
-    }
-  }
-  if (!missing.empty() || !mismatched.empty()) {
-    throw std::runtime_error(fmt::format(
-        "{}: does not fit the model: {} missing [{}], {} mismatched [{}]", path, missing.size(),
-        fmt::join(missing.begin(), missing.begin() + std::min<size_t>(5, missing.size()), ", "),
-        mismatched.size(),
-        fmt::join(mismatched.begin(), mismatched.begin() + std::min<size_t>(5, mismatched.size()), ", ")));
-  }
+                           torch::optim::Optimizer* optimizer, torch::nn::Module* extra) {
+  auto archive = open_archive(path);
+  read_module(archive, kModelPrefix, model, path);
+  if (extra) read_module(archive, kExtraPrefix, *extra, path);
   if (optimizer) {
     torch::serialize::InputArchive opt;
     if (archive.try_read("optimizer", opt)) optimizer->load(opt);

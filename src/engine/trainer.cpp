@@ -105,8 +105,10 @@ ClassificationMeter evaluate(models::NetworkImpl& net, data::DataLoader& loader,
   return meter;
 }
 
-TrainResult train(const TrainConfig& config) {
+TrainResult train(const TrainConfig& config, const TrainHooks& hooks) {
   TrainConfig c = config;
+  const bool lead = hooks.rank == 0;
+  if (!lead) c.quiet = true;
   validate(c.schedule);
   TORCH_CHECK(c.epochs > 0, "--epochs must be positive, got ", c.epochs);
   TORCH_CHECK(c.batch_size > 0, "--batch-size must be positive, got ", c.batch_size);
@@ -120,7 +122,17 @@ TrainResult train(const TrainConfig& config) {
   auto data = data::open_data(c.data);
   torch::manual_seed(c.seed);
   auto net = build_model(c, data);
-  auto params = models::unique_parameters(*net);
+  if (!c.init_checkpoint.empty()) load_checkpoint(c.init_checkpoint, *net, nullptr);
+  std::shared_ptr<torch::nn::Module> extra = hooks.make_extra ? hooks.make_extra(*net) : nullptr;
+  std::vector<torch::Tensor> params;
+  if (!hooks.freeze_model) params = models::unique_parameters(*net);
+  if (extra) {
+    for (auto& p : models::unique_parameters(*extra)) params.push_back(p);
+  }
+  if (hooks.freeze_model) {
+    for (auto& p : net->parameters()) p.set_requires_grad(false);
+  }
+  TORCH_CHECK(!params.empty(), "nothing to train: the model is frozen and there is no extra module");
   torch::optim::SGD optimizer(params, torch::optim::SGDOptions(c.schedule.base_lr)
                                           .momentum(c.momentum)
                                           .nesterov(c.nesterov && c.momentum > 0)
@@ -133,7 +145,7 @@ TrainResult train(const TrainConfig& config) {
   const auto config_json = to_json(c);
   state.config_json = config_json.dump();
   if (c.resume && fs::exists(last_checkpoint_path(c.out_dir))) {
-    state = load_checkpoint(last_checkpoint_path(c.out_dir), *net, &optimizer);
+    state = load_checkpoint(last_checkpoint_path(c.out_dir), *net, &optimizer, extra.get());
     state.config_json = config_json.dump();
     std::ifstream in(metrics_path);
     std::string line;
@@ -156,14 +168,15 @@ TrainResult train(const TrainConfig& config) {
     // Drop lines of epochs after the checkpoint (a crash between the two writes).
     std::string kept;
     for (const auto& m : result.history) kept += to_json(m).dump() + "\n";
-    write_file_atomic(metrics_path, kept);
+    if (lead) write_file_atomic(metrics_path, kept);
     if (!c.quiet)
       fmt::print(stderr, "resuming {} after epoch {}{}\n", c.out_dir, state.epochs_done,
                  state.next_batch ? fmt::format(" + {} batches", state.next_batch) : "");
-  } else {
+  } else if (lead) {
     write_file_atomic(metrics_path, "");
   }
-  write_file_atomic((fs::path(c.out_dir) / "config.json").string(), config_json.dump(2) + "\n");
+  if (hooks.on_ready) hooks.on_ready(*net, extra.get());
+  if (lead) write_file_atomic((fs::path(c.out_dir) / "config.json").string(), config_json.dump(2) + "\n");
   if (!c.quiet) {
     fmt::print(stderr, "config {}\n", config_json.dump());
     fmt::print(stderr, "model {}: {} parameters | train {} | test {} | {} threads\n", c.model,
@@ -176,10 +189,14 @@ TrainResult train(const TrainConfig& config) {
   lo.seed = c.seed;
   lo.workers = c.workers;
   lo.channels_last = c.channels_last;
-  lo.drop_last = data.train->size() > static_cast<size_t>(c.batch_size);
+  lo.drop_last =
+      data.train->size() > static_cast<size_t>(c.batch_size) * static_cast<size_t>(hooks.world_size);
+  lo.rank = hooks.rank;
+  lo.world_size = hooks.world_size;
   data::DataLoader train_loader(data.train, data.train_transforms, lo);
   lo.shuffle = false;
   lo.drop_last = false;
+  lo.pad_shards = false;  // every test image exactly once across ranks
   data::DataLoader test_loader(data.test, data.eval_transforms, lo);
   const size_t nb = train_loader.batches_per_epoch();
   const int64_t classes = data.train->num_classes();
@@ -191,7 +208,8 @@ TrainResult train(const TrainConfig& config) {
     const size_t first = static_cast<size_t>(state.next_batch);
     if (first > 0 && state.partial_meter.defined()) meter.from_tensor(state.partial_meter);
     train_loader.start_epoch(epoch, first);
-    net->train();
+    net->train(!hooks.freeze_model);
+    if (extra) extra->train();
     Progress progress(fmt::format("epoch {}/{}", epoch + 1, c.epochs), nb - std::min(first, nb));
     double lr = 0;
     size_t b = first;
@@ -212,6 +230,7 @@ TrainResult train(const TrainConfig& config) {
       }
       optimizer.zero_grad();
       loss.backward();
+      if (hooks.after_backward) hooks.after_backward(params);
       optimizer.step();
       meter.update(logits, batch->labels, loss_value);
       ++b;
@@ -226,7 +245,7 @@ TrainResult train(const TrainConfig& config) {
           break;
         }
         state.epochs_done = epoch;
-        save_checkpoint(last_checkpoint_path(c.out_dir), *net, &optimizer, state);
+        if (lead) save_checkpoint(last_checkpoint_path(c.out_dir), *net, &optimizer, state, extra.get());
         if (!c.quiet) {
           progress.finish("stopped");
           fmt::print(stderr, "stopped at epoch {} batch {}/{}; checkpoint saved, continue with --resume\n",
@@ -239,7 +258,9 @@ TrainResult train(const TrainConfig& config) {
     }
     if (!c.quiet) progress.finish(fmt::format("loss {:.4f} top-1 {:.2f}%", meter.loss(), meter.top1()));
     const double train_seconds = progress.elapsed_seconds();
+    if (hooks.reduce_meter) hooks.reduce_meter(meter);
     auto val = evaluate(*net, test_loader, classes);
+    if (hooks.reduce_meter) hooks.reduce_meter(val);
     EpochMetrics m;
     m.epoch = epoch + 1;
     m.lr = lr;
@@ -252,7 +273,7 @@ TrainResult train(const TrainConfig& config) {
     m.seconds = progress.elapsed_seconds();
     m.train_img_per_s = train_seconds > 0 ? static_cast<double>(meter.count()) / train_seconds : 0;
     result.history.push_back(m);
-    append_line(metrics_path, to_json(m).dump());
+    if (lead) append_line(metrics_path, to_json(m).dump());
     if (!c.quiet)
       fmt::print(stderr,
                  "epoch {}/{}: train loss {:.4f} top-1 {:.2f}% | test loss {:.4f} top-1 {:.2f}% top-5 "
@@ -267,8 +288,10 @@ TrainResult train(const TrainConfig& config) {
       state.best_top1 = m.val_top1;
       state.best_epoch = m.epoch;
     }
-    save_checkpoint(last_checkpoint_path(c.out_dir), *net, &optimizer, state);
-    if (best) save_checkpoint(best_checkpoint_path(c.out_dir), *net, nullptr, state);
+    if (lead) {
+      save_checkpoint(last_checkpoint_path(c.out_dir), *net, &optimizer, state, extra.get());
+      if (best) save_checkpoint(best_checkpoint_path(c.out_dir), *net, nullptr, state, extra.get());
+    }
     if (stop_requested() || (c.max_steps > 0 && steps >= c.max_steps)) {
       result.stopped_early = epoch + 1 < c.epochs;
       break;

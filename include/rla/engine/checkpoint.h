@@ -17,13 +17,18 @@ struct TrainState {
   std::string config_json;      ///< the run's config, for `rla eval` and resumption checks
 };
 
-/// Writes model, optimizer (may be null) and state to `path` atomically.
+/// Writes model, optimizer (may be null), state and an optional extra module trained alongside
+/// the model (e.g. exit heads, stored under "extra/") to `path` atomically.
 void save_checkpoint(const std::string& path, const torch::nn::Module& model,
-                     torch::optim::Optimizer* optimizer, const TrainState& state);
+                     torch::optim::Optimizer* optimizer, const TrainState& state,
+                     const torch::nn::Module* extra = nullptr);
 /// Reads a checkpoint into `model` (names and shapes must match; the error lists what differs),
-/// `optimizer` (may be null) and returns the stored state. Throws std::runtime_error naming the file.
+/// `optimizer` (may be null) and `extra` (may be null; must then be in the file) and returns the
+/// stored state. Throws std::runtime_error naming the file.
 TrainState load_checkpoint(const std::string& path, torch::nn::Module& model,
-                           torch::optim::Optimizer* optimizer);
+                           torch::optim::Optimizer* optimizer, torch::nn::Module* extra = nullptr);
+/// True if the checkpoint stores an extra module (e.g. exit heads).
+bool checkpoint_has_extra(const std::string& path);
 /// Writes `bytes` to `path` atomically (tmp + fsync + rename).
 void write_file_atomic(const std::string& path, const std::string& bytes);
 

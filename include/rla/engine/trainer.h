@@ -34,8 +34,9 @@ struct TrainConfig {
   bool channels_last = false;
   std::string out_dir;  ///< default runs/<model>-<dataset>
   bool resume = false;
-  bool quiet = false;     ///< no progress bars
-  int64_t max_steps = 0;  ///< stop (with a checkpoint, like Ctrl-C) after this many steps; tests only
+  bool quiet = false;           ///< no progress bars
+  int64_t max_steps = 0;        ///< stop (with a checkpoint, like Ctrl-C) after this many steps; tests only
+  std::string init_checkpoint;  ///< start from these model weights (e.g. post-hoc exit heads)
 };
 
 nlohmann::json to_json(const TrainConfig& c);
@@ -62,8 +63,30 @@ class NonFiniteLoss : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// Extension points of the training loop: early-exit heads, distributed data parallelism.
+struct TrainHooks {
+  /// A module trained alongside the model (its parameters join the optimiser; checkpoints store
+  /// it under "extra/"). Created by `make_extra` once the model exists.
+  std::function<std::shared_ptr<torch::nn::Module>(models::NetworkImpl& net)> make_extra;
+  /// Replaces the loss: returns {final logits [N, K], scalar loss}. Default: cross-entropy of
+  /// net.forward(images) with the configured label smoothing.
+  std::function<std::pair<torch::Tensor, torch::Tensor>(models::NetworkImpl& net, torch::nn::Module* extra,
+                                                        const torch::Tensor& images,
+                                                        const torch::Tensor& labels)>
+      forward_loss;
+  /// Train only the extra module: the model is frozen (eval mode, no gradients).
+  bool freeze_model = false;
+  /// Called once after the model (and extra) are built and loaded (e.g. broadcast rank 0's state).
+  std::function<void(models::NetworkImpl& net, torch::nn::Module* extra)> on_ready;
+  /// Called after backward, before the optimiser step (e.g. all-reduce the gradients).
+  std::function<void(const std::vector<torch::Tensor>& params)> after_backward;
+  /// Combines a meter across processes (e.g. all-reduce of its sums).
+  std::function<void(ClassificationMeter& meter)> reduce_meter;
+  int rank = 0, world_size = 1;  ///< data sharding; only rank 0 writes files and logs
+};
+
 /// Runs (or resumes) a training run. Throws on bad config, data errors, non-finite loss.
-TrainResult train(const TrainConfig& config);
+TrainResult train(const TrainConfig& config, const TrainHooks& hooks = {});
 
 /// Asks a running train() to save a checkpoint and return at the next step (SIGINT handler).
 void request_stop();
