@@ -163,6 +163,21 @@ void draw_legend(plstream& pls, const Chart& chart, const std::vector<Points>& a
              colours.data(), symbol_scales.data(), symbol_numbers.data(), symbols.data());
 }
 
+// PLplot numbers a log axis only at decades (one label on a short range, as "10^1"); write
+// plain numbers at 1-2-5 steps instead (decades only on long ranges). lo/hi are log10 units.
+void label_log_x(plstream& pls, double lo, double hi) {
+  const std::vector<double> steps = hi - lo <= 2.5 ? std::vector<double>{1, 2, 5} : std::vector<double>{1};
+  for (int d = static_cast<int>(std::floor(lo)); d <= static_cast<int>(std::ceil(hi)); ++d) {
+    for (double m : steps) {
+      const double v = m * std::pow(10.0, d), lv = std::log10(v);
+      if (lv < lo || lv > hi) continue;
+      char text[32];
+      std::snprintf(text, sizeof(text), "%g", v);
+      pls.mtex("b", 1.5, (lv - lo) / (hi - lo), 0.5, text);
+    }
+  }
+}
+
 void draw_panel(plstream& pls, const Chart& chart) {
   std::vector<Points> all;
   Range xr, yr;
@@ -187,7 +202,8 @@ void draw_panel(plstream& pls, const Chart& chart) {
   pls.box(chart.log_x ? "gl" : "g", 0, 0, "g", 0, 0);
   pls.lsty(1);
   pls.col0(kBlack);
-  pls.box(chart.log_x ? "bcnstl" : "bcnst", 0, 0, "bcnstv", 0, 0);
+  pls.box(chart.log_x ? "bcstl" : "bcnst", 0, 0, "bcnstv", 0, 0);
+  if (chart.log_x) label_log_x(pls, xr.lo, xr.hi);
   pls.mtex("b", 3.2, 0.5, 0.5, escape(chart.x_label).c_str());
   pls.mtex("l", 3.6, 0.5, 0.5, escape(chart.y_label).c_str());
   pls.schr(0, 1.2);

@@ -491,6 +491,18 @@ TEST(Plot, WritesTwoPanelPng) {
   EXPECT_EQ(info.width, 2 * 640);
   EXPECT_EQ(info.height, 480);
   EXPECT_EQ(std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator()), 1);
+  // A log-x panel with a non-positive point (skipped), drawn from two threads at once:
+  // PLplot's global state is serialised inside save_charts_png.
+  rla::analysis::Chart macs{"Accuracy vs compute",
+                            "MACs per image (M)",
+                            "accuracy (%)",
+                            {{"rla", {0, 5, 10, 40}, {80, 85, 90, 92}}},
+                            true};
+  std::thread other([&] { rla::analysis::save_charts_png(dir / "log_a.png", {macs}, 1); });
+  rla::analysis::save_charts_png(dir / "log_b.png", {macs}, 1);
+  other.join();
+  EXPECT_EQ(read_bytes(dir / "log_a.png"), read_bytes(dir / "log_b.png"));
+  EXPECT_EQ(read_image_info(dir / "log_a.png").width, 640);
 
   rla::analysis::Chart bad{"bad", "x", "y", {{"s", {1, 2}, {1}}}, false};
   EXPECT_THROW(rla::analysis::save_charts_png(dir / "bad.png", {bad}), std::invalid_argument);
