@@ -1,10 +1,13 @@
 #include "rla/data/sources.h"
 
+#include <cmath>
 #include <filesystem>
 
 #include <fmt/format.h>
 
+#include "rla/data/cifar.h"
 #include "rla/data/idx.h"
+#include "rla/data/image_folder.h"
 #include "rla/data/synthetic.h"
 
 namespace rla::data {
@@ -47,7 +50,7 @@ DataBundle open_idx(const DataConfig& c, const std::string& title, const Normali
 }  // namespace
 
 std::vector<std::string> dataset_names() {
-  return {"fashion-mnist", "mnist", "synthetic"};
+  return {"fashion-mnist", "mnist", "cifar10", "cifar100", "folder", "synthetic"};
 }
 
 DataBundle open_data(const DataConfig& config) {
@@ -59,6 +62,29 @@ DataBundle open_data(const DataConfig& config) {
   } else if (c.dataset == "mnist") {
     if (c.root.empty()) c.root = "/usr/share/datasets/mnist";
     b = open_idx(c, "MNIST", {{0.1307}, {0.3081}}, {});
+  } else if (c.dataset == "cifar10" || c.dataset == "cifar100") {
+    if (c.root.empty())
+      throw std::invalid_argument("--data-root is required for " + c.dataset +
+                                  " (the folder with its .bin files)");
+    const bool ten = c.dataset == "cifar10";
+    b.train = ten ? load_cifar10(c.root, true) : load_cifar100(c.root, true);
+    b.test = ten ? load_cifar10(c.root, false) : load_cifar100(c.root, false);
+    b.input_shape = {3, 32, 32};
+    b.normalization = ten ? Normalization{{0.4914, 0.4822, 0.4465}, {0.2470, 0.2435, 0.2616}}
+                          : Normalization{{0.5071, 0.4865, 0.4409}, {0.2673, 0.2564, 0.2762}};
+    if (c.augment) b.train_transforms = {random_crop(32, 4), horizontal_flip()};
+  } else if (c.dataset == "folder") {
+    if (c.root.empty())
+      throw std::invalid_argument("--data-root is required for folder (root/{train,val}/<class>/)");
+    b.train = load_image_folder(c.root, true);
+    b.test = load_image_folder(c.root, false);
+    b.input_shape = {3, c.image_size, c.image_size};
+    b.normalization = {{0.485, 0.456, 0.406}, {0.229, 0.224, 0.225}};
+    const auto resize = static_cast<int64_t>(std::lround(static_cast<double>(c.image_size) * 256.0 / 224.0));
+    b.train_transforms = {c.augment ? random_resized_crop(c.image_size)
+                                    : resize_center_crop(resize, c.image_size)};
+    if (c.augment) b.train_transforms.push_back(horizontal_flip());
+    b.eval_transforms = {resize_center_crop(resize, c.image_size)};
   } else if (c.dataset == "synthetic") {
     SyntheticOptions o;
     o.size = c.synthetic_size;

@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "rla/analysis/plot.h"
 #include "rla/engine/checkpoint.h"
 #include "rla/engine/progress.h"
 #include "rla/models/registry.h"
@@ -103,6 +104,21 @@ ClassificationMeter evaluate(models::NetworkImpl& net, data::DataLoader& loader,
   }
   if (show_progress) progress.finish(fmt::format("top-1 {:.2f}%", meter.top1()));
   return meter;
+}
+
+void save_training_curves(const std::string& path, const std::vector<EpochMetrics>& history,
+                          const std::string& title) {
+  analysis::Chart loss{title + ": loss", "epoch", "cross-entropy loss", {}, false};
+  analysis::Chart acc{title + ": top-1 accuracy", "epoch", "top-1 accuracy (%)", {}, false};
+  analysis::Series tl{"train", {}, {}}, vl{"test", {}, {}}, ta{"train", {}, {}}, va{"test", {}, {}};
+  for (const auto& m : history) {
+    const auto e = static_cast<double>(m.epoch);
+    tl.x.push_back(e), tl.y.push_back(m.train_loss), vl.x.push_back(e), vl.y.push_back(m.val_loss);
+    ta.x.push_back(e), ta.y.push_back(m.train_top1), va.x.push_back(e), va.y.push_back(m.val_top1);
+  }
+  loss.series = {tl, vl};
+  acc.series = {ta, va};
+  analysis::save_charts_png(path, {loss, acc}, 2);
 }
 
 TrainResult train(const TrainConfig& config, const TrainHooks& hooks) {
@@ -273,7 +289,12 @@ TrainResult train(const TrainConfig& config, const TrainHooks& hooks) {
     m.seconds = progress.elapsed_seconds();
     m.train_img_per_s = train_seconds > 0 ? static_cast<double>(meter.count()) / train_seconds : 0;
     result.history.push_back(m);
-    if (lead) append_line(metrics_path, to_json(m).dump());
+    if (lead) {
+      append_line(metrics_path, to_json(m).dump());
+      if (analysis::png_charts_available())
+        save_training_curves((fs::path(c.out_dir) / "training_curves.png").string(), result.history,
+                             c.model + " on " + c.data.dataset);
+    }
     if (!c.quiet)
       fmt::print(stderr,
                  "epoch {}/{}: train loss {:.4f} top-1 {:.2f}% | test loss {:.4f} top-1 {:.2f}% top-5 "

@@ -97,6 +97,10 @@ void clear_stop_request();
 ClassificationMeter evaluate(models::NetworkImpl& net, data::DataLoader& loader, int64_t num_classes,
                              bool show_progress = false);
 
+/// Writes training_curves.png: loss and top-1 vs epoch, train and test, two panels.
+void save_training_curves(const std::string& path, const std::vector<EpochMetrics>& history,
+                          const std::string& title);
+
 /// The file names inside a run folder.
 std::string last_checkpoint_path(const std::string& run_dir);
 std::string best_checkpoint_path(const std::string& run_dir);
