@@ -22,6 +22,9 @@ int main(int argc, char** argv) {
       rla::app::add_summary_command(app),
       rla::app::add_train_command(app),
       rla::app::add_eval_command(app),
+      rla::app::add_convert_command(app),
+      rla::app::add_infer_command(app),
+      rla::app::add_predict_command(app),
   };
 
   try {

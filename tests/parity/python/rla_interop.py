@@ -51,7 +51,10 @@ class RLA_Bottleneck(nn.Module):
             identity = self.downsample(identity)
         if self.averagePooling is not None:
             h = self.averagePooling(h)
-        return self.relu(out + identity), y, h
+        # As in the official code: in-place, so y (an alias of out) becomes the block output.
+        out += identity
+        out = self.relu(out)
+        return out, y, h
 
 
 class RLA_ResNet(nn.Module):

@@ -1,0 +1,52 @@
+#pragma once
+// Models and tensors from files, for the CLI's convert / infer / predict: build a registered
+// model and load a checkpoint into it, read and write tensor files, top-k of logits.
+#include <string>
+#include <vector>
+
+#include "rla/io/checkpoint.h"
+#include "rla/models/registry.h"
+
+namespace rla::io {
+
+/// Builds registered model `name` with `config` and loads the state dict found in `weights`
+/// (any checkpoint read_state_dict understands). `report`, if given, receives the load report.
+models::Network load_model(const std::string& name, const std::string& weights,
+                           const models::ModelConfig& config, const StateDictOptions& sd_options = {},
+                           const LoadOptions& load_options = {}, LoadReport* report = nullptr);
+
+/// A tensor from a torch.save file holding one tensor, or a dict with a tensor under `key`.
+at::Tensor read_tensor_file(const std::string& path, const std::string& key = "input");
+
+/// torch.save(tensor, path) (atomic).
+void write_tensor_file(const std::string& path, const at::Tensor& tensor);
+
+/// What `rla convert` reports.
+struct ConvertReport {
+  size_t tensors = 0;
+  int64_t elements = 0;
+};
+/// Reads any supported checkpoint and writes its state dict alone, as an OrderedDict
+/// (torch.save(model.state_dict()) layout) that torch.load(weights_only=True) reads.
+ConvertReport convert_checkpoint(const std::string& in, const std::string& out,
+                                 const StateDictOptions& options = {});
+
+/// One line of a top-k listing.
+struct Prediction {
+  int64_t index = 0;
+  double probability = 0.0;
+  std::string label;  ///< from the labels file, else the index as text
+};
+/// Softmax of `logits` [classes] and its k most probable classes, best first.
+std::vector<Prediction> top_k(const at::Tensor& logits, int64_t k,
+                              const std::vector<std::string>& labels = {});
+
+/// One label per line (blank lines kept as empty labels, so line i is class i).
+std::vector<std::string> read_labels(const std::string& path);
+
+/// An image file as the model's input [1, C, S, S]: ImageNet models get Resize(S/0.875) +
+/// CenterCrop(S) and ImageNet mean/std; CIFAR-style models a resize to S x S and CIFAR-10
+/// mean/std (S from ModelEntry::default_input()).
+at::Tensor load_image_for(const models::ModelEntry& entry, const std::string& path, int64_t channels = 3);
+
+}  // namespace rla::io
