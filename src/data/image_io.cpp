@@ -65,16 +65,31 @@ ImageInfo jpeg_info(const uint8_t* data, size_t size, const std::string& name, i
   return {ImageFormat::kJpeg, width, height, cs == TJCS_GRAY ? 1 : 3};
 }
 
-// libjpeg reports some damage as warnings and fills the rest with grey; a file that ends early is
-// damage we must not hide (SPEC §7: never silent garbage). Other warnings (extraneous bytes
-// between markers, common in real photo collections) leave a correct image.
-void check_tj_result(int rc, tjhandle tj, const std::string& name) {
-  if (rc == 0) return;
-  const std::string message = tjGetErrorStr2(tj);
-  if (tjGetErrorCode(tj) == TJERR_FATAL) throw DataError(name + ": corrupt JPEG data: " + message);
-  if (message.find("Premature end") != std::string::npos) {
-    throw DataError(name + ": truncated JPEG data: " + message);
+// libjpeg reports damaged entropy data as warnings and fills the rest of the image with grey:
+// we must not pass that on (SPEC §7: never silent garbage). Other warnings (extraneous bytes
+// between markers, odd APP segments: common in real photo collections) leave a correct image.
+bool harmful_jpeg_warning(const std::string& message) {
+  for (const char* pattern : {"remature end", "Huffman", "resync", "Corrupt JPEG data: premature"}) {
+    if (message.find(pattern) != std::string::npos) return true;
   }
+  return false;
+}
+
+// Decodes with stop-on-warning so damage is reported by its first warning; a harmless warning
+// is followed by a second, tolerant decode.
+void tj_decode(tjhandle tj, const uint8_t* data, size_t size, uint8_t* out, int w, int h, int pixel_format,
+               const std::string& name) {
+  const auto n = static_cast<unsigned long>(size);
+  if (tjDecompress2(tj, data, n, out, w, 0, h, pixel_format, TJFLAG_STOPONWARNING) == 0) return;
+  std::string message = tjGetErrorStr2(tj);
+  const bool fatal = tjGetErrorCode(tj) == TJERR_FATAL;
+  if (!fatal && !harmful_jpeg_warning(message)) {
+    if (tjDecompress2(tj, data, n, out, w, 0, h, pixel_format, 0) == 0) return;
+    message = tjGetErrorStr2(tj);
+    if (tjGetErrorCode(tj) != TJERR_FATAL && !harmful_jpeg_warning(message)) return;
+  }
+  const bool truncated = message.find("remature end of JPEG file") != std::string::npos;
+  throw DataError(name + (truncated ? ": truncated JPEG data: " : ": corrupt JPEG data: ") + message);
 }
 
 torch::Tensor decode_jpeg(const uint8_t* data, size_t size, const std::string& name, int channels) {
@@ -86,9 +101,7 @@ torch::Tensor decode_jpeg(const uint8_t* data, size_t size, const std::string& n
   if (cs == TJCS_CMYK || cs == TJCS_YCCK) {
     // libjpeg cannot convert CMYK to RGB itself. Photoshop-style (inverted) CMYK, as PIL reads it.
     auto cmyk = torch::empty({h, w, 4}, torch::kUInt8);
-    check_tj_result(tjDecompress2(tj, data, static_cast<unsigned long>(size), cmyk.data_ptr<uint8_t>(), w, 0,
-                                  h, TJPF_CMYK, 0),
-                    tj, name);
+    tj_decode(tj, data, size, cmyk.data_ptr<uint8_t>(), w, h, TJPF_CMYK, name);
     auto f = cmyk.to(torch::kFloat32);
     auto rgb = (f.slice(2, 0, 3) * f.slice(2, 3, 4) / 255.0).round().to(torch::kUInt8).permute({2, 0, 1});
     if (out_c == 1) {
@@ -99,9 +112,7 @@ torch::Tensor decode_jpeg(const uint8_t* data, size_t size, const std::string& n
     return rgb.contiguous();
   }
   auto hwc = torch::empty({h, w, out_c}, torch::kUInt8);
-  check_tj_result(tjDecompress2(tj, data, static_cast<unsigned long>(size), hwc.data_ptr<uint8_t>(), w, 0, h,
-                                out_c == 1 ? TJPF_GRAY : TJPF_RGB, 0),
-                  tj, name);
+  tj_decode(tj, data, size, hwc.data_ptr<uint8_t>(), w, h, out_c == 1 ? TJPF_GRAY : TJPF_RGB, name);
   return hwc.permute({2, 0, 1}).contiguous();
 }
 

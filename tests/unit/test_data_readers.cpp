@@ -300,9 +300,16 @@ TEST(ImageIo, BrokenFilesGiveDataErrorsNamingTheFile) {
   expect_data_error([&] { read_image(dir / "empty.png"); }, {"empty.png", "empty"});
   expect_data_error([&] { read_image(dir / "missing.png"); }, {"missing.png", "cannot open"});
 
-  const auto jpeg = encode_jpeg(smooth_image(64, 64), 90);
+  const auto jpeg = encode_jpeg(random_image(3, 128, 128, 9), 90);  // mostly entropy-coded data
   write_bytes(dir / "cut.jpg", std::vector<uint8_t>(jpeg.begin(), jpeg.begin() + jpeg.size() / 2));
-  expect_data_error([&] { read_image(dir / "cut.jpg"); }, {"cut.jpg", "JPEG"});
+  expect_data_error([&] { read_image(dir / "cut.jpg"); }, {"cut.jpg", "truncated JPEG data"});
+  // An end-of-image marker in the middle of the entropy-coded data: libjpeg only warns and would
+  // fill the rest with grey; that must be an error, not a silently damaged picture.
+  auto marker = jpeg;
+  marker[marker.size() * 2 / 3] = 0xFF;
+  marker[marker.size() * 2 / 3 + 1] = 0xD9;
+  write_bytes(dir / "marker.jpg", marker);
+  expect_data_error([&] { read_image(dir / "marker.jpg"); }, {"marker.jpg", "corrupt JPEG data"});
   write_bytes(dir / "head.jpg", std::vector<uint8_t>(jpeg.begin(), jpeg.begin() + 20));
   expect_data_error([&] { read_image(dir / "head.jpg"); }, {"head.jpg", "corrupt JPEG"});
   expect_data_error([&] { read_image_info(dir / "head.jpg"); }, {"head.jpg", "corrupt JPEG header"});
