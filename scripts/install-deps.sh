@@ -12,7 +12,7 @@ PACKAGES=(
   libplplot-dev plplot-driver-cairo
   dataset-fashion-mnist
   python3-torch
-  clang-format
+  clang-format clang libclang-rt-14-dev
 )
 
 missing=()
