@@ -13,18 +13,21 @@ int main(int argc, char** argv) {
       "rla — Recurrent Layer Aggregation networks (RLA-Net, NeurIPS 2021): model zoo, "
       "summaries, training and evaluation"};
   app.require_subcommand(1);
+  // Bad usage gets one line, like every other error.
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return std::string("rla: error: ") + e.what() + " (see --help)\n";
+  });
   int threads = 0;
   app.add_option("--threads", threads, "Intra-op threads (default: all cores)")
       ->check(CLI::NonNegativeNumber);
 
   const std::vector<rla::app::Runner> runners = {
-      rla::app::add_list_command(app),
-      rla::app::add_summary_command(app),
-      rla::app::add_train_command(app),
-      rla::app::add_eval_command(app),
-      rla::app::add_convert_command(app),
-      rla::app::add_infer_command(app),
-      rla::app::add_predict_command(app),
+      rla::app::add_list_command(app),      rla::app::add_summary_command(app),
+      rla::app::add_train_command(app),     rla::app::add_launch_command(app),
+      rla::app::add_eval_command(app),      rla::app::add_report_command(app),
+      rla::app::add_convert_command(app),   rla::app::add_infer_command(app),
+      rla::app::add_predict_command(app),   rla::app::add_exits_command(app),
+      rla::app::add_visualize_command(app),
   };
 
   try {

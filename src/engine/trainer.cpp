@@ -11,6 +11,7 @@
 #include "rla/analysis/plot.h"
 #include "rla/engine/checkpoint.h"
 #include "rla/engine/progress.h"
+#include "rla/io/checkpoint.h"
 #include "rla/models/registry.h"
 
 namespace rla::engine {
@@ -78,7 +79,11 @@ nlohmann::json to_json(const TrainConfig& c) {
           {"threads", c.threads},
           {"workers", c.workers},
           {"channels_last", c.channels_last},
-          {"out_dir", c.out_dir}};
+          {"out_dir", c.out_dir},
+          {"init_checkpoint", c.init_checkpoint},
+          {"exits", c.exits},
+          {"exit_weight", c.exit_weight},
+          {"freeze_backbone", c.freeze_backbone}};
 }
 
 nlohmann::json to_json(const EpochMetrics& m) {
@@ -233,10 +238,15 @@ TrainResult train(const TrainConfig& config, const TrainHooks& hooks) {
       lr = lr_at(c.schedule, static_cast<double>(epoch) + static_cast<double>(b) / static_cast<double>(nb));
       for (auto& group : optimizer.param_groups())
         static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr);
-      auto logits = net->forward(batch->images);
-      auto loss = torch::nn::functional::cross_entropy(
-          logits, batch->labels,
-          torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(c.label_smoothing));
+      torch::Tensor logits, loss;
+      if (hooks.forward_loss) {
+        std::tie(logits, loss) = hooks.forward_loss(*net, extra.get(), batch->images, batch->labels);
+      } else {
+        logits = net->forward(batch->images);
+        loss = torch::nn::functional::cross_entropy(
+            logits, batch->labels,
+            torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(c.label_smoothing));
+      }
       const double loss_value = loss.item<double>();
       if (!std::isfinite(loss_value)) {
         throw NonFiniteLoss(
@@ -311,7 +321,11 @@ TrainResult train(const TrainConfig& config, const TrainHooks& hooks) {
     }
     if (lead) {
       save_checkpoint(last_checkpoint_path(c.out_dir), *net, &optimizer, state, extra.get());
-      if (best) save_checkpoint(best_checkpoint_path(c.out_dir), *net, nullptr, state, extra.get());
+      if (best) {
+        save_checkpoint(best_checkpoint_path(c.out_dir), *net, nullptr, state, extra.get());
+        // The same weights as a torch.save state_dict, for Python (torch.load(..., weights_only=True)).
+        io::save_module((fs::path(c.out_dir) / "best_model.pt").string(), *net);
+      }
     }
     if (stop_requested() || (c.max_steps > 0 && steps >= c.max_steps)) {
       result.stopped_early = epoch + 1 < c.epochs;
