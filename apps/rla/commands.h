@@ -13,6 +13,7 @@ Runner add_list_command(CLI::App& root);
 Runner add_summary_command(CLI::App& root);
 Runner add_train_command(CLI::App& root);
 Runner add_eval_command(CLI::App& root);
+Runner add_report_command(CLI::App& root);
 Runner add_convert_command(CLI::App& root);
 Runner add_infer_command(CLI::App& root);
 Runner add_predict_command(CLI::App& root);
