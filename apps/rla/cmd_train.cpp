@@ -6,6 +6,7 @@
 
 #include "commands.h"
 #include "rla/data/sources.h"
+#include "rla/distributed/data_parallel.h"
 #include "rla/engine/trainer.h"
 #include "rla/util/parse.h"
 
@@ -63,7 +64,15 @@ Runner add_train_command(CLI::App& root) {
   cmd->add_flag("--resume", cfg->resume, "Continue the run in --out from its last checkpoint");
   cmd->add_flag("--quiet,-q", cfg->quiet, "No progress output");
   cmd->add_option("--max-steps", cfg->max_steps, "Stop after N optimiser steps with a resumable checkpoint");
-  return [cfg, milestones, no_augment]() {
+  auto dist = std::make_shared<std::pair<double, distributed::DataParallelOptions>>();
+  cmd->add_option(
+      "--dist-timeout", dist->first,
+      "Data parallel (WORLD_SIZE>1, see `rla launch`): seconds until a lost rank is an error (300)");
+  cmd->add_option("--bucket-mb", dist->second.bucket_mb, "Data parallel: gradient bucket size (MB)")
+      ->capture_default_str();
+  cmd->add_flag("!--no-overlap", dist->second.overlap,
+                "Data parallel: all-reduce after backward, not during it");
+  return [cfg, milestones, no_augment, dist]() {
     cfg->threads = torch::get_num_threads();  // set from --threads by main
     cfg->data.augment = !*no_augment;
     if (!milestones->empty()) {
@@ -71,7 +80,10 @@ Runner add_train_command(CLI::App& root) {
       cfg->schedule.milestones = util::parse_int_list(*milestones, n, "--milestones");
     }
     std::signal(SIGINT, on_sigint);
-    auto result = engine::train(*cfg);
+    engine::TrainHooks hooks;
+    auto data_parallel = distributed::start_data_parallel_from_env(dist->first, dist->second, hooks);
+    auto result = engine::train(*cfg, hooks);
+    if (data_parallel) fmt::print(stderr, "{}\n", data_parallel->finish());
     std::signal(SIGINT, SIG_DFL);
     if (result.history.empty()) return result.stopped_early ? 130 : 0;
     const auto& last = result.history.back();

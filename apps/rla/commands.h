@@ -12,6 +12,7 @@ using Runner = std::function<int()>;
 Runner add_list_command(CLI::App& root);
 Runner add_summary_command(CLI::App& root);
 Runner add_train_command(CLI::App& root);
+Runner add_launch_command(CLI::App& root);
 Runner add_eval_command(CLI::App& root);
 Runner add_report_command(CLI::App& root);
 Runner add_convert_command(CLI::App& root);

@@ -1,0 +1,27 @@
+#pragma once
+// `rla launch`: starts the local processes of a data-parallel job the way torchrun does, with
+// RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR and MASTER_PORT in their
+// environment. On several machines the same command runs on each with its own node_rank.
+#include <string>
+#include <vector>
+
+namespace rla::distributed {
+
+struct LaunchConfig {
+  std::string executable;         ///< the program each process runs (rla: /proc/self/exe)
+  std::vector<std::string> args;  ///< its arguments, e.g. {"train", "--epochs", "1"}
+  int nproc = 1;                  ///< processes on this machine
+  int nnodes = 1;                 ///< machines
+  int node_rank = 0;              ///< this machine: ranks node_rank*nproc ... +nproc-1
+  std::string master_addr = "127.0.0.1";
+  int master_port = 29500;
+  int threads = 0;           ///< intra-op threads per process (--threads); 0: cores / nproc
+  double kill_grace_s = 10;  ///< after a failure, SIGTERM the others, then SIGKILL after this
+};
+
+/// Runs the processes and waits for them. Ctrl-C / SIGTERM are forwarded to them (a second
+/// Ctrl-C kills them). When one fails, the others are terminated. Returns 0 when all exit 0,
+/// else the first failure's exit code (128 + signal for a killed process).
+int launch(const LaunchConfig& config);
+
+}  // namespace rla::distributed
