@@ -8,6 +8,7 @@
 #include "rla/data/sources.h"
 #include "rla/distributed/data_parallel.h"
 #include "rla/engine/trainer.h"
+#include "rla/inference/exit_reports.h"
 #include "rla/util/parse.h"
 
 namespace rla::app {
@@ -64,6 +65,13 @@ Runner add_train_command(CLI::App& root) {
   cmd->add_flag("--resume", cfg->resume, "Continue the run in --out from its last checkpoint");
   cmd->add_flag("--quiet,-q", cfg->quiet, "No progress output");
   cmd->add_option("--max-steps", cfg->max_steps, "Stop after N optimiser steps with a resumable checkpoint");
+  cmd->add_option("--exits", cfg->exits, "Train early-exit heads after every block or stage")
+      ->check(CLI::IsMember({"block", "stage"}));
+  cmd->add_option("--exit-weight", cfg->exit_weight, "Joint exits: loss = final + weight * mean exit loss")
+      ->capture_default_str();
+  cmd->add_flag("--freeze-backbone", cfg->freeze_backbone,
+                "Post-hoc exits: train only the heads (needs --init-from)");
+  cmd->add_option("--init-from", cfg->init_checkpoint, "Start from this checkpoint's model weights");
   auto dist = std::make_shared<std::pair<double, distributed::DataParallelOptions>>();
   cmd->add_option(
       "--dist-timeout", dist->first,
@@ -81,6 +89,12 @@ Runner add_train_command(CLI::App& root) {
     }
     std::signal(SIGINT, on_sigint);
     engine::TrainHooks hooks;
+    if (cfg->freeze_backbone && (cfg->exits.empty() || cfg->init_checkpoint.empty()))
+      throw std::invalid_argument(
+          "--freeze-backbone trains exit heads post hoc: it needs --exits and --init-from");
+    if (!cfg->exits.empty())
+      hooks = inference::make_exit_hooks(inference::parse_exit_placement(cfg->exits), cfg->exit_weight,
+                                         cfg->freeze_backbone);
     auto data_parallel = distributed::start_data_parallel_from_env(dist->first, dist->second, hooks);
     auto result = engine::train(*cfg, hooks);
     if (data_parallel) fmt::print(stderr, "{}\n", data_parallel->finish());

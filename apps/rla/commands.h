@@ -18,5 +18,7 @@ Runner add_report_command(CLI::App& root);
 Runner add_convert_command(CLI::App& root);
 Runner add_infer_command(CLI::App& root);
 Runner add_predict_command(CLI::App& root);
+Runner add_exits_command(CLI::App& root);
+Runner add_visualize_command(CLI::App& root);
 
 }  // namespace rla::app

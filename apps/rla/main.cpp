@@ -22,11 +22,12 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
 
   const std::vector<rla::app::Runner> runners = {
-      rla::app::add_list_command(app),    rla::app::add_summary_command(app),
-      rla::app::add_train_command(app),   rla::app::add_launch_command(app),
-      rla::app::add_eval_command(app),    rla::app::add_report_command(app),
-      rla::app::add_convert_command(app), rla::app::add_infer_command(app),
-      rla::app::add_predict_command(app),
+      rla::app::add_list_command(app),      rla::app::add_summary_command(app),
+      rla::app::add_train_command(app),     rla::app::add_launch_command(app),
+      rla::app::add_eval_command(app),      rla::app::add_report_command(app),
+      rla::app::add_convert_command(app),   rla::app::add_infer_command(app),
+      rla::app::add_predict_command(app),   rla::app::add_exits_command(app),
+      rla::app::add_visualize_command(app),
   };
 
   try {

@@ -1,0 +1,38 @@
+// `rla exits`: early-exit reports for one or two trained runs with exit heads (SPEC §5): error
+// at every exit for all / easy / hard test samples, and dynamic inference swept over tau.
+#include <fmt/format.h>
+
+#include "commands.h"
+#include "rla/inference/exit_reports.h"
+
+namespace rla::app {
+
+Runner add_exits_command(CLI::App& root) {
+  auto cfg = std::make_shared<inference::ExitReportConfig>();
+  auto* cmd = root.add_subcommand(
+      "exits",
+      "Early-exit reports of one or two runs trained with --exits: depth sweep and dynamic inference");
+  cmd->add_option("runs", cfg->runs, "Run folders (their last.ckpt) or checkpoints; two for a side-by-side")
+      ->required()
+      ->expected(1, 2);
+  cmd->add_option("--taus", cfg->taus, "Confidence thresholds, comma-separated (1 = no early exit)")
+      ->delimiter(',')
+      ->capture_default_str();
+  cmd->add_option("--out,-o", cfg->out_dir, "Output folder for CSV files and PNG charts")->required();
+  cmd->add_option("--batch-size,-b", cfg->batch_size, "Batch size of dynamic inference (timed)")
+      ->capture_default_str();
+  cmd->add_option("--limit-test", cfg->limit_test, "Use only the first N test images (0 = all)");
+  cmd->add_option("--repeats", cfg->repeats, "Timed passes per tau (the fastest is reported)")
+      ->capture_default_str();
+  return [cfg]() {
+    fmt::print("config {}\n", inference::to_json(*cfg).dump());
+    const auto reports = inference::run_exit_reports(*cfg);
+    fmt::print("{}\n\n", inference::kEasyHardDefinition);
+    for (const auto& r : reports) fmt::print("{}\n", inference::format_depth_table(r));
+    for (const auto& r : reports) fmt::print("{}\n", inference::format_dynamic_table(r));
+    fmt::print("wrote CSV files, depth_sweep.png and dynamic.png to {}\n", cfg->out_dir);
+    return 0;
+  };
+}
+
+}  // namespace rla::app

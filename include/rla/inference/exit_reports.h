@@ -1,0 +1,136 @@
+#pragma once
+// Reports on early exits (SPEC §5): error at every exit for all / easy / hard test samples (the
+// depth sweep), dynamic inference swept over the confidence threshold tau (accuracy, MACs,
+// measured time, where samples leave), their CSV files and PNG charts, and the glue that turns
+// `rla train --exits ...` options into trainer hooks and a trained run back into a model with
+// its exit heads.
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+#include "rla/data/loader.h"
+#include "rla/data/sources.h"
+#include "rla/engine/trainer.h"
+#include "rla/inference/early_exit.h"
+
+namespace rla::inference {
+
+// ---- training ---------------------------------------------------------------------------------
+
+/// Trainer hooks for exit heads. Joint (post_hoc = false): loss = CE(final) + weight * mean_j
+/// CE(exit j), backbone and heads trained together. Post hoc: the backbone is frozen (eval mode)
+/// and only the heads learn, loss = mean_j CE(exit j). The heads' class count is the width of
+/// the model's own classifier.
+engine::TrainHooks make_exit_hooks(ExitPlacement placement, double weight, bool post_hoc);
+
+// ---- a trained model and its data ---------------------------------------------------------------
+
+/// A run folder resolves to its last.ckpt (the end of the recipe); a file is used as is.
+std::string resolve_checkpoint(const std::string& run_or_checkpoint);
+
+/// A trained model rebuilt from the config stored in its checkpoint, with its test data.
+struct TrainedModel {
+  std::string checkpoint;
+  std::string model_name;    ///< e.g. "rla_resnet20"
+  nlohmann::json config;     ///< the run's TrainConfig as stored in the checkpoint
+  models::Network net;       ///< eval mode
+  ExitHeads heads{nullptr};  ///< null unless loaded with exits
+  data::DataBundle data;     ///< test split limited to limit_test images (0 = all), no augmentation
+};
+
+/// Loads `run_or_checkpoint`. with_exits: the checkpoint must carry exit heads (trained with
+/// `--exits`, jointly or post hoc); otherwise std::runtime_error names the file and says how to
+/// train them. Throws for unreadable files and configs.
+TrainedModel load_trained_model(const std::string& run_or_checkpoint, bool with_exits, size_t limit_test = 0);
+
+/// Every batch of `loader` (one epoch, in order), held in memory so that timing measures the
+/// network and not the loader.
+std::vector<data::Batch> collect_batches(data::DataLoader& loader);
+
+// ---- depth sweep --------------------------------------------------------------------------------
+
+/// How easy and hard samples are defined, printed with every report.
+extern const char* const kEasyHardDefinition;
+
+struct DepthSweepRow {
+  size_t exit = 0;         ///< 0..E-1: exit heads; E: the final classifier
+  size_t depth = 0;        ///< blocks run before this classifier (1-based block number)
+  std::string block_name;  ///< the block it follows, e.g. "stages.1.2"
+  int64_t macs = 0;        ///< per image: stem, blocks and every exit head on the way (exit_macs)
+  double error_all = 0, error_easy = 0, error_hard = 0;  ///< top-1 error (%)
+};
+
+struct DepthSweep {
+  std::vector<DepthSweepRow> rows;  ///< E exits, then the final classifier
+  int64_t samples = 0, easy = 0, hard = 0;
+  double median_confidence = 0;  ///< the final classifier's median max-softmax
+};
+
+/// Top-1 error of every exit and the final classifier on `batches` (eval mode, one pass each).
+DepthSweep depth_sweep(models::NetworkImpl& net, ExitHeadsImpl& heads,
+                       const std::vector<data::Batch>& batches, const std::vector<int64_t>& input_chw);
+
+/// CSV: exit,depth,block_name,macs_per_image,error_all,error_easy,error_hard (errors in %).
+void write_depth_sweep_csv(const std::string& path, const DepthSweep& sweep);
+
+// ---- dynamic inference --------------------------------------------------------------------------
+
+struct DynamicRow {
+  double tau = 1;
+  double accuracy = 0;             ///< top-1 (%)
+  double mean_macs = 0;            ///< per image, from exit_macs and where each sample left
+  double ms_per_image = 0;         ///< wall-clock of dynamic_forward over all batches / samples
+  std::vector<double> exit_share;  ///< fraction leaving at each exit, then the final head (sums to 1)
+};
+
+struct DynamicSweep {
+  std::vector<DynamicRow> rows;  ///< one per tau, in the given order
+  int64_t samples = 0;
+  int64_t batch_size = 0;  ///< of the timed batches
+  int threads = 1;         ///< intra-op threads while timing
+  int repeats = 1;         ///< timed passes per tau (the fastest is reported)
+};
+
+/// dynamic_forward at every tau over `batches`. Each tau is timed after one untimed warm-up batch;
+/// with repeats > 1 the whole pass is timed that many times and the fastest kept (shared
+/// machines make single timings noisy). Accuracy and exits come from the first pass.
+DynamicSweep dynamic_sweep(models::NetworkImpl& net, ExitHeadsImpl& heads,
+                           const std::vector<data::Batch>& batches, const std::vector<double>& taus,
+                           const std::vector<int64_t>& input_chw, int repeats = 1);
+
+/// CSV: tau,accuracy,mean_macs_per_image,ms_per_image,batch_size,share_exit_0..,share_final.
+void write_dynamic_sweep_csv(const std::string& path, const DynamicSweep& sweep);
+
+// ---- reports for one or two models ----------------------------------------------------------------
+
+struct ModelExitReport {
+  std::string label;  ///< the model name (with the run folder if two runs share a name)
+  DepthSweep depth;
+  DynamicSweep dynamic;
+};
+
+/// error (%) vs MACs per image (M) for all / easy / hard samples, every model in one chart.
+void save_depth_chart(const std::string& path, const std::vector<ModelExitReport>& reports);
+/// Two panels: accuracy (%) vs mean MACs (M) and accuracy vs measured ms per image, every model.
+void save_dynamic_chart(const std::string& path, const std::vector<ModelExitReport>& reports);
+
+/// Plain-text tables for the console.
+std::string format_depth_table(const ModelExitReport& report);
+std::string format_dynamic_table(const ModelExitReport& report);
+
+struct ExitReportConfig {
+  std::vector<std::string> runs;  ///< one or two run folders or checkpoints
+  std::vector<double> taus = {0.5, 0.8, 0.9, 0.95, 0.99, 1.0};
+  std::string out_dir;
+  int64_t batch_size = 256;
+  size_t limit_test = 0;
+  int repeats = 3;  ///< timed passes per tau; the fastest is reported
+};
+nlohmann::json to_json(const ExitReportConfig& c);
+
+/// `rla exits`: for each run, the depth sweep and the dynamic sweep; writes
+/// <out>/<label>_depth.csv, <label>_dynamic.csv, depth_sweep.png, dynamic.png and config.json.
+std::vector<ModelExitReport> run_exit_reports(const ExitReportConfig& config);
+
+}  // namespace rla::inference

@@ -1,0 +1,384 @@
+#include "rla/inference/exit_reports.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <stdexcept>
+
+#include "rla/analysis/plot.h"
+#include "rla/engine/checkpoint.h"
+#include "rla/models/registry.h"
+
+namespace rla::inference {
+namespace fs = std::filesystem;
+
+const char* const kEasyHardDefinition =
+    "easy = the test samples on which the final classifier's max-softmax confidence is >= its median "
+    "(the most confident half); hard = the rest";
+
+namespace {
+
+// The width of the model's own classifier: one forward of a small zero image (eval mode, no
+// grad). The input channels come from the first convolution's weight [out, in, kh, kw].
+int64_t classifier_width(models::NetworkImpl& net) {
+  torch::Tensor conv;
+  for (const auto& p : net.parameters()) {
+    if (p.dim() == 4) {
+      conv = p;
+      break;
+    }
+  }
+  if (!conv.defined()) throw std::invalid_argument("exit heads: the model has no convolution");
+  const bool was_training = net.is_training();
+  torch::NoGradGuard no_grad;
+  net.eval();
+  const auto logits = net.forward(torch::zeros({1, conv.size(1), 32, 32}, conv.options()));
+  net.train(was_training);
+  return logits.size(1);
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::trunc);
+  if (!out) throw std::runtime_error(path + ": cannot write");
+  out << text;
+  if (!out.flush()) throw std::runtime_error(path + ": write failed");
+}
+
+double error_of(const torch::Tensor& correct, const torch::Tensor& mask) {
+  const auto n = mask.sum().item<int64_t>();
+  if (n == 0) return std::numeric_limits<double>::quiet_NaN();
+  return 100.0 *
+         (1.0 - correct.masked_select(mask).to(torch::kDouble).sum().item<double>() / static_cast<double>(n));
+}
+
+std::string file_label(const std::string& label) {
+  std::string out;
+  for (char c : label) out += (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-') ? c : '_';
+  return out;
+}
+
+}  // namespace
+
+engine::TrainHooks make_exit_hooks(ExitPlacement placement, double weight, bool post_hoc) {
+  if (!post_hoc && !(weight >= 0)) {
+    throw std::invalid_argument(fmt::format("--exit-weight must be >= 0, got {}", weight));
+  }
+  engine::TrainHooks hooks;
+  hooks.freeze_model = post_hoc;
+  hooks.make_extra = [placement](models::NetworkImpl& net) -> std::shared_ptr<torch::nn::Module> {
+    return ExitHeads(net, classifier_width(net), placement).ptr();
+  };
+  const double w = post_hoc ? -1.0 : weight;  // < 0: exits only (exit_loss)
+  hooks.forward_loss = [w](models::NetworkImpl& net, torch::nn::Module* extra, const torch::Tensor& images,
+                           const torch::Tensor& labels) {
+    auto* heads = extra ? extra->as<ExitHeadsImpl>() : nullptr;
+    if (!heads) throw std::logic_error("exit hooks: the trained extra module is not a set of exit heads");
+    return exit_loss(net, *heads, images, labels, w);
+  };
+  return hooks;
+}
+
+std::string resolve_checkpoint(const std::string& run_or_checkpoint) {
+  if (!fs::exists(run_or_checkpoint))
+    throw std::runtime_error(run_or_checkpoint + ": no such run folder or checkpoint");
+  if (!fs::is_directory(run_or_checkpoint)) return run_or_checkpoint;
+  const auto last = engine::last_checkpoint_path(run_or_checkpoint);
+  if (!fs::exists(last)) throw std::runtime_error(run_or_checkpoint + ": run folder has no last.ckpt");
+  return last;
+}
+
+TrainedModel load_trained_model(const std::string& run_or_checkpoint, bool with_exits, size_t limit_test) {
+  TrainedModel m;
+  m.checkpoint = resolve_checkpoint(run_or_checkpoint);
+  {
+    auto empty = std::make_shared<torch::nn::Module>();
+    const auto state = engine::load_checkpoint(m.checkpoint, *empty, nullptr);
+    m.config = nlohmann::json::parse(state.config_json, nullptr, false);
+    if (m.config.is_discarded() || !m.config.contains("model"))
+      throw std::runtime_error(m.checkpoint + ": checkpoint carries no training config");
+  }
+  const bool has_heads = engine::checkpoint_has_extra(m.checkpoint);
+  const auto placement = m.config.value("exits", std::string());
+  if (with_exits && (!has_heads || placement.empty())) {
+    throw std::runtime_error(
+        m.checkpoint +
+        ": no exit heads in this checkpoint; train them jointly (`rla train --exits block "
+        "--exit-weight 0.5`) or post hoc (`rla train --exits block --freeze-backbone "
+        "--init-from CKPT`)");
+  }
+  data::DataConfig d;
+  d.dataset = m.config.value("dataset", d.dataset);
+  d.root = m.config.value("data_root", std::string());
+  d.limit_test = limit_test;
+  d.seed = m.config.value("seed", uint64_t{0});  // the synthetic task depends on it
+  d.augment = false;
+  m.data = data::open_data(d);
+  models::ModelConfig mc;
+  mc.num_classes = m.data.test->num_classes();
+  mc.in_channels = m.data.input_shape[0];
+  if (m.config.value("rla_channels", 0) > 0) mc.rla_channels = m.config.value("rla_channels", 0);
+  const auto agg = m.config.value("aggregation", std::string());
+  if (!agg.empty()) mc.aggregation = models::parse_aggregation(agg);
+  m.model_name = m.config["model"].get<std::string>();
+  m.net = models::create_model(m.model_name, mc);
+  if (with_exits) m.heads = ExitHeads(*m.net, m.data.test->num_classes(), parse_exit_placement(placement));
+  engine::load_checkpoint(m.checkpoint, *m.net, nullptr, with_exits ? m.heads.get() : nullptr);
+  m.net->eval();
+  if (with_exits) m.heads->eval();
+  return m;
+}
+
+std::vector<data::Batch> collect_batches(data::DataLoader& loader) {
+  std::vector<data::Batch> out;
+  loader.start_epoch(0);
+  while (auto b = loader.next()) out.push_back(std::move(*b));
+  return out;
+}
+
+DepthSweep depth_sweep(models::NetworkImpl& net, ExitHeadsImpl& heads,
+                       const std::vector<data::Batch>& batches, const std::vector<int64_t>& input_chw) {
+  if (batches.empty()) throw std::invalid_argument("depth sweep: no test samples");
+  torch::NoGradGuard no_grad;
+  net.eval();
+  heads.eval();
+  const size_t n_cls = heads.size() + 1;
+  std::vector<std::vector<torch::Tensor>> correct(n_cls);
+  std::vector<torch::Tensor> confidence;
+  for (const auto& b : batches) {
+    const auto all = forward_all_exits(net, heads, b.images);
+    for (size_t j = 0; j < n_cls; ++j) correct[j].push_back(all[j].argmax(1) == b.labels);
+    confidence.push_back(std::get<0>(torch::softmax(all.back(), 1).max(1)));
+  }
+  const auto conf = torch::cat(confidence);
+  DepthSweep s;
+  s.samples = conf.numel();
+  s.median_confidence = conf.median().item<double>();
+  const auto easy = conf >= s.median_confidence, hard = easy.logical_not(), all = torch::ones_like(easy);
+  s.easy = easy.sum().item<int64_t>();
+  s.hard = s.samples - s.easy;
+  const auto macs = exit_macs(net, heads, input_chw);
+  const auto& blocks = net.blocks();
+  for (size_t j = 0; j < n_cls; ++j) {
+    DepthSweepRow r;
+    r.exit = j;
+    const size_t block = j < heads.size() ? heads.after_block()[j] : blocks.size() - 1;
+    r.depth = block + 1;
+    r.block_name = blocks[block].name;
+    r.macs = macs[j];
+    const auto c = torch::cat(correct[j]);
+    r.error_all = error_of(c, all);
+    r.error_easy = error_of(c, easy);
+    r.error_hard = error_of(c, hard);
+    s.rows.push_back(r);
+  }
+  return s;
+}
+
+void write_depth_sweep_csv(const std::string& path, const DepthSweep& sweep) {
+  std::string text = "exit,depth,block_name,macs_per_image,error_all,error_easy,error_hard\n";
+  for (const auto& r : sweep.rows) {
+    const bool final_head = &r == &sweep.rows.back();
+    text += fmt::format("{},{},{}{},{},{:.4f},{:.4f},{:.4f}\n",
+                        final_head ? std::string("final") : std::to_string(r.exit), r.depth, r.block_name,
+                        final_head ? " (final head)" : "", r.macs, r.error_all, r.error_easy, r.error_hard);
+  }
+  write_text(path, text);
+}
+
+DynamicSweep dynamic_sweep(models::NetworkImpl& net, ExitHeadsImpl& heads,
+                           const std::vector<data::Batch>& batches, const std::vector<double>& taus,
+                           const std::vector<int64_t>& input_chw, int repeats) {
+  if (batches.empty()) throw std::invalid_argument("dynamic sweep: no test samples");
+  if (repeats < 1)
+    throw std::invalid_argument(fmt::format("dynamic sweep: repeats must be >= 1, got {}", repeats));
+  if (taus.empty()) throw std::invalid_argument("dynamic sweep: no thresholds (--taus)");
+  net.eval();
+  heads.eval();
+  const auto macs = exit_macs(net, heads, input_chw);
+  DynamicSweep s;
+  s.batch_size = batches.front().images.size(0);
+  s.threads = torch::get_num_threads();
+  s.repeats = repeats;
+  for (const auto& b : batches) s.samples += b.images.size(0);
+  for (double tau : taus) {
+    DynamicRow row;
+    row.tau = tau;
+    row.exit_share.assign(macs.size(), 0.0);
+    dynamic_forward(net, heads, batches.front().images, tau);  // warm-up (allocator, caches)
+    int64_t correct = 0;
+    double total_macs = 0;
+    std::vector<DynamicResult> results;
+    results.reserve(batches.size());
+    double best_ms = std::numeric_limits<double>::infinity();
+    for (int rep = 0; rep < repeats; ++rep) {
+      const auto t0 = std::chrono::steady_clock::now();
+      for (const auto& b : batches) {
+        auto r = dynamic_forward(net, heads, b.images, tau);
+        if (rep == 0) results.push_back(std::move(r));
+      }
+      const auto t1 = std::chrono::steady_clock::now();
+      best_ms = std::min(best_ms, std::chrono::duration<double, std::milli>(t1 - t0).count());
+    }
+    for (size_t i = 0; i < batches.size(); ++i) {
+      correct += (results[i].logits.argmax(1) == batches[i].labels).sum().item<int64_t>();
+      for (auto e : results[i].exit_index) {
+        row.exit_share[static_cast<size_t>(e)] += 1.0;
+        total_macs += static_cast<double>(macs[static_cast<size_t>(e)]);
+      }
+    }
+    const auto n = static_cast<double>(s.samples);
+    for (auto& share : row.exit_share) share /= n;
+    row.accuracy = 100.0 * static_cast<double>(correct) / n;
+    row.mean_macs = total_macs / n;
+    row.ms_per_image = best_ms / n;
+    s.rows.push_back(row);
+  }
+  return s;
+}
+
+void write_dynamic_sweep_csv(const std::string& path, const DynamicSweep& sweep) {
+  std::string text = "tau,accuracy,mean_macs_per_image,ms_per_image,batch_size";
+  const size_t exits = sweep.rows.empty() ? 0 : sweep.rows.front().exit_share.size();
+  for (size_t j = 0; j + 1 < exits; ++j) text += fmt::format(",share_exit_{}", j);
+  text += ",share_final\n";
+  for (const auto& r : sweep.rows) {
+    text += fmt::format("{},{:.4f},{:.0f},{:.5f},{}", r.tau, r.accuracy, r.mean_macs, r.ms_per_image,
+                        sweep.batch_size);
+    for (double share : r.exit_share) text += fmt::format(",{:.5f}", share);
+    text += "\n";
+  }
+  write_text(path, text);
+}
+
+void save_depth_chart(const std::string& path, const std::vector<ModelExitReport>& reports) {
+  analysis::Chart c{"Error at each exit (easy = more confident half of the final head)",
+                    "MACs per image up to the exit (M)",
+                    "top-1 error (%)",
+                    {},
+                    false};
+  for (const auto& rep : reports) {
+    analysis::Series all{rep.label + ": all", {}, {}}, easy{rep.label + ": easy", {}, {}},
+        hard{rep.label + ": hard", {}, {}};
+    for (const auto& r : rep.depth.rows) {
+      const double m = static_cast<double>(r.macs) / 1e6;
+      all.x.push_back(m), easy.x.push_back(m), hard.x.push_back(m);
+      all.y.push_back(r.error_all), easy.y.push_back(r.error_easy), hard.y.push_back(r.error_hard);
+    }
+    c.series.insert(c.series.end(), {all, easy, hard});
+  }
+  analysis::save_charts_png(path, {c}, 1, 900, 620);
+}
+
+void save_dynamic_chart(const std::string& path, const std::vector<ModelExitReport>& reports) {
+  if (reports.empty()) throw std::invalid_argument("dynamic chart: no reports");
+  const auto& d0 = reports.front().dynamic;
+  analysis::Chart macs{"Dynamic inference: accuracy vs MACs",
+                       "mean MACs per image (M), one point per τ",
+                       "top-1 accuracy (%)",
+                       {},
+                       false};
+  analysis::Chart time{"Dynamic inference: accuracy vs time",
+                       fmt::format("measured ms per image (batch {}, {} thread{}, best of {})", d0.batch_size,
+                                   d0.threads, d0.threads == 1 ? "" : "s", d0.repeats),
+                       "top-1 accuracy (%)",
+                       {},
+                       false};
+  for (const auto& rep : reports) {
+    analysis::Series a{rep.label, {}, {}}, t{rep.label, {}, {}};
+    for (const auto& r : rep.dynamic.rows) {
+      a.x.push_back(r.mean_macs / 1e6), a.y.push_back(r.accuracy);
+      t.x.push_back(r.ms_per_image), t.y.push_back(r.accuracy);
+    }
+    macs.series.push_back(a);
+    time.series.push_back(t);
+  }
+  analysis::save_charts_png(path, {macs, time}, 2, 760, 560);
+}
+
+std::string format_depth_table(const ModelExitReport& rep) {
+  const auto& s = rep.depth;
+  std::string out = fmt::format(
+      "{}: error at every exit ({} test images; {} easy, {} hard; median final "
+      "confidence {:.4f})\n",
+      rep.label, s.samples, s.easy, s.hard, s.median_confidence);
+  out += fmt::format("  {:>5} {:>5} {:<14} {:>9} {:>9} {:>9} {:>9}\n", "exit", "depth", "after block",
+                     "MMACs", "err all", "err easy", "err hard");
+  for (const auto& r : s.rows) {
+    const bool fin = &r == &s.rows.back();
+    out += fmt::format("  {:>5} {:>5} {:<14} {:>9.2f} {:>8.2f}% {:>8.2f}% {:>8.2f}%\n",
+                       fin ? std::string("final") : std::to_string(r.exit), r.depth, r.block_name,
+                       static_cast<double>(r.macs) / 1e6, r.error_all, r.error_easy, r.error_hard);
+  }
+  return out;
+}
+
+std::string format_dynamic_table(const ModelExitReport& rep) {
+  const auto& s = rep.dynamic;
+  std::string out = fmt::format("{}: dynamic inference ({} images, batch {}, {} threads, time: best of {})\n",
+                                rep.label, s.samples, s.batch_size, s.threads, s.repeats);
+  out += fmt::format("  {:>6} {:>9} {:>9} {:>9}  share leaving at exit 0..E-1, final\n", "tau", "top-1",
+                     "MMACs", "ms/img");
+  for (const auto& r : s.rows) {
+    out += fmt::format("  {:>6.3f} {:>8.2f}% {:>9.2f} {:>9.4f} ", r.tau, r.accuracy, r.mean_macs / 1e6,
+                       r.ms_per_image);
+    for (double share : r.exit_share) out += fmt::format(" {:.2f}", share);
+    out += "\n";
+  }
+  return out;
+}
+
+nlohmann::json to_json(const ExitReportConfig& c) {
+  return {{"runs", c.runs},
+          {"taus", c.taus},
+          {"out_dir", c.out_dir},
+          {"batch_size", c.batch_size},
+          {"limit_test", c.limit_test},
+          {"repeats", c.repeats},
+          {"threads", torch::get_num_threads()},
+          {"easy_hard", kEasyHardDefinition}};
+}
+
+std::vector<ModelExitReport> run_exit_reports(const ExitReportConfig& config) {
+  if (config.runs.empty() || config.runs.size() > 2)
+    throw std::invalid_argument(fmt::format("rla exits takes one or two runs, got {}", config.runs.size()));
+  if (config.out_dir.empty()) throw std::invalid_argument("--out is required");
+  if (config.batch_size <= 0)
+    throw std::invalid_argument(fmt::format("--batch-size must be positive, got {}", config.batch_size));
+  fs::create_directories(config.out_dir);
+  write_text((fs::path(config.out_dir) / "config.json").string(), to_json(config).dump(2) + "\n");
+  std::vector<ModelExitReport> reports;
+  std::string dataset;
+  for (const auto& run : config.runs) {
+    auto m = load_trained_model(run, /*with_exits=*/true, config.limit_test);
+    const auto ds = m.config.value("dataset", std::string());
+    if (!dataset.empty() && ds != dataset)
+      throw std::invalid_argument(
+          fmt::format("the runs were trained on different datasets ({} vs {})", dataset, ds));
+    dataset = ds;
+    data::LoaderOptions lo;
+    lo.batch_size = config.batch_size;
+    lo.shuffle = false;
+    lo.workers = 0;
+    data::DataLoader loader(m.data.test, m.data.eval_transforms, lo);
+    const auto batches = collect_batches(loader);
+    ModelExitReport rep;
+    rep.label = m.model_name;
+    for (const auto& other : reports)
+      if (other.label == rep.label) rep.label += " (" + run + ")";
+    rep.depth = depth_sweep(*m.net, *m.heads, batches, m.data.input_shape);
+    rep.dynamic = dynamic_sweep(*m.net, *m.heads, batches, config.taus, m.data.input_shape, config.repeats);
+    const auto stem = (fs::path(config.out_dir) / file_label(rep.label)).string();
+    write_depth_sweep_csv(stem + "_depth.csv", rep.depth);
+    write_dynamic_sweep_csv(stem + "_dynamic.csv", rep.dynamic);
+    reports.push_back(std::move(rep));
+  }
+  save_depth_chart((fs::path(config.out_dir) / "depth_sweep.png").string(), reports);
+  save_dynamic_chart((fs::path(config.out_dir) / "dynamic.png").string(), reports);
+  return reports;
+}
+
+}  // namespace rla::inference

@@ -1,0 +1,227 @@
+// Early-exit reports and feature-map grids on a tiny run trained jointly with exit heads on
+// synthetic data: the depth sweep and the dynamic sweep agree with each other and with
+// exit_macs (tau = 1: the final head's accuracy and the full cost; tau = 0: the first exit's
+// cost), CSV files have the documented shape, post-hoc training leaves the backbone untouched,
+// and the feature-map grid has the size its layout promises.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+
+#include "rla/analysis/feature_maps.h"
+#include "rla/analysis/plot.h"
+#include "rla/data/image_io.h"
+#include "rla/engine/checkpoint.h"
+#include "rla/inference/exit_reports.h"
+#include "rla/models/registry.h"
+
+namespace {
+
+using namespace rla;
+namespace fs = std::filesystem;
+
+fs::path scratch(const std::string& name) {
+  auto dir = fs::temp_directory_path() / ("rla_exit_reports_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+engine::TrainConfig tiny_exit_run(const std::string& dir) {
+  engine::TrainConfig c;
+  c.model = "rla_resnet20";
+  c.data.dataset = "synthetic";
+  c.data.synthetic_size = 128;
+  c.epochs = 1;
+  c.batch_size = 32;
+  c.schedule.base_lr = 0.05;
+  c.threads = 1;
+  c.workers = 1;
+  c.quiet = true;
+  c.out_dir = dir;
+  c.exits = "block";
+  c.exit_weight = 0.5;
+  return c;
+}
+
+// One joint run shared by the tests of this file (trained once: ~5 s on one core).
+const std::string& joint_run() {
+  static const std::string dir = [] {
+    const auto d = scratch("joint").string();
+    auto hooks = inference::make_exit_hooks(inference::ExitPlacement::kBlock, 0.5, /*post_hoc=*/false);
+    engine::train(tiny_exit_run(d), hooks);
+    return d;
+  }();
+  return dir;
+}
+
+std::vector<std::string> read_lines(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+TEST(ExitReports, SweepsAgreeWithEachOtherAndWithExitMacs) {
+  torch::set_num_threads(1);
+  auto m = inference::load_trained_model(joint_run(), /*with_exits=*/true, /*limit_test=*/48);
+  ASSERT_TRUE(m.heads);
+  EXPECT_EQ(m.heads->size(), 8u);
+  data::LoaderOptions lo;
+  lo.batch_size = 20;  // 48 = 20 + 20 + 8: a ragged last batch
+  lo.shuffle = false;
+  lo.workers = 0;
+  data::DataLoader loader(m.data.test, m.data.eval_transforms, lo);
+  const auto batches = inference::collect_batches(loader);
+  const auto chw = m.data.input_shape;
+  const auto macs = inference::exit_macs(*m.net, *m.heads, chw);
+
+  const auto depth = inference::depth_sweep(*m.net, *m.heads, batches, chw);
+  ASSERT_EQ(depth.rows.size(), 9u);
+  EXPECT_EQ(depth.samples, 48);
+  EXPECT_EQ(depth.easy + depth.hard, 48);
+  EXPECT_GE(depth.easy, 24);  // ">= median" keeps at least half
+  for (size_t j = 0; j < depth.rows.size(); ++j) {
+    EXPECT_EQ(depth.rows[j].macs, macs[j]);
+    EXPECT_EQ(depth.rows[j].depth, j + 1);  // block exits after blocks 1..8, the final head after 9
+    // The overall error is the easy/hard errors weighted by their counts.
+    const double mixed = (depth.rows[j].error_easy * static_cast<double>(depth.easy) +
+                          depth.rows[j].error_hard * static_cast<double>(depth.hard)) /
+                         48.0;
+    EXPECT_NEAR(depth.rows[j].error_all, mixed, 1e-9);
+  }
+
+  const auto dyn = inference::dynamic_sweep(*m.net, *m.heads, batches, {0.0, 0.9, 1.0}, chw);
+  ASSERT_EQ(dyn.rows.size(), 3u);
+  EXPECT_EQ(dyn.batch_size, 20);
+  EXPECT_EQ(dyn.samples, 48);
+  for (const auto& r : dyn.rows) {
+    ASSERT_EQ(r.exit_share.size(), 9u);
+    EXPECT_NEAR(std::accumulate(r.exit_share.begin(), r.exit_share.end(), 0.0), 1.0, 1e-12) << r.tau;
+    EXPECT_GT(r.ms_per_image, 0.0);
+    EXPECT_GE(r.mean_macs, static_cast<double>(macs.front()));
+    EXPECT_LE(r.mean_macs, static_cast<double>(macs.back()));
+  }
+  // tau = 0: everyone leaves at the first exit, at its prefix's cost, with its accuracy.
+  EXPECT_DOUBLE_EQ(dyn.rows[0].exit_share[0], 1.0);
+  EXPECT_DOUBLE_EQ(dyn.rows[0].mean_macs, static_cast<double>(macs.front()));
+  EXPECT_NEAR(dyn.rows[0].accuracy, 100.0 - depth.rows.front().error_all, 1e-9);
+  // tau = 1: nobody leaves early; the accuracy is the final head's and the cost the full one.
+  EXPECT_DOUBLE_EQ(dyn.rows[2].exit_share.back(), 1.0);
+  EXPECT_DOUBLE_EQ(dyn.rows[2].mean_macs, static_cast<double>(macs.back()));
+  EXPECT_NEAR(dyn.rows[2].accuracy, 100.0 - depth.rows.back().error_all, 1e-9);
+
+  const auto dir = scratch("csv");
+  inference::write_depth_sweep_csv((dir / "d.csv").string(), depth);
+  inference::write_dynamic_sweep_csv((dir / "y.csv").string(), dyn);
+  const auto d = read_lines((dir / "d.csv").string()), y = read_lines((dir / "y.csv").string());
+  ASSERT_EQ(d.size(), 10u);
+  EXPECT_EQ(d[0], "exit,depth,block_name,macs_per_image,error_all,error_easy,error_hard");
+  EXPECT_EQ(d.back().rfind("final,9,", 0), 0u) << d.back();
+  ASSERT_EQ(y.size(), 4u);
+  EXPECT_EQ(y[0].rfind("tau,accuracy,mean_macs_per_image,ms_per_image,batch_size,share_exit_0,", 0), 0u);
+  EXPECT_NE(y[0].find("share_exit_7,share_final"), std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST(ExitReports, RunExitReportsWritesTablesAndCharts) {
+  if (!analysis::png_charts_available()) GTEST_SKIP() << "no PLplot pngcairo driver";
+  const auto dir = scratch("report");
+  inference::ExitReportConfig cfg;
+  cfg.runs = {joint_run()};
+  cfg.taus = {0.5, 1.0};
+  cfg.out_dir = dir.string();
+  cfg.batch_size = 32;
+  cfg.limit_test = 32;
+  const auto reports = inference::run_exit_reports(cfg);
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_EQ(reports[0].label, "rla_resnet20");
+  for (const char* f : {"rla_resnet20_depth.csv", "rla_resnet20_dynamic.csv", "depth_sweep.png",
+                        "dynamic.png", "config.json"})
+    EXPECT_TRUE(fs::exists(dir / f)) << f;
+  EXPECT_NE(inference::format_depth_table(reports[0]).find("final"), std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST(ExitReports, RefusesCheckpointsWithoutExitHeads) {
+  const auto dir = scratch("plain");
+  models::ModelConfig mc;
+  mc.in_channels = 1;
+  auto net = models::create_model("resnet20", mc);
+  engine::TrainState st;
+  st.config_json = R"({"model": "resnet20", "dataset": "synthetic"})";
+  const auto ckpt = (dir / "plain.ckpt").string();
+  engine::save_checkpoint(ckpt, *net, nullptr, st);
+  try {
+    inference::load_trained_model(ckpt, /*with_exits=*/true);
+    FAIL() << "a checkpoint without exit heads was accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("no exit heads"), std::string::npos) << e.what();
+  }
+  EXPECT_NO_THROW(inference::load_trained_model(ckpt, /*with_exits=*/false));
+  fs::remove_all(dir);
+}
+
+TEST(ExitReports, PostHocTrainingChangesOnlyTheHeads) {
+  const auto dir = scratch("posthoc");
+  auto c = tiny_exit_run(dir.string());
+  c.init_checkpoint = engine::last_checkpoint_path(joint_run());
+  c.freeze_backbone = true;
+  c.exits = "stage";
+  c.max_steps = 2;
+  engine::train(c, inference::make_exit_hooks(inference::ExitPlacement::kStage, 0.5, /*post_hoc=*/true));
+  auto before = inference::load_trained_model(joint_run(), /*with_exits=*/true);
+  auto after = inference::load_trained_model(dir.string(), /*with_exits=*/true);
+  EXPECT_EQ(after.heads->size(), 2u);  // stage placement: after blocks 3 and 6
+  const auto a = models::state_dict(*before.net), b = models::state_dict(*after.net);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first;
+  fs::remove_all(dir);
+}
+
+TEST(FeatureMaps, ColourMapAndNormalisation) {
+  const auto v = torch::tensor({0.0f, 0.5f, 1.0f}).view({1, 3});
+  const auto rgb = analysis::jet_colors(v);
+  EXPECT_LT(rgb[0][0][0].item<float>(), 0.1f);  // 0: blue
+  EXPECT_GT(rgb[2][0][0].item<float>(), 0.4f);
+  EXPECT_GT(rgb[0][0][2].item<float>(), 0.4f);  // 1: red
+  EXPECT_LT(rgb[2][0][2].item<float>(), 0.1f);
+  EXPECT_TRUE(torch::equal(analysis::normalize_map(torch::full({4, 4}, 3.0f)), torch::zeros({4, 4})));
+  const auto n = analysis::normalize_map(torch::arange(16, torch::kFloat).view({4, 4}));
+  EXPECT_FLOAT_EQ(n.min().item<float>(), 0.0f);
+  EXPECT_FLOAT_EQ(n.max().item<float>(), 1.0f);
+}
+
+TEST(FeatureMaps, GridHasTheSizeOfItsLayout) {
+  if (!analysis::png_charts_available()) GTEST_SKIP() << "no PLplot pngcairo driver";
+  const auto dir = scratch("grid");
+  analysis::VisualizeConfig cfg;
+  cfg.runs = {joint_run()};
+  cfg.dataset_indices = {0, 3};
+  cfg.depths = "1,5";
+  cfg.tile = 64;
+  cfg.out = (dir / "grid.png").string();
+  const auto grid = analysis::run_visualize(cfg);
+  ASSERT_EQ(grid.tiles.size(), 2u);
+  ASSERT_EQ(grid.tiles[0].size(), 5u);  // input, then x and h at two depths
+  EXPECT_EQ(grid.column_labels[4], "block 5: h");
+  const auto [w, h] = analysis::tile_grid_size(grid);
+  const auto info = data::read_image_info(cfg.out);
+  EXPECT_EQ(info.width, w);
+  EXPECT_EQ(info.height, h);
+  EXPECT_GE(w, 5 * 64);
+  // The maps of a plain net have no state column; "stages" picks the last block of each stage.
+  models::ModelConfig mc;
+  mc.in_channels = 1;
+  auto plain = models::create_model("resnet20", mc);
+  EXPECT_EQ(analysis::parse_depths("stages", *plain), (std::vector<size_t>{3, 6, 9}));
+  const auto maps = analysis::activation_maps(*plain, torch::randn({2, 1, 28, 28}), {2, 9});
+  EXPECT_FALSE(maps[0].h.defined());
+  EXPECT_EQ(maps[1].x.sizes(), (std::vector<int64_t>{2, 7, 7}));
+  EXPECT_THROW(analysis::parse_depths("0,4", *plain), std::invalid_argument);
+  fs::remove_all(dir);
+}
+
+}  // namespace
