@@ -6,6 +6,7 @@
 #   bash scripts/experiments.sh                # everything (long: hours on 2 cores)
 #   MODELS="resnet20 rla_resnet20" SEEDS="0 1" bash scripts/experiments.sh
 #   EPOCHS=8 LIMIT_TRAIN=20000 bash scripts/experiments.sh
+#   EXTRA_ARGS="--no-augment" EPOCHS=3 LIMIT_TRAIN=10000 bash scripts/experiments.sh   # the short budget
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,8 +21,10 @@ RLA=${RLA:-./build/rla}
 
 # One recipe for every model: SGD + Nesterov 0.9, lr 0.1 cosine, wd 5e-4, batch 128,
 # random crop (pad 2) + flip, the first $LIMIT_TRAIN training images, full 10k test set.
+# EXTRA_ARGS adds options to every run (e.g. "--no-augment" for short budgets).
+read -r -a extra <<< "${EXTRA_ARGS:-}"
 recipe=(--dataset fashion-mnist --epochs "$EPOCHS" --batch-size 128 --lr 0.1 --schedule cosine
-        --wd 5e-4 --limit-train "$LIMIT_TRAIN" --quiet)
+        --wd 5e-4 --limit-train "$LIMIT_TRAIN" --quiet "${extra[@]}")
 
 write_table() {
   local models_csv
