@@ -1,5 +1,7 @@
 // `rla launch --nproc N [--master-addr A --master-port P --nnodes M --node-rank R] -- train ...`:
 // starts N local processes of this program for data-parallel training (like torchrun).
+#include <filesystem>
+
 #include "commands.h"
 #include "rla/distributed/launcher.h"
 
@@ -22,7 +24,7 @@ Runner add_launch_command(CLI::App& root) {
                   "The rla command every process runs, after --, e.g. -- train --epochs 1")
       ->required();
   return [cfg]() {
-    cfg->executable = "/proc/self/exe";
+    cfg->executable = std::filesystem::read_symlink("/proc/self/exe").string();  // this very binary
     return distributed::launch(*cfg);
   };
 }
