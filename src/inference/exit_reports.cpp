@@ -282,7 +282,7 @@ void save_dynamic_chart(const std::string& path, const std::vector<ModelExitRepo
                        {},
                        false};
   analysis::Chart time{"Dynamic inference: accuracy vs time",
-                       fmt::format("measured ms per image (batch {}, {} thread{}, best of {})", d0.batch_size,
+                       fmt::format("ms per image (batch {}, {} thread{}, best of {})", d0.batch_size,
                                    d0.threads, d0.threads == 1 ? "" : "s", d0.repeats),
                        "top-1 accuracy (%)",
                        {},
@@ -296,7 +296,7 @@ void save_dynamic_chart(const std::string& path, const std::vector<ModelExitRepo
     macs.series.push_back(a);
     time.series.push_back(t);
   }
-  analysis::save_charts_png(path, {macs, time}, 2, 760, 560);
+  analysis::save_charts_png(path, {macs, time}, 2, 820, 560);
 }
 
 std::string format_depth_table(const ModelExitReport& rep) {
