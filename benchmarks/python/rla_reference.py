@@ -103,3 +103,84 @@ class RLAResNet(nn.Module):
         if h is not None:
             x = torch.cat((x, F.relu(self.bn2(h))), 1)
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+def conv_bn_relu6(cin, cout, k, stride=1, groups=1):
+    return nn.Sequential(conv(cin, cout, k, stride, groups), nn.BatchNorm2d(cout), nn.ReLU6(inplace=True))
+
+
+class RLAInvertedResidual(nn.Module):
+    """Official dsRLA inverted residual (SPEC §2.1): h joins after the 1x1 expansion and goes
+    through the depthwise 3x3 with the expanded features; `y` is the projected output."""
+
+    def __init__(self, inp, oup, stride, t, k):
+        super().__init__()
+        hidden = inp * t
+        self.use_res = stride == 1 and inp == oup
+        self.stride = stride
+        if t != 1:
+            self.conv1x1 = conv_bn_relu6(inp, hidden, 1)
+        else:
+            self.conv1x1 = None
+        dw = hidden + k
+        self.conv = nn.Sequential(conv_bn_relu6(dw, dw, 3, stride, dw), conv(dw, oup, 1), nn.BatchNorm2d(oup))
+
+    def forward(self, x, h):
+        z = x if self.conv1x1 is None else self.conv1x1(x)
+        y = self.conv(torch.cat((z, h), 1))
+        return (x + y if self.use_res else y), y
+
+
+class DSRLAMobileNetV2(nn.Module):
+    """dsrla_mobilenetv2_k{k}: one depthwise recurrent conv shared by the whole network."""
+
+    SETTING = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
+               (6, 320, 1, 1)]
+
+    def __init__(self, k=32, num_classes=1000, depthwise=True):
+        super().__init__()
+        self.k = k
+        self.conv1 = conv_bn_relu6(3, 32, 3, 2)
+        inp, stages, outs, bns = 32, [], [], []
+        for t, c, n, s in self.SETTING:
+            row = []
+            for i in range(n):
+                row.append(RLAInvertedResidual(inp, c, s if i == 0 else 1, t, k))
+                inp = c
+            stages.append(nn.ModuleList(row))
+            outs.append(conv(c, k, 1))
+            bns.append(nn.ModuleList([nn.BatchNorm2d(k) for _ in range(n)]))
+        self.stages = nn.ModuleList(stages)
+        self.conv_outs = nn.ModuleList(outs)
+        self.recurrent_dsconv = conv(k, k, 3, 1, k if depthwise else 1)
+        self.stage_bns = nn.ModuleList(bns)
+        self.conv2 = conv_bn_relu6(inp + k, 1280, 1)
+        self.bn2 = nn.BatchNorm2d(k)
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, num_classes))
+
+    def forward(self, x):
+        x = self.conv1(x)
+        h = torch.zeros(x.size(0), self.k, x.size(2), x.size(3), dtype=x.dtype, device=x.device)
+        for j, row in enumerate(self.stages):
+            for i, blk in enumerate(row):
+                x, y = blk(x, h)
+                if blk.stride != 1:
+                    h = F.avg_pool2d(h, 2, 2, ceil_mode=True)
+                h = self.recurrent_dsconv(torch.tanh(self.stage_bns[j][i](h + self.conv_outs[j](y))))
+        x = torch.cat((x, F.relu6(self.bn2(h))), 1)
+        x = torch.flatten(F.adaptive_avg_pool2d(self.conv2(x), 1), 1)
+        return self.classifier(x)
+
+
+def create(name):
+    """The benchmark's models by their `rla` registry names."""
+    cifar = {"resnet20": 3, "resnet56": 9, "rla_resnet20": 3, "rla_resnet56": 9}
+    if name in cifar:
+        n, k = cifar[name], (12 if name.startswith("rla_") else 0)
+        return RLAResNet([n, n, n], planes=(16, 32, 64), bottleneck=False, k=k, num_classes=10, cifar_stem=True,
+                         state_from_output=False)
+    if name in ("resnet50", "rla_resnet50"):
+        return RLAResNet([3, 4, 6, 3], k=32 if name.startswith("rla_") else 0)
+    if name == "dsrla_mobilenetv2_k32":
+        return DSRLAMobileNetV2(32)
+    raise ValueError(f"rla_reference.create: unknown model {name!r}")

@@ -13,6 +13,7 @@
 #include "rla/engine/progress.h"
 #include "rla/io/checkpoint.h"
 #include "rla/models/registry.h"
+#include "rla/util/threads.h"
 
 namespace rla::engine {
 namespace {
@@ -26,7 +27,7 @@ models::Network build_model(const TrainConfig& c, const data::DataBundle& d) {
   mc.in_channels = d.input_shape[0];
   if (c.rla_channels > 0) mc.rla_channels = c.rla_channels;
   if (!c.aggregation.empty()) mc.aggregation = models::parse_aggregation(c.aggregation);
-  mc.channels_last = c.channels_last;
+  mc.channels_last = c.channels_last || models::find_model(c.model).family == "imagenet";  // faster here
   return models::create_model(c.model, mc);
 }
 
@@ -135,7 +136,7 @@ TrainResult train(const TrainConfig& config, const TrainHooks& hooks) {
   TORCH_CHECK(c.batch_size > 0, "--batch-size must be positive, got ", c.batch_size);
   c.schedule.epochs = c.epochs;
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  torch::set_num_threads(c.threads > 0 ? c.threads : cores);
+  util::set_intra_op_threads(c.threads > 0 ? c.threads : cores);  // and OpenBLAS to 1 (util/threads.h)
   if (c.out_dir.empty()) c.out_dir = fmt::format("runs/{}-{}", c.model, c.data.dataset);
   fs::create_directories(c.out_dir);
 

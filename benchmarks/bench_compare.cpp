@@ -1,0 +1,41 @@
+// Side-by-side speed benchmark (issue 7): eager LibTorch, the fast inference path and eager
+// PyTorch, alternated in one run, with the machine's sgemm / 3x3-conv ceiling.
+//   ./build/benchmarks/bench_compare [--quick] [--models a,b] [--device cuda] [--jsonl out.jsonl]
+// scripts/bench_compare.sh wraps it (load average before / after, log file).
+#include <CLI/CLI.hpp>
+
+#include <filesystem>
+#include <iostream>
+
+#include "rla/analysis/benchmark.h"
+
+int main(int argc, char** argv) {
+  rla::analysis::BenchConfig cfg;
+  // The Python side lives next to this file in the source tree.
+  cfg.python_dir = (std::filesystem::path(__FILE__).parent_path() / "python").string();
+  bool no_python = false;
+  CLI::App app{"Side-by-side speed benchmark: C++ eager, C++ fast path, eager PyTorch"};
+  app.add_option("--models", cfg.models, "Registered model names")->delimiter(',');
+  app.add_flag("--quick", cfg.quick, "3 rounds, ImageNet training at batch 4 (said in the output)");
+  app.add_option("--rounds", cfg.rounds, "Alternations per workload")->check(CLI::PositiveNumber);
+  app.add_option("--min-sample-s", cfg.min_sample_s, "Minimum seconds per timed sample");
+  app.add_option("--device", cfg.device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+  app.add_option("--python", cfg.python, "Python with torch 1.13");
+  app.add_option("--python-dir", cfg.python_dir, "Folder holding bench_worker.py");
+  app.add_flag("--no-python", no_python, "C++ only");
+  app.add_option("--train-format", cfg.train_format, "auto, nchw or channels_last")
+      ->check(CLI::IsMember({"auto", "nchw", "channels_last"}));
+  app.add_flag("--split-concat", cfg.split_concat, "Fast path: two convs instead of conv(cat(x, h))");
+  app.add_flag("--only-inference", cfg.only_inference, "Skip the training workloads");
+  app.add_option("--jsonl", cfg.jsonl, "Also write one JSON object per row here");
+  CLI11_PARSE(app, argc, argv);
+  if (no_python) cfg.python_dir.clear();
+  try {
+    const auto report = rla::analysis::run_benchmark(cfg, std::cerr);
+    std::cout << rla::analysis::format_report(report);
+  } catch (const std::exception& e) {
+    std::cerr << "bench_compare: error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
