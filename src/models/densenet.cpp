@@ -87,13 +87,8 @@ DenseNetImpl::DenseNetImpl(const DenseNetOptions& o) : options_(o) {
 }
 
 FlowState DenseNetImpl::stem(const torch::Tensor& input) {
-  TORCH_CHECK(input.dim() == 4 && input.size(1) == options_.in_channels(), "model expects input [N, ",
-              options_.in_channels(), ", H, W], got ", input.sizes());
-  auto x = conv1_(input);
-  FlowState s{x, {}};
-  if (options_.rla_channels() > 0)
-    s.h = torch::zeros({x.size(0), options_.rla_channels(), x.size(2), x.size(3)}, x.options());
-  return s;
+  check_input(input, options_.in_channels());
+  return initial_state(conv1_(input), options_.rla_channels());
 }
 
 void DenseNetImpl::run_block(size_t index, FlowState& s) {

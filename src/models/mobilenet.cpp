@@ -116,22 +116,16 @@ MobileNetV2Impl::MobileNetV2Impl(const MobileNetV2Options& o) : options_(o) {
 }
 
 FlowState MobileNetV2Impl::stem(const torch::Tensor& input) {
-  TORCH_CHECK(input.dim() == 4 && input.size(1) == options_.in_channels(), "model expects input [N, ",
-              options_.in_channels(), ", H, W], got ", input.sizes());
-  auto x = first_(input);
-  FlowState s{x, {}};
-  if (options_.rla_channels() > 0)
-    s.h = torch::zeros({x.size(0), options_.rla_channels(), x.size(2), x.size(3)}, x.options());
-  return s;
+  check_input(input, options_.in_channels());
+  return initial_state(first_(input), options_.rla_channels());
 }
 
 void MobileNetV2Impl::run_block(size_t index, FlowState& s) {
   auto& block = block_list_.at(index);
   auto [out, y] = block->forward(s.x, s.h);
   if (s.h.defined()) {
-    auto h = block->strided() ? avg_pool_2x2(s.h) : s.h;
-    BatchNorm2d bn = state_bns_.empty() ? BatchNorm2d{nullptr} : state_bns_[index];
-    s.h = aggregate(options_.aggregation(), h, y, cells_[blocks_[index].stage], bn);
+    s.h = update_state(options_.aggregation(), s.h, y, block->strided(), cells_[blocks_[index].stage],
+                       state_bns_.empty() ? BatchNorm2d{nullptr} : state_bns_[index]);
   }
   s.x = out;
 }

@@ -10,6 +10,17 @@ torch::Tensor NetworkImpl::forward(const torch::Tensor& input) {
   return head(state);
 }
 
+void NetworkImpl::check_input(const torch::Tensor& input, int64_t in_channels) {
+  TORCH_CHECK(input.dim() == 4 && input.size(1) == in_channels, "model expects input [N, ", in_channels,
+              ", H, W], got ", input.sizes());
+}
+
+FlowState NetworkImpl::initial_state(torch::Tensor x, int64_t k) {
+  FlowState s{std::move(x), {}};
+  if (k > 0) s.h = torch::zeros({s.x.size(0), k, s.x.size(2), s.x.size(3)}, s.x.options());
+  return s;
+}
+
 std::vector<torch::Tensor> unique_parameters(const torch::nn::Module& module) {
   std::vector<torch::Tensor> out;
   std::unordered_set<const void*> seen;

@@ -129,25 +129,18 @@ ResNetImpl::ResNetImpl(const ResNetOptions& o) : options_(o) {
 }
 
 FlowState ResNetImpl::stem(const torch::Tensor& input) {
-  TORCH_CHECK(input.dim() == 4 && input.size(1) == options_.in_channels(), "model expects input [N, ",
-              options_.in_channels(), ", H, W], got ", input.sizes());
+  check_input(input, options_.in_channels());
   auto x = torch::relu(bn1_(conv1_(input)));
   if (!options_.cifar_stem()) x = max_pool_3x3s2(x);
-  FlowState s{x, {}};
-  if (options_.rla_channels() > 0) {
-    s.h = torch::zeros({x.size(0), options_.rla_channels(), x.size(2), x.size(3)}, x.options());
-  }
-  return s;
+  return initial_state(x, options_.rla_channels());
 }
 
 void ResNetImpl::run_block(size_t index, FlowState& s) {
   auto& block = block_list_.at(index);
   auto [out, y] = block->forward(s.x, s.h);
   if (s.h.defined()) {
-    auto h = block->pools_state() ? avg_pool_2x2(s.h) : s.h;
-    const auto stage = blocks_[index].stage;
-    BatchNorm2d bn = state_bns_.empty() ? BatchNorm2d{nullptr} : state_bns_[index];
-    s.h = aggregate(options_.aggregation(), h, y, cells_[stage], bn);
+    s.h = update_state(options_.aggregation(), s.h, y, block->pools_state(), cells_[blocks_[index].stage],
+                       state_bns_.empty() ? BatchNorm2d{nullptr} : state_bns_[index]);
   }
   s.x = out;
 }

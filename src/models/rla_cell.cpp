@@ -34,6 +34,11 @@ torch::Tensor aggregate(Aggregation kind, const torch::Tensor& h, const torch::T
   TORCH_CHECK(false, "unreachable aggregation");
 }
 
+torch::Tensor update_state(Aggregation kind, const torch::Tensor& h, const torch::Tensor& y, bool pool,
+                           StageCell& cell, BatchNorm2d bn) {
+  return aggregate(kind, pool ? avg_pool_2x2(h) : h, y, cell, bn);
+}
+
 StageCell make_stage_cell(Aggregation kind, int64_t y_channels, int64_t k, bool depthwise_recurrent) {
   StageCell cell;
   if (kind == Aggregation::kConcat) {

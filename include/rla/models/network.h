@@ -41,6 +41,11 @@ class NetworkImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& input);
 
  protected:
+  /// Throws unless input is [N, in_channels, H, W].
+  static void check_input(const torch::Tensor& input, int64_t in_channels);
+  /// The flow before the first block: x and, when k > 0, the zero state h [N, k, H, W].
+  static FlowState initial_state(torch::Tensor x, int64_t k);
+
   std::vector<BlockInfo> blocks_;
 };
 

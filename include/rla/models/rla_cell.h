@@ -31,6 +31,11 @@ struct StageCell {
 torch::Tensor aggregate(Aggregation kind, const torch::Tensor& h, const torch::Tensor& y, StageCell& cell,
                         BatchNorm2d& bn);
 
+/// One block's state update: avg-pools h 2x2 first when the block downsampled (`pool`), then
+/// applies G. bn may be null for aggregations that have none.
+torch::Tensor update_state(Aggregation kind, const torch::Tensor& h, const torch::Tensor& y, bool pool,
+                           StageCell& cell, BatchNorm2d bn);
+
 /// Builds the per-stage convolutions needed by `kind` for a stage whose blocks emit
 /// `y_channels`; the caller registers the non-null ones under the official names.
 StageCell make_stage_cell(Aggregation kind, int64_t y_channels, int64_t k, bool depthwise_recurrent);
