@@ -4,12 +4,22 @@
 // scripts/bench_compare.sh wraps it (load average before / after, log file).
 #include <CLI/CLI.hpp>
 
+#include <unistd.h>
+
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 
 #include "rla/analysis/benchmark.h"
 
 int main(int argc, char** argv) {
+  // libgomp reads OMP_WAIT_POLICY once, at load. Its default (spin) made 2-thread workloads
+  // 12-37x slower on this shared 2-core machine (docs/performance.md), so unless the user chose
+  // a policy, re-run this program with the passive one; the Python worker inherits it.
+  if (std::getenv("OMP_WAIT_POLICY") == nullptr) {
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    execv("/proc/self/exe", argv);  // returns only on failure: then carry on as we are
+  }
   rla::analysis::BenchConfig cfg;
   // The Python side lives next to this file in the source tree.
   cfg.python_dir = (std::filesystem::path(__FILE__).parent_path() / "python").string();
@@ -32,7 +42,9 @@ int main(int argc, char** argv) {
   if (no_python) cfg.python_dir.clear();
   try {
     const auto report = rla::analysis::run_benchmark(cfg, std::cerr);
-    std::cout << rla::analysis::format_report(report);
+    std::cout << "OMP_WAIT_POLICY=" << std::getenv("OMP_WAIT_POLICY")
+              << " (C++ and Python), OpenBLAS 1 thread\n"
+              << rla::analysis::format_report(report);
   } catch (const std::exception& e) {
     std::cerr << "bench_compare: error: " << e.what() << "\n";
     return 1;
