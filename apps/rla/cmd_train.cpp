@@ -99,7 +99,7 @@ Runner add_train_command(CLI::App& root) {
     auto result = engine::train(*cfg, hooks);
     if (data_parallel) fmt::print(stderr, "{}\n", data_parallel->finish());
     std::signal(SIGINT, SIG_DFL);
-    if (result.history.empty()) return result.stopped_early ? 130 : 0;
+    if (result.history.empty() || hooks.rank != 0) return result.stopped_early ? 130 : 0;
     const auto& last = result.history.back();
     fmt::print("{}: test top-1 {:.2f}% (best {:.2f}%), top-5 {:.2f}% after {} epochs; run folder {}\n",
                cfg->model, last.val_top1, result.best_top1, last.val_top5, last.epoch, result.run_dir);
