@@ -89,8 +89,10 @@ std::string markdown_table(const std::vector<ModelRow>& rows) {
       "| model | parameters | MACs / image | test error (%) mean ± std | runs | train time / run |\n"
       "|---|---:|---:|---:|---:|---:|\n";
   for (const auto& r : rows) {
-    const std::string err =
-        r.complete_runs == 0 ? "—" : fmt::format("{:.2f} ± {:.2f}", r.error_mean, r.error_std);
+    const std::string err = r.complete_runs == 0 ? "—"
+                            : r.complete_runs == 1
+                                ? fmt::format("{:.2f} (one run)", r.error_mean)
+                                : fmt::format("{:.2f} ± {:.2f}", r.error_mean, r.error_std);
     const std::string time = r.complete_runs == 0 ? "—" : fmt::format("{:.0f} s", r.seconds_mean);
     out +=
         fmt::format("| {} | {} ({:.3f} M) | {:.1f} M | {} | {} of {} | {} |\n", r.model,

@@ -76,6 +76,11 @@ struct CountRow {
   int64_t thop_ops;
 };
 
+// Names the row in test output instead of dumping its bytes.
+void PrintTo(const CountRow& row, std::ostream* os) {
+  *os << row.model;
+}
+
 class SpecTable : public ::testing::TestWithParam<CountRow> {};
 
 TEST_P(SpecTable, ExactParametersAndThopOpsAt224) {

@@ -34,11 +34,11 @@ struct TrainConfig {
   bool channels_last = false;
   std::string out_dir;  ///< default runs/<model>-<dataset>
   bool resume = false;
-  bool quiet = false;           ///< no progress bars
-  int64_t max_steps = 0;        ///< stop (with a checkpoint, like Ctrl-C) after this many steps; tests only
-  std::string init_checkpoint;  ///< start from these model weights (e.g. post-hoc exit heads)
-  std::string exits;            ///< exit heads: "" (none), "block" or "stage"; recorded for `rla exits`
-  double exit_weight = 0.5;     ///< joint training: loss = final + exit_weight * mean exit loss
+  bool quiet = false;            ///< no progress bars
+  int64_t max_steps = 0;         ///< stop (with a checkpoint, like Ctrl-C) after this many steps; tests only
+  std::string init_checkpoint;   ///< start from these model weights (e.g. post-hoc exit heads)
+  std::string exits;             ///< exit heads: "" (none), "block" or "stage"; recorded for `rla exits`
+  double exit_weight = 0.5;      ///< joint training: loss = final + exit_weight * mean exit loss
   bool freeze_backbone = false;  ///< post-hoc exit heads: the model is frozen
 };
 
