@@ -61,9 +61,10 @@ TEST(CliTrain, TrainThenEvalAgreeAndReportTabulates) {
 
 TEST(CliTrain, CtrlCSavesAndResumeFinishes) {
   auto dir = fresh_dir("sigint");
+  // Long enough (12 epochs) that the Ctrl-C, sent as soon as the first epoch is on disk, lands mid-run.
   const std::string args =
-      "--threads 1 train --model rla_resnet20 --dataset synthetic --epochs 2 --batch-size 16 "
-      "--quiet --out " +
+      "--threads 1 train --model rla_resnet20 --dataset synthetic --epochs 12 --batch-size 16 "
+      "--schedule constant --quiet --out " +
       dir.string();
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);
@@ -72,7 +73,8 @@ TEST(CliTrain, CtrlCSavesAndResumeFinishes) {
     execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
-  std::this_thread::sleep_for(std::chrono::seconds(4));
+  for (int i = 0; i < 600 && read_metrics(dir).empty(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   kill(pid, SIGINT);
   int status = 0;
   waitpid(pid, &status, 0);
@@ -83,7 +85,7 @@ TEST(CliTrain, CtrlCSavesAndResumeFinishes) {
   ASSERT_TRUE(fs::exists(dir / "last.ckpt"));
   auto r = rla::test::run_rla(args + " --resume");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_EQ(read_metrics(dir).size(), 2u);
+  EXPECT_EQ(read_metrics(dir).size(), 12u);
 }
 
 TEST(CliTrain, BadInputIsOneLine) {
