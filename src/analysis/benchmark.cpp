@@ -212,7 +212,8 @@ BenchRow run_workload(const BenchConfig& cfg, const std::string& model, const Wo
   } else {
     net->eval();
     fast_net = std::make_unique<inference::FastNetwork>(
-        net, inference::FastOptions().split_concat(cfg.split_concat));
+        net, inference::FastOptions().split_concat(cfg.split_concat).mkldnn(cfg.fast_mkldnn));
+    row.fast_backend = fast_net->backend();
     eager.step = [&] {
       c10::InferenceMode guard;
       net->forward(x).sum().item<float>();
@@ -291,7 +292,8 @@ nlohmann::json row_json(const BenchRow& r) {
           {"cpp_peak_mb", r.cpp_hwm_mb},
           {"py_peak_mb", r.py_hwm_mb},
           {"gflop_per_img", r.gflop_per_img},
-          {"cpp_format", r.cpp_format}};
+          {"cpp_format", r.cpp_format},
+          {"fast_backend", r.fast_backend}};
 }
 
 }  // namespace
@@ -379,8 +381,9 @@ std::string format_report(const BenchReport& r) {
     const double gflops = best * row.gflop_per_img;
     out += fmt::format(
         "| {} | {}{} | {}@{} | {} | {} | {} | {} | {} | {:.1f} | {} | {:.1f} | {:.0f}% | {} / {} |\n",
-        row.model, row.workload, row.workload == "train" ? " (" + row.cpp_format + ")" : "", row.batch,
-        row.size, num(row.cpp_img_s), num(row.fast_img_s), num(row.py_img_s),
+        row.model, row.workload,
+        row.workload == "train" ? " (" + row.cpp_format + ")" : " (fast: " + row.fast_backend + ")",
+        row.batch, row.size, num(row.cpp_img_s), num(row.fast_img_s), num(row.py_img_s),
         ratio(row.cpp_img_s, row.py_img_s), ratio(row.fast_img_s, row.py_img_s), best_ms, num(row.py_ms),
         gflops, 100.0 * gflops / std::max(r.ceiling.conv_gflops, 1e-9), row.cpp_hwm_mb,
         row.py_hwm_mb > 0 ? std::to_string(row.py_hwm_mb) : "-");

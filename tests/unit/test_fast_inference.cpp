@@ -36,20 +36,26 @@ void check_model(const std::string& name, int64_t size) {
   std::vector<torch::Tensor> before;
   for (const auto& kv : models::state_dict(*net)) before.push_back(kv.second.clone());
 
-  for (const bool split : {false, true}) {
-    for (const bool cl : {true, false}) {
-      inference::FastNetwork fast(net, inference::FastOptions().split_concat(split).channels_last(cl));
-      for (const int64_t batch : {1, 4}) {
-        auto x = torch::randn({batch, 3, size, size});
-        torch::Tensor ref;
-        {
-          torch::NoGradGuard no_grad;
-          ref = net->forward(x);
+  // The oneDNN backend (where the family has one) and the dense one, each layout and split.
+  for (const bool onednn : {true, false}) {
+    for (const bool split : {false, true}) {
+      for (const bool cl : {true, false}) {
+        if (onednn && (split || !cl)) continue;  // the oneDNN path has one form
+        inference::FastNetwork fast(
+            net, inference::FastOptions().split_concat(split).channels_last(cl).mkldnn(onednn));
+        for (const int64_t batch : {1, 4}) {
+          auto x = torch::randn({batch, 3, size, size});
+          torch::Tensor ref;
+          {
+            torch::NoGradGuard no_grad;
+            ref = net->forward(x);
+          }
+          auto y = fast.forward(x);
+          ASSERT_EQ(y.sizes(), ref.sizes());
+          EXPECT_LT(relative_error(y, ref), 1e-4)
+              << fast.backend() << " split " << split << " channels_last " << cl << " batch " << batch;
+          EXPECT_TRUE(y.is_contiguous());
         }
-        auto y = fast.forward(x);
-        ASSERT_EQ(y.sizes(), ref.sizes());
-        EXPECT_LT(relative_error(y, ref), 1e-4)
-            << "split " << split << " channels_last " << cl << " batch " << batch;
       }
     }
   }
@@ -84,6 +90,46 @@ TEST(FastInference, CifarResNetsMatchEager) {
 
 TEST(FastInference, ImageNetRlaResNetMatchesEager) {
   check_model("rla_resnet50", 64);
+}
+
+TEST(FastInference, OtherResNetVariantsMatchEager) {
+  check_model("resnet50", 64);          // plain bottleneck, oneDNN
+  check_model("rla_resnet50_eca", 64);  // ECA: the dense path
+  check_model("rla_resnet20_s", 32);    // shared convs
+}
+
+TEST(FastInference, AggregationsMatchEager) {
+  for (const std::string agg : {"sum", "concat"}) {
+    SCOPED_TRACE(agg);
+    torch::manual_seed(11);
+    models::ModelConfig mc;
+    mc.aggregation = models::parse_aggregation(agg);
+    auto net = models::create_model("rla_resnet20", mc);
+    randomize_batchnorms(*net);
+    net->eval();
+    auto x = torch::randn({2, 3, 32, 32});
+    torch::Tensor ref;
+    {
+      torch::NoGradGuard no_grad;
+      ref = net->forward(x);
+    }
+    for (const bool onednn : {true, false}) {
+      inference::FastNetwork fast(net, inference::FastOptions().mkldnn(onednn));
+      EXPECT_LT(relative_error(fast.forward(x), ref), 1e-4) << fast.backend();
+    }
+  }
+}
+
+TEST(FastInference, ChoosesTheOneDnnBackendForPlainResNetsOnly) {
+  if (!at::hasMKLDNN()) GTEST_SKIP() << "LibTorch built without MKLDNN";
+  EXPECT_EQ(inference::FastNetwork(models::create_model("rla_resnet20")).backend(), "mkldnn");
+  EXPECT_EQ(inference::FastNetwork(models::create_model("rla_resnet50_eca")).backend(), "channels-last");
+  EXPECT_EQ(inference::FastNetwork(models::create_model("dsrla_mobilenetv2_k32")).backend(), "channels-last");
+  EXPECT_EQ(inference::FastNetwork(models::create_model("densenet40")).backend(), "eager");
+  EXPECT_EQ(
+      inference::FastNetwork(models::create_model("rla_resnet20"), inference::FastOptions().mkldnn(false))
+          .backend(),
+      "channels-last");
 }
 
 TEST(FastInference, MobileNetV2RlaMatchesEager) {

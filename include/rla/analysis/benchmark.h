@@ -24,6 +24,7 @@ struct BenchConfig {
   /// "nchw" or "channels_last".
   std::string train_format = "auto";
   bool split_concat = false;    ///< fast path: conv1_x(x) + conv1_h(h) instead of conv1(cat(x, h))
+  bool fast_mkldnn = true;      ///< fast path: oneDNN tensors for the ResNet family (CPU)
   bool only_inference = false;  ///< skip the training workload
   std::string jsonl;            ///< also write one JSON object per row here (empty: no file)
 };
@@ -37,6 +38,7 @@ struct BenchRow {
   int64_t cpp_hwm_mb = 0, py_hwm_mb = 0;               ///< peak RSS during the workload
   double gflop_per_img = 0;  ///< 2 * MACs (inference) or 6 * MACs (training: fwd + 2x bwd)
   std::string cpp_format;    ///< memory format of the eager C++ run
+  std::string fast_backend;  ///< FastNetwork::backend() of the fast path (inference rows)
 };
 
 struct BenchCeiling {

@@ -6,7 +6,12 @@
 // same trained model keeps training, saving and evaluating as before.
 //
 // ResNet-family (plain, RLA, ResNeXt, SE, ECA, shared `_s`, all aggregations) and
-// MobileNetV2-family networks get the rewritten forward; any other family (DenseNet, whose BNs
+// MobileNetV2-family networks get the rewritten forward. On a CPU LibTorch built with oneDNN,
+// ResNets without SE/ECA go further: activations stay in oneDNN's blocked layout from the stem
+// to the pooling (one reorder in, one out) and every weight is re-laid out once, at
+// construction, for oneDNN's convolution (what torch.jit.optimize_for_inference does in
+// Python); conv1(cat(x, h)) becomes conv1_x(x) + conv1_h(h) there, since oneDNN tensors cannot
+// be concatenated. Other families any other family (DenseNet, whose BNs
 // precede their convolutions and so cannot be folded) runs its own forward under InferenceMode
 // in eval mode (`FastNetwork::specialized()` says which).
 #include <torch/torch.h>
@@ -26,6 +31,9 @@ struct FastOptions {
   /// Replace conv1(cat(x, h)) by conv1_x(x) + conv1_h(h) (the weight split along its input
   /// channels): no concatenated copy, two convolutions instead of one.
   TORCH_ARG(bool, split_concat) = false;
+  /// ResNet family on CPU: oneDNN blocked activations and pre-packed weights (when LibTorch has
+  /// MKLDNN; inputs on another device or of another dtype than float use the plain path).
+  TORCH_ARG(bool, mkldnn) = true;
 };
 
 /// A convolution with its following BatchNorm folded in: y = conv(x, w * s) + (beta - mean * s),
@@ -33,10 +41,14 @@ struct FastOptions {
 struct FoldedConv {
   torch::Tensor weight;  ///< [C_out, C_in / groups, kh, kw]
   torch::Tensor bias;    ///< [C_out] or undefined
+  torch::Tensor packed;  ///< `weight` re-laid out for oneDNN (pack()), or undefined
   std::vector<int64_t> stride, padding, dilation;
   int64_t groups = 1;
-  /// x: [N, C_in, H, W] -> [N, C_out, H', W'] (torch.nn.functional.conv2d).
+  /// x: [N, C_in, H, W] -> [N, C_out, H', W'] (torch.nn.functional.conv2d); a oneDNN (mkldnn
+  /// layout) x gives a oneDNN result, through the packed weight when there is one.
   torch::Tensor operator()(const torch::Tensor& x) const;
+  /// Fills `packed` (at::mkldnn_reorder_conv2d_weight); needs a float CPU weight.
+  void pack();
 };
 
 /// Folds `bn` (may be null: the conv is copied as is) into `conv`. Only `conv`'s input channels
@@ -55,6 +67,9 @@ class FastNetwork {
   torch::Tensor operator()(const torch::Tensor& input) { return forward(input); }
   /// True when the family has a rewritten forward; false for the eager fallback.
   bool specialized() const;
+  /// "mkldnn", "channels-last", "nchw" (rewritten forwards) or "eager" (the fallback): what a
+  /// float CPU input runs through.
+  std::string backend() const;
   /// Number of BatchNorms folded into a convolution.
   int64_t folded_batchnorms() const;
   const FastOptions& options() const { return options_; }
