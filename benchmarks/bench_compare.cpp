@@ -11,6 +11,7 @@
 #include <iostream>
 
 #include "rla/analysis/benchmark.h"
+#include "rla/util/memory.h"
 
 int main(int argc, char** argv) {
   // libgomp reads OMP_WAIT_POLICY once, at load. Its default (spin) made 2-thread workloads
@@ -20,6 +21,9 @@ int main(int argc, char** argv) {
     setenv("OMP_WAIT_POLICY", "passive", 1);
     execv("/proc/self/exe", argv);  // returns only on failure: then carry on as we are
   }
+  // The C++ side keeps its heap (util/memory.h); the Python worker keeps glibc's defaults, as
+  // a PyTorch user would have them.
+  const bool kept_heap = rla::util::keep_freed_memory();
   rla::analysis::BenchConfig cfg;
   // The Python side lives next to this file in the source tree.
   cfg.python_dir = (std::filesystem::path(__FILE__).parent_path() / "python").string();
@@ -46,7 +50,8 @@ int main(int argc, char** argv) {
   try {
     const auto report = rla::analysis::run_benchmark(cfg, std::cerr);
     std::cout << "OMP_WAIT_POLICY=" << std::getenv("OMP_WAIT_POLICY")
-              << " (C++ and Python), OpenBLAS 1 thread\n"
+              << " (C++ and Python), OpenBLAS 1 thread; C++ heap kept (no mmap/trim): "
+              << (kept_heap ? "yes" : "no (RLA_SYSTEM_MALLOC set)") << "\n"
               << rla::analysis::format_report(report);
   } catch (const std::exception& e) {
     std::cerr << "bench_compare: error: " << e.what() << "\n";

@@ -7,8 +7,10 @@
 #include <vector>
 
 #include "commands.h"
+#include "rla/util/memory.h"
 
 int main(int argc, char** argv) {
+  rla::util::keep_freed_memory();  // large activations stay mapped (util/memory.h)
   CLI::App app{
       "rla — Recurrent Layer Aggregation networks (RLA-Net, NeurIPS 2021): model zoo, "
       "summaries, training and evaluation"};
