@@ -40,9 +40,8 @@ int main(int argc, char** argv) {
   app.add_option("--train-format", cfg.train_format, "auto, nchw or channels_last")
       ->check(CLI::IsMember({"auto", "nchw", "channels_last"}));
   app.add_flag("--split-concat", cfg.split_concat, "Fast path: two convs instead of conv(cat(x, h))");
-  app.add_flag(
-      "--no-mkldnn", [&](int64_t) { cfg.fast_mkldnn = false; },
-      "Fast path: dense channels-last tensors instead of oneDNN ones");
+  app.add_option("--fast-backend", cfg.fast_backend, "Fast path tensors (ResNets): auto, mkldnn or dense")
+      ->check(CLI::IsMember({"auto", "mkldnn", "dense"}));
   app.add_flag("--only-inference", cfg.only_inference, "Skip the training workloads");
   app.add_option("--jsonl", cfg.jsonl, "Also write one JSON object per row here");
   CLI11_PARSE(app, argc, argv);

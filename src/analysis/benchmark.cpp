@@ -212,7 +212,7 @@ BenchRow run_workload(const BenchConfig& cfg, const std::string& model, const Wo
   } else {
     net->eval();
     fast_net = std::make_unique<inference::FastNetwork>(
-        net, inference::FastOptions().split_concat(cfg.split_concat).mkldnn(cfg.fast_mkldnn));
+        net, inference::FastOptions().split_concat(cfg.split_concat).backend(cfg.fast_backend));
     row.fast_backend = fast_net->backend();
     eager.step = [&] {
       c10::InferenceMode guard;

@@ -88,7 +88,10 @@ struct FastResNet : FastNetwork::Impl {
     fc = need<torch::nn::LinearImpl>(m, "fc");
     // SE / ECA broadcast over oneDNN tensors, which they cannot: those nets stay on the plain
     // path, as do weights that are not float on the CPU.
-    onednn = opt.mkldnn() && at::hasMKLDNN() && !attention && stem.weight.device().is_cpu() &&
+    TORCH_CHECK(opt.backend() == "auto" || opt.backend() == "mkldnn" || opt.backend() == "dense",
+                "fast inference: backend must be auto, mkldnn or dense, got '", opt.backend(), "'");
+    const bool wanted = opt.backend() == "mkldnn" || (opt.backend() == "auto" && !cifar_stem);
+    onednn = wanted && at::hasMKLDNN() && !attention && stem.weight.device().is_cpu() &&
              stem.weight.scalar_type() == torch::kFloat;
     if (onednn) {
       stem.pack();

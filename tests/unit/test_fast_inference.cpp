@@ -42,7 +42,8 @@ void check_model(const std::string& name, int64_t size) {
       for (const bool cl : {true, false}) {
         if (onednn && (split || !cl)) continue;  // the oneDNN path has one form
         inference::FastNetwork fast(
-            net, inference::FastOptions().split_concat(split).channels_last(cl).mkldnn(onednn));
+            net, inference::FastOptions().split_concat(split).channels_last(cl).backend(onednn ? "mkldnn"
+                                                                                               : "dense"));
         for (const int64_t batch : {1, 4}) {
           auto x = torch::randn({batch, 3, size, size});
           torch::Tensor ref;
@@ -114,20 +115,28 @@ TEST(FastInference, AggregationsMatchEager) {
       ref = net->forward(x);
     }
     for (const bool onednn : {true, false}) {
-      inference::FastNetwork fast(net, inference::FastOptions().mkldnn(onednn));
+      inference::FastNetwork fast(net, inference::FastOptions().backend(onednn ? "mkldnn" : "dense"));
       EXPECT_LT(relative_error(fast.forward(x), ref), 1e-4) << fast.backend();
     }
   }
 }
 
-TEST(FastInference, ChoosesTheOneDnnBackendForPlainResNetsOnly) {
+TEST(FastInference, ChoosesOneDnnTensorsForImageNetResNetsOnly) {
   if (!at::hasMKLDNN()) GTEST_SKIP() << "LibTorch built without MKLDNN";
-  EXPECT_EQ(inference::FastNetwork(models::create_model("rla_resnet20")).backend(), "mkldnn");
+  EXPECT_EQ(inference::FastNetwork(models::create_model("rla_resnet50")).backend(), "mkldnn");
+  EXPECT_EQ(inference::FastNetwork(models::create_model("rla_resnet20")).backend(), "channels-last");
+  EXPECT_EQ(
+      inference::FastNetwork(models::create_model("rla_resnet20"), inference::FastOptions().backend("mkldnn"))
+          .backend(),
+      "mkldnn");
   EXPECT_EQ(inference::FastNetwork(models::create_model("rla_resnet50_eca")).backend(), "channels-last");
   EXPECT_EQ(inference::FastNetwork(models::create_model("dsrla_mobilenetv2_k32")).backend(), "channels-last");
   EXPECT_EQ(inference::FastNetwork(models::create_model("densenet40")).backend(), "eager");
+  EXPECT_THROW(
+      inference::FastNetwork(models::create_model("resnet20"), inference::FastOptions().backend("gpu")),
+      c10::Error);
   EXPECT_EQ(
-      inference::FastNetwork(models::create_model("rla_resnet20"), inference::FastOptions().mkldnn(false))
+      inference::FastNetwork(models::create_model("rla_resnet50"), inference::FastOptions().backend("dense"))
           .backend(),
       "channels-last");
 }

@@ -23,10 +23,10 @@ struct BenchConfig {
   /// Memory format of the eager C++ training run: "auto" (per family, see bench results),
   /// "nchw" or "channels_last".
   std::string train_format = "auto";
-  bool split_concat = false;    ///< fast path: conv1_x(x) + conv1_h(h) instead of conv1(cat(x, h))
-  bool fast_mkldnn = true;      ///< fast path: oneDNN tensors for the ResNet family (CPU)
-  bool only_inference = false;  ///< skip the training workload
-  std::string jsonl;            ///< also write one JSON object per row here (empty: no file)
+  bool split_concat = false;          ///< fast path: conv1_x(x) + conv1_h(h) instead of conv1(cat(x, h))
+  std::string fast_backend = "auto";  ///< fast path: FastOptions::backend (auto, mkldnn, dense)
+  bool only_inference = false;        ///< skip the training workload
+  std::string jsonl;                  ///< also write one JSON object per row here (empty: no file)
 };
 
 /// One workload of one model. Times are medians over rounds; img/s = batch / median time.

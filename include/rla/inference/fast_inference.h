@@ -6,14 +6,14 @@
 // same trained model keeps training, saving and evaluating as before.
 //
 // ResNet-family (plain, RLA, ResNeXt, SE, ECA, shared `_s`, all aggregations) and
-// MobileNetV2-family networks get the rewritten forward. On a CPU LibTorch built with oneDNN,
-// ResNets without SE/ECA go further: activations stay in oneDNN's blocked layout from the stem
-// to the pooling (one reorder in, one out) and every weight is re-laid out once, at
-// construction, for oneDNN's convolution (what torch.jit.optimize_for_inference does in
-// Python); conv1(cat(x, h)) becomes conv1_x(x) + conv1_h(h) there, since oneDNN tensors cannot
-// be concatenated. Other families any other family (DenseNet, whose BNs
-// precede their convolutions and so cannot be folded) runs its own forward under InferenceMode
-// in eval mode (`FastNetwork::specialized()` says which).
+// MobileNetV2-family networks get the rewritten forward; its channels-last convolutions call
+// oneDNN directly. ImageNet-style ResNets without SE/ECA go further on a CPU LibTorch with
+// oneDNN: activations stay in oneDNN's blocked layout from the stem to the pooling (one reorder
+// in, one out) and every weight is re-laid out once, at construction, for oneDNN's convolution
+// (as torch.jit.optimize_for_inference does in Python); conv1(cat(x, h)) becomes
+// conv1_x(x) + conv1_h(h) there, since oneDNN tensors cannot be concatenated. Any other family
+// (DenseNet, whose BNs precede their convolutions and so cannot be folded) runs its own forward
+// under InferenceMode in eval mode (`FastNetwork::backend()` says which path runs).
 #include <torch/torch.h>
 
 #include <memory>
@@ -31,9 +31,12 @@ struct FastOptions {
   /// Replace conv1(cat(x, h)) by conv1_x(x) + conv1_h(h) (the weight split along its input
   /// channels): no concatenated copy, two convolutions instead of one.
   TORCH_ARG(bool, split_concat) = false;
-  /// ResNet family on CPU: oneDNN blocked activations and pre-packed weights (when LibTorch has
-  /// MKLDNN; inputs on another device or of another dtype than float use the plain path).
-  TORCH_ARG(bool, mkldnn) = true;
+  /// ResNet family on CPU: "mkldnn" keeps activations as oneDNN tensors with pre-packed
+  /// weights, "dense" keeps ordinary tensors, "auto" (default) picks oneDNN tensors for
+  /// ImageNet-style ResNets, where they measured faster, and dense ones for CIFAR-style ResNets,
+  /// where they did not (docs/performance.md). oneDNN needs a LibTorch with MKLDNN and float
+  /// CPU inputs; anything else runs the dense path.
+  TORCH_ARG(std::string, backend) = "auto";
 };
 
 /// A convolution with its following BatchNorm folded in: y = conv(x, w * s) + (beta - mean * s),
@@ -44,6 +47,9 @@ struct FoldedConv {
   torch::Tensor packed;  ///< `weight` re-laid out for oneDNN (pack()), or undefined
   std::vector<int64_t> stride, padding, dilation;
   int64_t groups = 1;
+  /// Channels-last float CPU inputs call oneDNN's convolution directly (set where LibTorch has
+  /// MKLDNN).
+  bool direct_onednn = false;
   /// x: [N, C_in, H, W] -> [N, C_out, H', W'] (torch.nn.functional.conv2d); a oneDNN (mkldnn
   /// layout) x gives a oneDNN result, through the packed weight when there is one.
   torch::Tensor operator()(const torch::Tensor& x) const;
