@@ -6,12 +6,13 @@
 #include <turbojpeg.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <csetjmp>
 #include <cstdio>
 #include <cstring>
 #include <memory>
+
+#include "rla/util/file.h"
 
 namespace rla::data {
 namespace {
@@ -385,33 +386,14 @@ std::vector<uint8_t> encode_jpeg(const torch::Tensor& image, int quality) {
   return out;
 }
 
-void write_file_atomic(const std::string& path, const std::vector<uint8_t>& bytes) {
-  static std::atomic<uint64_t> counter{0};
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) throw DataError(path + ": cannot write (" + errno_text() + ")");
-  bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
-  ok = std::fflush(f) == 0 && ok;
-  ok = ::fsync(::fileno(f)) == 0 && ok;
-  const std::string why = errno_text();
-  ok = std::fclose(f) == 0 && ok;
-  if (!ok) {
-    std::remove(tmp.c_str());
-    throw DataError(path + ": write failed (" + why + ")");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string rename_why = errno_text();
-    std::remove(tmp.c_str());
-    throw DataError(path + ": cannot replace (" + rename_why + ")");
-  }
-}
-
 void write_png(const std::string& path, const torch::Tensor& image) {
-  write_file_atomic(path, encode_png(image));
+  const auto bytes = encode_png(image);
+  util::write_file_atomic(path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
 }
 
 void write_jpeg(const std::string& path, const torch::Tensor& image, int quality) {
-  write_file_atomic(path, encode_jpeg(image, quality));
+  const auto bytes = encode_jpeg(image, quality);
+  util::write_file_atomic(path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
 }
 
 torch::Tensor resize_image(const torch::Tensor& image, int64_t height, int64_t width) {

@@ -1,8 +1,5 @@
 #include "rla/engine/checkpoint.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -11,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "rla/models/network.h"
+#include "rla/util/file.h"
 
 namespace rla::engine {
 namespace {
@@ -57,29 +55,7 @@ void read_module(torch::serialize::InputArchive& archive, const std::string& pre
                                        first(missing), mismatched.size(), first(mismatched)));
 }
 
-void fsync_path(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
-}
-
 }  // namespace
-
-void write_file_atomic(const std::string& path, const std::string& bytes) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw std::runtime_error(fmt::format("{}: cannot write", tmp));
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.flush();
-    if (!out) throw std::runtime_error(fmt::format("{}: write failed (disk full?)", tmp));
-  }
-  fsync_path(tmp);
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    throw std::runtime_error(fmt::format("{}: cannot rename {} into place", path, tmp));
-}
 
 void save_checkpoint(const std::string& path, const torch::nn::Module& model,
                      torch::optim::Optimizer* optimizer, const TrainState& s,
@@ -105,7 +81,7 @@ void save_checkpoint(const std::string& path, const torch::nn::Module& model,
   if (s.partial_meter.defined()) archive.write("state/partial_meter", s.partial_meter);
   std::ostringstream bytes;
   archive.save_to(bytes);
-  write_file_atomic(path, bytes.str());
+  util::write_file_atomic(path, bytes.str());
 }
 
 bool checkpoint_has_extra(const std::string& path) {

@@ -13,6 +13,7 @@
 #include "rla/engine/progress.h"
 #include "rla/io/checkpoint.h"
 #include "rla/models/registry.h"
+#include "rla/util/file.h"
 #include "rla/util/threads.h"
 
 namespace rla::engine {
@@ -190,15 +191,16 @@ TrainResult train(const TrainConfig& config, const TrainHooks& hooks) {
     // Drop lines of epochs after the checkpoint (a crash between the two writes).
     std::string kept;
     for (const auto& m : result.history) kept += to_json(m).dump() + "\n";
-    if (lead) write_file_atomic(metrics_path, kept);
+    if (lead) util::write_file_atomic(metrics_path, kept);
     if (!c.quiet)
       fmt::print(stderr, "resuming {} after epoch {}{}\n", c.out_dir, state.epochs_done,
                  state.next_batch ? fmt::format(" + {} batches", state.next_batch) : "");
   } else if (lead) {
-    write_file_atomic(metrics_path, "");
+    util::write_file_atomic(metrics_path, "");
   }
   if (hooks.on_ready) hooks.on_ready(*net, extra.get());
-  if (lead) write_file_atomic((fs::path(c.out_dir) / "config.json").string(), config_json.dump(2) + "\n");
+  if (lead)
+    util::write_file_atomic((fs::path(c.out_dir) / "config.json").string(), config_json.dump(2) + "\n");
   if (!c.quiet) {
     fmt::print(stderr, "config {}\n", config_json.dump());
     fmt::print(stderr, "model {}: {} parameters | train {} | test {} | {} threads\n", c.model,

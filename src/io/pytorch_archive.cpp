@@ -12,6 +12,7 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "rla/util/file.h"
 #include "zip_bounds.h"
 
 namespace rla::io {
@@ -134,28 +135,9 @@ std::string write_pytorch_buffer(const PyValue& value) {
 }
 
 void write_pytorch_file(const std::string& path, const PyValue& value) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw std::runtime_error(fmt::format("cannot write '{}': {}", tmp, std::strerror(errno)));
-    try {
-      write_archive(value, [&f](const char* p, size_t n) { f.write(p, static_cast<std::streamsize>(n)); });
-    } catch (...) {
-      f.close();
-      std::remove(tmp.c_str());
-      throw;
-    }
-    f.flush();
-    if (!f) {
-      std::remove(tmp.c_str());
-      throw std::runtime_error(fmt::format("writing '{}' failed (disk full?)", tmp));
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string err = std::strerror(errno);
-    std::remove(tmp.c_str());
-    throw std::runtime_error(fmt::format("cannot rename '{}' to '{}': {}", tmp, path, err));
-  }
+  util::write_file_atomic(path, [&value](std::ostream& f) {
+    write_archive(value, [&f](const char* p, size_t n) { f.write(p, static_cast<std::streamsize>(n)); });
+  });
 }
 
 }  // namespace rla::io

@@ -42,10 +42,7 @@ torch::Tensor read_image(const std::string& path, int channels = 0);
 std::vector<uint8_t> encode_png(const torch::Tensor& image);
 std::vector<uint8_t> encode_jpeg(const torch::Tensor& image, int quality = 90);
 
-/// Writes bytes to `path` atomically (temporary file in the same folder, then rename), so a
-/// reader never sees a half-written file. DataError naming the path on failure.
-void write_file_atomic(const std::string& path, const std::vector<uint8_t>& bytes);
-/// encode_png / encode_jpeg, then write_file_atomic.
+/// encode_png / encode_jpeg, then util::write_file_atomic (a reader never sees half a file).
 void write_png(const std::string& path, const torch::Tensor& image);
 void write_jpeg(const std::string& path, const torch::Tensor& image, int quality = 90);
 

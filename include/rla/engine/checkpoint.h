@@ -29,7 +29,5 @@ TrainState load_checkpoint(const std::string& path, torch::nn::Module& model,
                            torch::optim::Optimizer* optimizer, torch::nn::Module* extra = nullptr);
 /// True if the checkpoint stores an extra module (e.g. exit heads).
 bool checkpoint_has_extra(const std::string& path);
-/// Writes `bytes` to `path` atomically (tmp + fsync + rename).
-void write_file_atomic(const std::string& path, const std::string& bytes);
 
 }  // namespace rla::engine
