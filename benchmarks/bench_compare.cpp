@@ -12,15 +12,10 @@
 
 #include "rla/analysis/benchmark.h"
 #include "rla/util/memory.h"
+#include "rla/util/threads.h"
 
 int main(int argc, char** argv) {
-  // libgomp reads OMP_WAIT_POLICY once, at load. Its default (spin) made 2-thread workloads
-  // 12-37x slower on this shared 2-core machine (docs/performance.md), so unless the user chose
-  // a policy, re-run this program with the passive one; the Python worker inherits it.
-  if (std::getenv("OMP_WAIT_POLICY") == nullptr) {
-    setenv("OMP_WAIT_POLICY", "passive", 1);
-    execv("/proc/self/exe", argv);  // returns only on failure: then carry on as we are
-  }
+  rla::util::prefer_passive_omp_wait(argv);  // the Python worker inherits the policy
   // The C++ side keeps its heap (util/memory.h); the Python worker keeps glibc's defaults, as
   // a PyTorch user would have them.
   const bool kept_heap = rla::util::keep_freed_memory();

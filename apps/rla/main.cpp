@@ -8,9 +8,11 @@
 
 #include "commands.h"
 #include "rla/util/memory.h"
+#include "rla/util/threads.h"
 
 int main(int argc, char** argv) {
-  rla::util::keep_freed_memory();  // large activations stay mapped (util/memory.h)
+  rla::util::prefer_passive_omp_wait(argv);  // OMP_WAIT_POLICY=passive unless set (util/threads.h)
+  rla::util::keep_freed_memory();            // large activations stay mapped (util/memory.h)
   CLI::App app{
       "rla — Recurrent Layer Aggregation networks (RLA-Net, NeurIPS 2021): model zoo, "
       "summaries, training and evaluation"};

@@ -98,13 +98,19 @@ nlohmann::json to_json(const EpochMetrics& m) {
 
 ClassificationMeter evaluate(models::NetworkImpl& net, data::DataLoader& loader, int64_t num_classes,
                              bool show_progress) {
-  ClassificationMeter meter(num_classes);
   net.eval();
+  return evaluate([&net](const torch::Tensor& x) { return net.forward(x); }, loader, num_classes,
+                  show_progress);
+}
+
+ClassificationMeter evaluate(const std::function<torch::Tensor(const torch::Tensor&)>& forward,
+                             data::DataLoader& loader, int64_t num_classes, bool show_progress) {
+  ClassificationMeter meter(num_classes);
   torch::NoGradGuard no_grad;
   loader.start_epoch(0);
   Progress progress("  eval", loader.batches_per_epoch());
   while (auto batch = loader.next()) {
-    auto logits = net.forward(batch->images);
+    auto logits = forward(batch->images);
     const double loss = torch::nn::functional::cross_entropy(logits, batch->labels).item<double>();
     meter.update(logits, batch->labels, loss);
     if (show_progress) progress.step(batch->labels.size(0));

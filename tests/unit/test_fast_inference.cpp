@@ -3,6 +3,9 @@
 // and the source network's state_dict untouched.
 #include <gtest/gtest.h>
 
+#include "rla/data/loader.h"
+#include "rla/data/synthetic.h"
+#include "rla/engine/trainer.h"
 #include "rla/inference/fast_inference.h"
 #include "rla/models/registry.h"
 
@@ -152,6 +155,29 @@ TEST(FastInference, DenseNetFallsBackAndMatches) {
   inference::FastNetwork res(models::create_model("rla_resnet20"));
   EXPECT_TRUE(res.specialized());
   EXPECT_GT(res.folded_batchnorms(), 19);
+}
+
+TEST(FastInference, EvaluatesLikeTheEagerModel) {
+  // `rla eval --fast`: the same meter through engine::evaluate, batch by batch.
+  torch::manual_seed(5);
+  models::ModelConfig mc;
+  mc.in_channels = 1;
+  auto net = models::create_model("rla_resnet20", mc);
+  randomize_batchnorms(*net);
+  data::SyntheticOptions so;
+  so.size = 70;
+  data::LoaderOptions lo;
+  lo.batch_size = 32;  // 70 = 32 + 32 + 6
+  lo.shuffle = false;
+  lo.workers = 0;
+  data::DataLoader loader(data::make_synthetic(so), {}, lo);
+  const auto eager = engine::evaluate(*net, loader, 10);
+  inference::FastNetwork fast(net);
+  const auto folded =
+      engine::evaluate([&fast](const torch::Tensor& x) { return fast.forward(x); }, loader, 10);
+  EXPECT_EQ(folded.count(), 70);
+  EXPECT_EQ(folded.top1(), eager.top1());
+  EXPECT_NEAR(folded.loss(), eager.loss(), 1e-4 * std::max(1.0, eager.loss()));
 }
 
 }  // namespace

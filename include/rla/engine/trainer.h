@@ -99,6 +99,10 @@ void clear_stop_request();
 /// Evaluates `net` on every batch of `loader` (eval mode, no grad).
 ClassificationMeter evaluate(models::NetworkImpl& net, data::DataLoader& loader, int64_t num_classes,
                              bool show_progress = false);
+/// The same with any forward (images [N, C, H, W] -> logits [N, classes]), e.g. the fast
+/// inference path of inference/fast_inference.h. Runs under NoGradGuard.
+ClassificationMeter evaluate(const std::function<torch::Tensor(const torch::Tensor&)>& forward,
+                             data::DataLoader& loader, int64_t num_classes, bool show_progress = false);
 
 /// Writes training_curves.png: loss and top-1 vs epoch, train and test, two panels.
 void save_training_curves(const std::string& path, const std::vector<EpochMetrics>& history,

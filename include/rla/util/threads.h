@@ -14,6 +14,13 @@ void set_intra_op_threads(int threads);
 /// OpenBLAS's own thread count, when OpenBLAS is loaded; returns false otherwise.
 bool set_blas_threads(int threads);
 
+/// libgomp reads OMP_WAIT_POLICY once, when it loads; its default (spin) made 2-thread workloads
+/// 8-37x slower whenever another process shared the cores (docs/performance.md). Unless the user
+/// chose a policy, sets OMP_WAIT_POLICY=passive and re-executes this program (/proc/self/exe,
+/// same pid and arguments), so that child processes inherit it too. Call first thing in main;
+/// returns only when no re-execution happened (the policy was set, or exec failed).
+void prefer_passive_omp_wait(char** argv);
+
 /// Intra-op threads for a batch: 1 at batch 1 (measured faster here), all cores otherwise.
 int threads_for_batch(long batch);
 
