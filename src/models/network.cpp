@@ -17,7 +17,12 @@ void NetworkImpl::check_input(const torch::Tensor& input, int64_t in_channels) {
 
 FlowState NetworkImpl::initial_state(torch::Tensor x, int64_t k) {
   FlowState s{std::move(x), {}};
-  if (k > 0) s.h = torch::zeros({s.x.size(0), k, s.x.size(2), s.x.size(3)}, s.x.options());
+  // The state takes x's memory format: a channels-last x with an NCHW h would make cat(x, h)
+  // and everything after it fall back to NCHW (and mixed-format kernels) in the first block.
+  if (k > 0) {
+    s.h = torch::zeros({s.x.size(0), k, s.x.size(2), s.x.size(3)},
+                       s.x.options().memory_format(s.x.suggest_memory_format()));
+  }
   return s;
 }
 
