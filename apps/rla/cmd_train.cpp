@@ -60,7 +60,8 @@ Runner add_train_command(CLI::App& root) {
       ->check(CLI::IsMember({"rla", "sum", "concat"}));
   cmd->add_option("--seed", cfg->seed, "Random seed (data order, augmentation, init)")->capture_default_str();
   cmd->add_option("--workers", cfg->workers, "Data-loading threads")->capture_default_str();
-  cmd->add_flag("--channels-last", cfg->channels_last, "Channels-last (NHWC) memory format");
+  cmd->add_flag("--channels-last,!--nchw", cfg->channels_last,
+                "Memory format: channels-last (NHWC, the default: faster here) or NCHW");
   cmd->add_option("--out,-o", cfg->out_dir, "Run folder (default runs/<model>-<dataset>)");
   cmd->add_flag("--resume", cfg->resume, "Continue the run in --out from its last checkpoint");
   cmd->add_flag("--quiet,-q", cfg->quiet, "No progress output");

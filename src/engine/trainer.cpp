@@ -28,7 +28,7 @@ models::Network build_model(const TrainConfig& c, const data::DataBundle& d) {
   mc.in_channels = d.input_shape[0];
   if (c.rla_channels > 0) mc.rla_channels = c.rla_channels;
   if (!c.aggregation.empty()) mc.aggregation = models::parse_aggregation(c.aggregation);
-  mc.channels_last = c.channels_last || models::find_model(c.model).family == "imagenet";  // faster here
+  mc.channels_last = c.channels_last;
   return models::create_model(c.model, mc);
 }
 

@@ -20,7 +20,7 @@ struct BenchConfig {
   std::string device = "cpu";  ///< "cpu" or "cuda" (fails if CUDA is not available)
   std::string python = "/usr/bin/python3";
   std::string python_dir;  ///< folder of bench_worker.py; empty: no Python side
-  /// Memory format of the eager C++ training run: "auto" (per family, see bench results),
+  /// Memory format of the eager C++ training run: "auto" (= channels-last, the trainer default),
   /// "nchw" or "channels_last".
   std::string train_format = "auto";
   bool split_concat = false;          ///< fast path: conv1_x(x) + conv1_h(h) instead of conv1(cat(x, h))
