@@ -24,7 +24,7 @@ for model in resnet20 rla_resnet20; do
 done
 
 "$RLA" --threads "$THREADS" exits "$RUNS/resnet20" "$RUNS/rla_resnet20" \
-  --taus 0.5,0.7,0.8,0.9,0.95,0.99,1 --batch-size 256 --repeats 2 --limit-test 2000 --out "$OUT" \
+  --taus 0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1 --batch-size 256 --repeats 2 --limit-test 2000 --out "$OUT" \
   | tee "$OUT/exits.txt"
 
 "$RLA" --threads "$THREADS" visualize "$RUNS/resnet20" "$RUNS/rla_resnet20" \
