@@ -79,12 +79,8 @@ struct FastMobileNet : FastNetwork::Impl {
 
   torch::Tensor forward(const torch::Tensor& input) override {
     auto x = stem(format(input)).clamp_(0, 6);
-    torch::Tensor h;
-    bool h_zero = false;
-    if (k > 0) {
-      h = format(torch::zeros({x.size(0), k, x.size(2), x.size(3)}, x.options()));
-      h_zero = true;
-    }
+    torch::Tensor h = zero_state(x, k);
+    bool h_zero = h.defined();
     for (auto& b : blocks) {
       auto z = b.has_expand ? b.expand(x).clamp_(0, 6) : x;
       torch::Tensor y;

@@ -29,6 +29,10 @@ struct FastNetwork::Impl {
   torch::Tensor format(const torch::Tensor& x) const {
     return channels_last ? x.contiguous(at::MemoryFormat::ChannelsLast) : x.contiguous();
   }
+  /// The RLA state before the first block: zeros [N, k, H, W] beside x, or undefined if k = 0.
+  torch::Tensor zero_state(const torch::Tensor& x, int64_t k) const {
+    return k > 0 ? format(torch::zeros({x.size(0), k, x.size(2), x.size(3)}, x.options())) : torch::Tensor();
+  }
 };
 
 namespace detail {

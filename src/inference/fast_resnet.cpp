@@ -107,12 +107,8 @@ struct FastResNet : FastNetwork::Impl {
       return forward_onednn(input);
     auto x = stem(format(input)).relu_();
     if (!cifar_stem) x = at::max_pool2d(x, {3, 3}, {2, 2}, {1, 1});
-    torch::Tensor h;
-    bool h_zero = false;
-    if (k > 0) {
-      h = format(torch::zeros({x.size(0), k, x.size(2), x.size(3)}, x.options()));
-      h_zero = true;
-    }
+    torch::Tensor h = zero_state(x, k);
+    bool h_zero = h.defined();
     for (auto& b : blocks) {
       torch::Tensor out;
       if (!h.defined()) {
