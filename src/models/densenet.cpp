@@ -18,8 +18,8 @@ DenseLayerImpl::DenseLayerImpl(int64_t in, int64_t growth, bool bottleneck) {
 }
 
 torch::Tensor DenseLayerImpl::forward(const torch::Tensor& input) {
-  auto y = conv1_(torch::relu(bn1_(input)));
-  if (conv2_) y = conv2_(torch::relu(bn2_(y)));
+  auto y = conv1_(bn1_(input).relu_());
+  if (conv2_) y = conv2_(bn2_(y).relu_());
   return y;
 }
 
@@ -29,7 +29,7 @@ TransitionImpl::TransitionImpl(int64_t in, int64_t out) {
 }
 
 torch::Tensor TransitionImpl::forward(const torch::Tensor& x) {
-  return avg_pool_2x2(conv_(torch::relu(bn_(x))), "transition_pool");
+  return avg_pool_2x2(conv_(bn_(x).relu_()), "transition_pool");
 }
 
 DenseNetImpl::DenseNetImpl(const DenseNetOptions& o) : options_(o) {
@@ -106,8 +106,8 @@ void DenseNetImpl::run_block(size_t index, FlowState& s) {
 }
 
 torch::Tensor DenseNetImpl::head(const FlowState& s) {
-  auto x = torch::relu(bn_final_(s.x));
-  if (s.h.defined()) x = torch::cat({x, torch::relu(bn2_(s.h))}, 1);
+  auto x = bn_final_(s.x).relu_();
+  if (s.h.defined()) x = torch::cat({x, bn2_(s.h).relu_()}, 1);
   return fc_(global_avg_pool(x));
 }
 

@@ -96,7 +96,7 @@ ConvBNActImpl::ConvBNActImpl(int64_t in, int64_t out, int64_t kernel, int64_t st
 
 torch::Tensor ConvBNActImpl::forward(const torch::Tensor& x) {
   auto y = bn(conv(x));
-  return relu6_ ? torch::hardtanh(y, 0.0, 6.0) : y;
+  return relu6_ ? torch::hardtanh_(y, 0.0, 6.0) : y;
 }
 
 SEImpl::SEImpl(int64_t channels, int64_t reduction) {

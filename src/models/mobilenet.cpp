@@ -132,7 +132,10 @@ void MobileNetV2Impl::run_block(size_t index, FlowState& s) {
 
 torch::Tensor MobileNetV2Impl::head(const FlowState& s) {
   auto x = s.x;
-  if (s.h.defined()) x = torch::cat({x, torch::hardtanh(bn2_(s.h), 0.0, 6.0)}, 1);
+  if (s.h.defined()) {
+    auto state = bn2_(s.h);
+    x = torch::cat({x, torch::hardtanh_(state, 0.0, 6.0)}, 1);
+  }
   // The official and torchvision code pool with a function call, which thop does not count.
   x = global_avg_pool(last_(x), /*thop_counted=*/false);
   x = torch::dropout(x, options_.dropout(), is_training());

@@ -34,9 +34,11 @@ ResBlockImpl::ResBlockImpl(const Config& c, const ResBlockImpl* share)
 
 std::pair<torch::Tensor, torch::Tensor> ResBlockImpl::forward(const torch::Tensor& x,
                                                               const torch::Tensor& h) {
-  auto out = torch::relu(bn1(conv1(h.defined() ? torch::cat({x, h}, 1) : x)));
+  // Activations run in place on fresh BN / sum outputs (as the official inplace=True ReLUs):
+  // no extra tensor per activation in training.
+  auto out = bn1(conv1(h.defined() ? torch::cat({x, h}, 1) : x)).relu_();
   if (bottleneck_) {
-    out = torch::relu(bn2(conv2(out)));
+    out = bn2(conv2(out)).relu_();
     out = bn3(conv3(out));
   } else {
     out = bn2(conv2(out));
@@ -44,7 +46,7 @@ std::pair<torch::Tensor, torch::Tensor> ResBlockImpl::forward(const torch::Tenso
   if (se) out = se(out);
   if (eca) out = eca(out);
   auto identity = downsample ? downsample(x) : x;
-  auto result = torch::relu(out + identity);
+  auto result = (out + identity).relu_();
   return {result, state_from_output_ ? result : out};
 }
 
@@ -130,7 +132,7 @@ ResNetImpl::ResNetImpl(const ResNetOptions& o) : options_(o) {
 
 FlowState ResNetImpl::stem(const torch::Tensor& input) {
   check_input(input, options_.in_channels());
-  auto x = torch::relu(bn1_(conv1_(input)));
+  auto x = bn1_(conv1_(input)).relu_();
   if (!options_.cifar_stem()) x = max_pool_3x3s2(x);
   return initial_state(x, options_.rla_channels());
 }
@@ -147,7 +149,7 @@ void ResNetImpl::run_block(size_t index, FlowState& s) {
 
 torch::Tensor ResNetImpl::head(const FlowState& s) {
   auto x = s.x;
-  if (s.h.defined()) x = torch::cat({x, torch::relu(bn2_(s.h))}, 1);
+  if (s.h.defined()) x = torch::cat({x, bn2_(s.h).relu_()}, 1);
   return fc_(global_avg_pool(x));
 }
 

@@ -25,7 +25,7 @@ torch::Tensor aggregate(Aggregation kind, const torch::Tensor& h, const torch::T
                         BatchNorm2d& bn) {
   switch (kind) {
     case Aggregation::kRla:
-      return cell.recurrent_conv(torch::tanh(bn(h + cell.conv_out(y))));
+      return cell.recurrent_conv(bn(h + cell.conv_out(y)).tanh_());
     case Aggregation::kSum:
       return h + cell.conv_out(y);
     case Aggregation::kConcat:
