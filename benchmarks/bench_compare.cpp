@@ -37,7 +37,8 @@ int main(int argc, char** argv) {
   app.add_flag("--split-concat", cfg.split_concat, "Fast path: two convs instead of conv(cat(x, h))");
   app.add_option("--fast-backend", cfg.fast_backend, "Fast path tensors (ResNets): auto, mkldnn or dense")
       ->check(CLI::IsMember({"auto", "mkldnn", "dense"}));
-  app.add_flag("--only-inference", cfg.only_inference, "Skip the training workloads");
+  auto* only_inf = app.add_flag("--only-inference", cfg.only_inference, "Skip the training workloads");
+  app.add_flag("--only-training", cfg.only_training, "Skip the inference workloads")->excludes(only_inf);
   app.add_option("--jsonl", cfg.jsonl, "Also write one JSON object per row here");
   CLI11_PARSE(app, argc, argv);
   if (no_python) cfg.python_dir.clear();

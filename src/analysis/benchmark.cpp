@@ -343,7 +343,7 @@ BenchReport run_benchmark(const BenchConfig& cfg, std::ostream& log) {
                                          {"infer b1", false, 1, size},
                                          {"infer b32", false, 32, size}};
     for (const auto& w : loads) {
-      if (w.train && cfg.only_inference) continue;
+      if ((w.train && cfg.only_inference) || (!w.train && cfg.only_training)) continue;
       report.rows.push_back(run_workload(cfg, model, w, py.get(), log));
       if (jsonl) jsonl << row_json(report.rows.back()).dump() << "\n" << std::flush;
     }

@@ -26,6 +26,7 @@ struct BenchConfig {
   bool split_concat = false;          ///< fast path: conv1_x(x) + conv1_h(h) instead of conv1(cat(x, h))
   std::string fast_backend = "auto";  ///< fast path: FastOptions::backend (auto, mkldnn, dense)
   bool only_inference = false;        ///< skip the training workload
+  bool only_training = false;         ///< skip the inference workloads
   std::string jsonl;                  ///< also write one JSON object per row here (empty: no file)
 };
 
