@@ -20,6 +20,7 @@ rows() { grep '^| [a-z]' | grep -v '^| model' || true; }
   echo
   echo "## 1. heap: kept (default) vs glibc default (RLA_SYSTEM_MALLOC=1)"
   echo '| model | workload | batch@size | C++ eager img/s | C++ fast img/s |'
+  echo '|---|---|---|---:|---:|'
   for env in "" "RLA_SYSTEM_MALLOC=1"; do
     echo "| *${env:-heap kept}* | | | | |"
     env $env "$bench" "${common[@]}" --only-inference --models resnet50,rla_resnet50 2>/dev/null | rows | cut -d'|' -f1-6 | sed 's/$/|/'
@@ -27,6 +28,7 @@ rows() { grep '^| [a-z]' | grep -v '^| model' || true; }
   echo
   echo "## 2. fast-path tensors: mkldnn vs dense"
   echo '| model | workload | batch@size | C++ eager img/s | C++ fast img/s |'
+  echo '|---|---|---|---:|---:|'
   for backend in mkldnn dense; do
     "$bench" "${common[@]}" --only-inference --fast-backend "$backend" --models rla_resnet20,resnet50,rla_resnet50 \
       2>/dev/null | rows | cut -d'|' -f1-6 | sed 's/$/|/'
@@ -34,6 +36,7 @@ rows() { grep '^| [a-z]' | grep -v '^| model' || true; }
   echo
   echo "## 3. training memory format: channels-last vs NCHW (batch 128 at 32x32)"
   echo '| model | workload | batch@size | C++ eager img/s |'
+  echo '|---|---|---|---:|'
   for format in channels_last nchw; do
     "$bench" "${common[@]}" --only-training --train-format "$format" --models resnet20,rla_resnet20 2>/dev/null | rows \
       | grep train | cut -d'|' -f1-5 | sed 's/$/|/'
