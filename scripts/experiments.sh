@@ -16,6 +16,7 @@ EPOCHS=${EPOCHS:-5}
 LIMIT_TRAIN=${LIMIT_TRAIN:-20000}
 THREADS=${THREADS:-2}
 RUNS=${RUNS:-runs/experiments}
+TABLE=${TABLE:-docs/results_table.md}  # where the live table goes
 RLA=${RLA:-./build/rla}
 [ -x "$RLA" ] || bash scripts/build.sh
 
@@ -34,10 +35,10 @@ write_table() {
     echo "Recipe: ${recipe[*]} (seeds: $SEEDS; threads: $THREADS)."
     echo
     "$RLA" report "$RUNS" --models "$models_csv"
-  } > docs/results_table.md.tmp && mv docs/results_table.md.tmp docs/results_table.md
+  } > "$TABLE.tmp" && mv "$TABLE.tmp" "$TABLE"
 }
 
-mkdir -p "$RUNS" docs
+mkdir -p "$RUNS" "$(dirname "$TABLE")"
 for seed in $SEEDS; do
   for model in $MODELS; do
     dir="$RUNS/$model-seed$seed"
@@ -53,4 +54,4 @@ for seed in $SEEDS; do
   done
 done
 write_table
-cat docs/results_table.md
+cat "$TABLE"
