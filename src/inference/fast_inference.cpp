@@ -22,7 +22,7 @@ torch::Tensor FoldedConv::operator()(const torch::Tensor& x) const {
   }
   // A channels-last float CPU input goes straight to oneDNN: at::conv2d's own choice sends small
   // inputs (under ~20k elements, e.g. batch-1 CIFAR stages) to a slower native kernel.
-  if (direct_onednn && x.device().is_cpu() && x.scalar_type() == torch::kFloat &&
+  if (at::hasMKLDNN() && x.device().is_cpu() && x.scalar_type() == torch::kFloat &&
       x.is_contiguous(at::MemoryFormat::ChannelsLast) &&
       weight.is_contiguous(at::MemoryFormat::ChannelsLast)) {
     return at::mkldnn_convolution(x, weight, bias, padding, stride, dilation, groups);
@@ -71,7 +71,6 @@ FoldedConv fold_conv_bn(const models::Conv2dImpl& conv, const models::BatchNorm2
   f.weight = w.to(dtype).contiguous();
   if (channels_last) f.weight = f.weight.contiguous(at::MemoryFormat::ChannelsLast);
   if (b.defined()) f.bias = b.to(dtype).contiguous();
-  f.direct_onednn = channels_last && at::hasMKLDNN();
   return f;
 }
 
@@ -100,7 +99,6 @@ FoldedConv Affine::as_conv(bool with_shift) const {
   c.padding = {0, 0};
   c.dilation = {1, 1};
   c.groups = k;
-  c.direct_onednn = at::hasMKLDNN();
   return c;
 }
 

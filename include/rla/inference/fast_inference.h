@@ -47,11 +47,9 @@ struct FoldedConv {
   torch::Tensor packed;  ///< `weight` re-laid out for oneDNN (pack()), or undefined
   std::vector<int64_t> stride, padding, dilation;
   int64_t groups = 1;
-  /// Channels-last float CPU inputs call oneDNN's convolution directly (set where LibTorch has
-  /// MKLDNN).
-  bool direct_onednn = false;
   /// x: [N, C_in, H, W] -> [N, C_out, H', W'] (torch.nn.functional.conv2d); a oneDNN (mkldnn
-  /// layout) x gives a oneDNN result, through the packed weight when there is one.
+  /// layout) x gives a oneDNN result, through the packed weight when there is one, and a
+  /// channels-last float CPU x with a channels-last weight calls oneDNN's convolution directly.
   torch::Tensor operator()(const torch::Tensor& x) const;
   /// Fills `packed` (at::mkldnn_reorder_conv2d_weight); needs a float CPU weight.
   void pack();
