@@ -315,10 +315,7 @@ TEST(DataParallelFaults, KilledRankEndsTheOtherWithinTheTimeout) {
   auto r0 = spawn_rla(args, rank_env(0, 2, port), out + "/rank0.log");
   auto r1 = spawn_rla(args, rank_env(1, 2, port), out + "/rank1.log");
   // Wait until training runs (rank 0 has written its first epoch), then kill rank 1.
-  const auto until = Clock::now() + std::chrono::seconds(60);
-  while (Clock::now() < until && read_all(out + "/metrics.jsonl").empty())
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  ASSERT_FALSE(read_all(out + "/metrics.jsonl").empty()) << read_all(r0.log);
+  ASSERT_TRUE(test::wait_for_first_epoch(out, 60)) << read_all(r0.log);
   kill(r1.pid, SIGKILL);
   const auto t0 = Clock::now();
   const int code = wait_for(r0, 25);
@@ -339,9 +336,7 @@ TEST(DataParallelFaults, HungRankTimesOutTheOther) {
   const auto args = train_args(out, 16, 100, "--dist-timeout 4");
   auto r0 = spawn_rla(args, rank_env(0, 2, port), out + "/rank0.log");
   auto r1 = spawn_rla(args, rank_env(1, 2, port), out + "/rank1.log");
-  const auto until = Clock::now() + std::chrono::seconds(60);
-  while (Clock::now() < until && read_all(out + "/metrics.jsonl").empty())
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  test::wait_for_first_epoch(out, 60);
   kill(r1.pid, SIGSTOP);  // alive but silent: only the timeout can end rank 0
   const auto t0 = Clock::now();
   const int code = wait_for(r0, 20);

@@ -1,7 +1,10 @@
 #pragma once
 // Helpers shared by the test binaries: fixture paths and running the CLI.
+#include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <string>
+#include <thread>
 
 namespace rla::test {
 
@@ -26,6 +29,20 @@ inline CommandResult run_rla(const std::string& args) {
   const int status = pclose(pipe);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
+}
+
+/// Waits up to `seconds` for the training run in `run_dir` to finish its first epoch (its
+/// metrics.jsonl, written atomically, is non-empty); true if it did.
+inline bool wait_for_first_epoch(const std::string& run_dir, double seconds) {
+  const auto metrics = std::filesystem::path(run_dir) / "metrics.jsonl";
+  const auto written = [&metrics] {
+    std::error_code ec;
+    return std::filesystem::file_size(metrics, ec) > 0 && !ec;
+  };
+  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (std::chrono::steady_clock::now() < until && !written())
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  return written();
 }
 
 }  // namespace rla::test

@@ -5,10 +5,8 @@
 #include <unistd.h>
 #include <nlohmann/json.hpp>
 
-#include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <thread>
 
 #include "../support/test_util.h"
 
@@ -73,8 +71,7 @@ TEST(CliTrain, CtrlCSavesAndResumeFinishes) {
     execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
-  for (int i = 0; i < 600 && read_metrics(dir).empty(); ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  rla::test::wait_for_first_epoch(dir.string(), 60);
   kill(pid, SIGINT);
   int status = 0;
   waitpid(pid, &status, 0);

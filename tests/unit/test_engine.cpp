@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "../support/tiny_run.h"
 #include "rla/data/idx.h"
 #include "rla/data/loader.h"
 #include "rla/data/synthetic.h"
@@ -206,17 +207,10 @@ TEST(Loader, ShardsAreDisjointAndCoverTheEpoch) {
 }
 
 engine::TrainConfig tiny_run(const std::string& dir) {
-  engine::TrainConfig c;
-  c.model = "rla_resnet20";
-  c.data.dataset = "synthetic";
+  auto c = test::tiny_run_config(dir);
   c.data.synthetic_size = 320;
   c.epochs = 3;
-  c.batch_size = 32;
-  c.schedule.base_lr = 0.05;
-  c.threads = 1;
   c.workers = 2;
-  c.quiet = true;
-  c.out_dir = dir;
   return c;
 }
 

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <numeric>
 
+#include "../support/tiny_run.h"
 #include "rla/analysis/feature_maps.h"
 #include "rla/analysis/plot.h"
 #include "rla/data/image_io.h"
@@ -30,17 +31,10 @@ fs::path scratch(const std::string& name) {
 }
 
 engine::TrainConfig tiny_exit_run(const std::string& dir) {
-  engine::TrainConfig c;
-  c.model = "rla_resnet20";
-  c.data.dataset = "synthetic";
+  auto c = test::tiny_run_config(dir);
   c.data.synthetic_size = 128;
   c.epochs = 1;
-  c.batch_size = 32;
-  c.schedule.base_lr = 0.05;
-  c.threads = 1;
   c.workers = 1;
-  c.quiet = true;
-  c.out_dir = dir;
   c.exits = "block";
   c.exit_weight = 0.5;
   return c;
