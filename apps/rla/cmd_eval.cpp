@@ -5,15 +5,12 @@
 #include <iostream>
 
 #include "commands.h"
+#include "options.h"
 #include "rla/data/sources.h"
-#include "rla/engine/checkpoint.h"
 #include "rla/engine/trainer.h"
 #include "rla/inference/fast_inference.h"
-#include "rla/models/registry.h"
 
 namespace rla::app {
-
-void add_data_options(CLI::App* cmd, data::DataConfig& d);
 
 namespace {
 struct EvalConfig {
@@ -39,28 +36,14 @@ Runner add_eval_command(CLI::App& root) {
                 "Use the fast inference path (BN folded, oneDNN; equal to the plain forward within 1e-4)");
   return [cfg, cmd]() {
     // The checkpoint records the model and data it was trained with; flags given here override.
-    nlohmann::json trained;
-    {
-      auto empty = std::make_shared<torch::nn::Module>();
-      auto state = engine::load_checkpoint(cfg->checkpoint, *empty, nullptr);
-      trained = nlohmann::json::parse(state.config_json, nullptr, false);
-      if (trained.is_discarded() || !trained.contains("model"))
-        throw std::runtime_error(cfg->checkpoint + ": checkpoint carries no training config");
-    }
-    data::DataConfig d = cfg->data;
-    if (cmd->count("--dataset") == 0) d.dataset = trained.value("dataset", d.dataset);
-    if (cmd->count("--data-root") == 0) d.root = trained.value("data_root", std::string());
-    d.augment = false;
-    auto bundle = data::open_data(d);
-    models::ModelConfig mc;
-    mc.num_classes = bundle.test->num_classes();
-    mc.in_channels = bundle.input_shape[0];
-    if (trained.value("rla_channels", 0) > 0) mc.rla_channels = trained.value("rla_channels", 0);
-    const auto agg = trained.value("aggregation", std::string());
-    if (!agg.empty()) mc.aggregation = models::parse_aggregation(agg);
-    const std::string model_name = trained["model"].get<std::string>();
-    auto net = models::create_model(model_name, mc);
-    engine::load_checkpoint(cfg->checkpoint, *net, nullptr);
+    engine::LoadRunOptions lro;
+    if (cmd->count("--dataset")) lro.dataset = cfg->data.dataset;
+    if (cmd->count("--data-root")) lro.data_root = cfg->data.root;
+    lro.limit_test = cfg->data.limit_test;
+    auto run = engine::load_run(cfg->checkpoint, lro);
+    auto& bundle = run.data;
+    auto& net = run.net;
+    const std::string& model_name = run.config.model;
     data::LoaderOptions lo;
     lo.batch_size = cfg->batch_size;
     lo.shuffle = false;

@@ -17,7 +17,7 @@ Runner add_list_command(CLI::App& root) {
     fmt::print("{:<28} {:<9} {:>12}  {}\n", "model", "family", "params", "description");
     for (const auto& e : models::model_registry()) {
       if (!family->empty() && e.family != *family) continue;
-      auto net = e.build({});
+      auto net = models::create_model(e.name);
       fmt::print("{:<28} {:<9} {:>12}  {}\n", e.name, e.family,
                  analysis::with_commas(models::count_parameters(*net)), e.description);
     }

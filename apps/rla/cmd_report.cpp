@@ -1,39 +1,55 @@
-// `rla report`: a results table (Markdown) from run folders, grouped by model.
-#include <filesystem>
+// `rla report`: Markdown tables from run folders: validation and test error (mean ± std over
+// seeds) per model, and differences between models with a 95 % interval.
+#include <fmt/format.h>
+
 #include <iostream>
 
 #include "commands.h"
 #include "rla/analysis/report.h"
 
 namespace rla::app {
+namespace {
+struct ReportConfig {
+  std::vector<std::string> dirs, order, compare;
+  bool by_config = false;
+};
+}  // namespace
 
 Runner add_report_command(CLI::App& root) {
-  auto dirs = std::make_shared<std::vector<std::string>>();
-  auto order = std::make_shared<std::vector<std::string>>();
-  auto* cmd =
-      root.add_subcommand("report", "Markdown table of test error (mean ± std over seeds) from run folders");
-  cmd->add_option("runs", *dirs, "Run folders, or folders holding run folders")->required();
-  cmd->add_option("--models", *order, "Row order (default: order of first appearance)")->delimiter(',');
-  return [dirs, order]() {
+  auto cfg = std::make_shared<ReportConfig>();
+  auto* cmd = root.add_subcommand(
+      "report", "Markdown tables of validation / test error (mean ± std over seeds) from run folders");
+  cmd->add_option("runs", cfg->dirs, "Run folders, or folders holding run folders")->required();
+  cmd->add_option("--models", cfg->order, "Row order (default: order of first appearance)")->delimiter(',');
+  cmd->add_flag("--by-config", cfg->by_config,
+                "One row per model and configuration (k, aggregation, init, state input)");
+  cmd->add_option("--compare", cfg->compare,
+                  "Pairs A:B of row labels: test error A - B with a 95 % interval over seeds")
+      ->delimiter(',');
+  return [cfg]() {
     std::vector<analysis::RunRecord> runs;
-    for (const auto& d : *dirs) {
-      analysis::RunRecord r;
-      if (analysis::read_run(d, r)) {
-        runs.push_back(r);
-        continue;
-      }
-      if (!std::filesystem::is_directory(d)) throw std::invalid_argument(d + ": not a run folder");
-      std::vector<std::string> children;
-      for (const auto& e : std::filesystem::directory_iterator(d))
-        if (e.is_directory()) children.push_back(e.path().string());
-      std::sort(children.begin(), children.end());
-      for (const auto& c : children)
-        if (analysis::read_run(c, r)) runs.push_back(r);
+    for (const auto& d : cfg->dirs) {
+      auto found = analysis::find_runs(d);
+      runs.insert(runs.end(), found.begin(), found.end());
     }
-    std::vector<std::string> models = *order;
-    for (const auto& r : runs)
-      if (std::find(models.begin(), models.end(), r.model) == models.end()) models.push_back(r.model);
-    std::cout << analysis::markdown_table(analysis::summarize_runs(runs, models));
+    if (runs.empty()) throw std::invalid_argument("no run folders (with config.json) found");
+    const auto rows = analysis::summarize_runs(runs, cfg->order, cfg->by_config);
+    std::cout << analysis::markdown_table(rows);
+    if (cfg->compare.empty()) return 0;
+    std::vector<analysis::Comparison> comparisons;
+    auto row = [&rows](const std::string& label) {
+      for (const auto& r : rows)
+        if (r.label == label) return r;
+      throw std::invalid_argument(fmt::format("--compare: no row '{}'", label));
+    };
+    for (const auto& pair : cfg->compare) {
+      const auto colon = pair.find(':');
+      if (colon == std::string::npos)
+        throw std::invalid_argument(fmt::format("--compare: '{}' is not A:B", pair));
+      comparisons.push_back(
+          analysis::compare_test_error(row(pair.substr(0, colon)), row(pair.substr(colon + 1))));
+    }
+    std::cout << "\n" << analysis::markdown_comparisons(comparisons);
     return 0;
   };
 }

@@ -4,7 +4,9 @@
 #include <iostream>
 
 #include "commands.h"
+#include "options.h"
 #include "rla/analysis/summary.h"
+#include "rla/engine/run.h"
 #include "rla/models/registry.h"
 #include "rla/util/parse.h"
 
@@ -15,8 +17,7 @@ struct SummaryConfig {
   std::string model = "rla_resnet50";
   std::string input;  // "C,H,W"; default: the model family's
   int64_t classes = 0;
-  int64_t rla_channels = 0;
-  std::string aggregation;
+  ModelFlags flags;
   bool json = false;
   bool totals_only = false;
 };
@@ -28,26 +29,25 @@ Runner add_summary_command(CLI::App& root) {
   cmd->add_option("--model,-m", cfg->model, "Model name (see `rla list`)")->capture_default_str();
   cmd->add_option("--input", cfg->input, "Input C,H,W (default 3,224,224 ImageNet / 3,32,32 CIFAR)");
   cmd->add_option("--classes", cfg->classes, "Number of classes (default: the model's)");
-  cmd->add_option("--rla-channels", cfg->rla_channels, "k, the RLA state channels (RLA models)");
-  cmd->add_option("--aggregation", cfg->aggregation, "RLA aggregation: rla, sum or concat")
-      ->check(CLI::IsMember({"rla", "sum", "concat"}));
+  add_model_options(cmd, cfg->flags);
   cmd->add_flag("--json", cfg->json, "Print one JSON object instead of the table");
   cmd->add_flag("--totals", cfg->totals_only, "Print totals only");
   return [cfg]() {
     const auto& entry = models::find_model(cfg->model);
     auto input = cfg->input.empty() ? entry.default_input() : util::parse_int_list(cfg->input, 3, "--input");
-    models::ModelConfig mc;
+    models::ModelConfig mc = cfg->flags.to_config();
     if (cfg->classes > 0) mc.num_classes = cfg->classes;
-    if (cfg->rla_channels > 0) mc.rla_channels = cfg->rla_channels;
-    if (!cfg->aggregation.empty()) mc.aggregation = models::parse_aggregation(cfg->aggregation);
     mc.in_channels = input[0];
+    mc = models::resolve_config(entry, mc);
     auto net = entry.build(mc);
     auto s = analysis::summarize(*net, input);
     if (cfg->json) {
       auto j = analysis::summary_to_json(entry.name, s);
+      j["config"] = engine::to_json(mc);
       if (cfg->totals_only) j.erase("layers");
       std::cout << j.dump(2) << "\n";
     } else {
+      std::cout << fmt::format("{}: {}\n", entry.name, engine::to_json(mc).dump());
       std::cout << analysis::format_summary(entry.name, s, !cfg->totals_only);
     }
     return 0;

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "commands.h"
+#include "options.h"
 #include "rla/data/sources.h"
 #include "rla/distributed/data_parallel.h"
 #include "rla/engine/trainer.h"
@@ -21,23 +22,23 @@ extern "C" void on_sigint(int) {
 
 }  // namespace
 
-void add_data_options(CLI::App* cmd, data::DataConfig& d) {
-  cmd->add_option("--dataset", d.dataset, "fashion-mnist | mnist | cifar10 | cifar100 | folder | synthetic")
-      ->capture_default_str();
-  cmd->add_option("--data-root", d.root, "Dataset folder (default: the packaged location)");
-  cmd->add_option("--limit-train", d.limit_train, "Use only the first N training images (0 = all)");
-  cmd->add_option("--limit-test", d.limit_test, "Use only the first N test images (0 = all)");
-  cmd->add_option("--image-size", d.image_size, "Crop size for image folders")->capture_default_str();
-}
-
 Runner add_train_command(CLI::App& root) {
   auto cfg = std::make_shared<engine::TrainConfig>();
   auto milestones = std::make_shared<std::string>();
   auto no_augment = std::make_shared<bool>(false);
+  auto model_flags = std::make_shared<ModelFlags>();
   auto* cmd =
       root.add_subcommand("train", "Train a model; writes metrics.jsonl, config.json and checkpoints");
   cmd->add_option("--model,-m", cfg->model, "Model name (see `rla list`)")->capture_default_str();
+  add_model_options(cmd, *model_flags);
   add_data_options(cmd, cfg->data);
+  cmd->add_option("--val-size", cfg->data.val_size,
+                  "Hold out a class-stratified validation split of N training images: evaluated every "
+                  "epoch and used to pick best.ckpt; the test set is then evaluated once, at the end "
+                  "(0 = no split: the test set is evaluated every epoch)")
+      ->capture_default_str();
+  cmd->add_option("--val-seed", cfg->data.val_seed, "Seed of the validation split (not the run's --seed)")
+      ->capture_default_str();
   cmd->add_option("--epochs", cfg->epochs, "Epochs")->capture_default_str();
   cmd->add_option("--batch-size,-b", cfg->batch_size, "Batch size")->capture_default_str();
   cmd->add_option("--lr", cfg->schedule.base_lr, "Base learning rate")->capture_default_str();
@@ -55,9 +56,6 @@ Runner add_train_command(CLI::App& root) {
   cmd->add_option("--wd,--weight-decay", cfg->weight_decay, "Weight decay")->capture_default_str();
   cmd->add_option("--label-smoothing", cfg->label_smoothing, "Label smoothing")->capture_default_str();
   cmd->add_flag("--no-augment", *no_augment, "Disable training augmentation");
-  cmd->add_option("--rla-channels", cfg->rla_channels, "k, the RLA state channels (default: the model's)");
-  cmd->add_option("--aggregation", cfg->aggregation, "rla | sum | concat")
-      ->check(CLI::IsMember({"rla", "sum", "concat"}));
   cmd->add_option("--seed", cfg->seed, "Random seed (data order, augmentation, init)")->capture_default_str();
   cmd->add_option("--workers", cfg->workers, "Data-loading threads")->capture_default_str();
   cmd->add_flag("--channels-last,!--nchw", cfg->channels_last,
@@ -81,8 +79,9 @@ Runner add_train_command(CLI::App& root) {
       ->capture_default_str();
   cmd->add_flag("!--no-overlap", dist->second.overlap,
                 "Data parallel: all-reduce after backward, not during it");
-  return [cfg, milestones, no_augment, dist]() {
+  return [cfg, milestones, no_augment, dist, model_flags]() {
     cfg->threads = torch::get_num_threads();  // set from --threads by main
+    cfg->model_config = model_flags->to_config();
     cfg->data.augment = !*no_augment;
     if (!milestones->empty()) {
       const auto n = static_cast<size_t>(std::count(milestones->begin(), milestones->end(), ',') + 1);
@@ -101,9 +100,19 @@ Runner add_train_command(CLI::App& root) {
     if (data_parallel) fmt::print(stderr, "{}\n", data_parallel->finish());
     std::signal(SIGINT, SIG_DFL);
     if (result.history.empty() || hooks.rank != 0) return result.stopped_early ? 130 : 0;
-    const auto& last = result.history.back();
-    fmt::print("{}: test top-1 {:.2f}% (best {:.2f}%), top-5 {:.2f}% after {} epochs; run folder {}\n",
-               cfg->model, last.val_top1, result.best_top1, last.val_top5, last.epoch, result.run_dir);
+    if (!result.final) {
+      fmt::print("{}: stopped after {} epochs; run folder {}\n", cfg->model, result.history.back().epoch,
+                 result.run_dir);
+    } else if (result.final->val_top1) {
+      fmt::print(
+          "{}: validation top-1 {:.2f}%, test top-1 {:.2f}% top-5 {:.2f}% after {} epochs; run folder {}\n",
+          cfg->model, *result.final->val_top1, result.final->test_top1, result.final->test_top5,
+          result.final->epochs, result.run_dir);
+    } else {
+      fmt::print("{}: test top-1 {:.2f}% (best {:.2f}%), top-5 {:.2f}% after {} epochs; run folder {}\n",
+                 cfg->model, result.final->test_top1, result.best_top1, result.final->test_top5,
+                 result.final->epochs, result.run_dir);
+    }
     return result.stopped_early ? 130 : 0;
   };
 }

@@ -343,8 +343,7 @@ TileGrid run_visualize(const VisualizeConfig& cfg) {
           "\npred: " + names.at(static_cast<size_t>(pred[static_cast<int64_t>(r)].item<int64_t>()));
   }
   TileGrid g;
-  g.title =
-      fmt::format("Activation maps by depth ({} test images)", models.front().config.value("dataset", ""));
+  g.title = fmt::format("Activation maps by depth ({} test images)", models.front().config.data.dataset);
   g.row_labels = row_labels;
   g.column_labels = {"input"};
   g.column_groups = {{"image", 1}};

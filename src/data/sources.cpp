@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -102,6 +103,7 @@ DataBundle open_data(const DataConfig& config) {
   }
   b.train_transforms.push_back(normalize(b.normalization));
   b.eval_transforms.push_back(normalize(b.normalization));
+  if (c.val_size > 0) std::tie(b.train, b.val) = stratified_split(b.train, c.val_size, c.val_seed);
   b.train = take_first(b.train, c.limit_train);
   b.test = take_first(b.test, c.limit_test);
   return b;

@@ -28,11 +28,14 @@ torch::serialize::InputArchive open_archive(const std::string& path) {
   return archive;
 }
 
-// Copies every state_dict entry of `module` from "<prefix><name>"; throws listing what differs.
-void read_module(torch::serialize::InputArchive& archive, const std::string& prefix,
-                 torch::nn::Module& module, const std::string& path) {
+// Reads every state_dict entry of `module` from "<prefix><name>" and returns the copies to make,
+// changing nothing; throws listing what is missing or differs.
+std::vector<std::pair<torch::Tensor, torch::Tensor>> read_module(torch::serialize::InputArchive& archive,
+                                                                 const std::string& prefix,
+                                                                 torch::nn::Module& module,
+                                                                 const std::string& path) {
   std::vector<std::string> missing, mismatched;
-  torch::NoGradGuard no_grad;
+  std::vector<std::pair<torch::Tensor, torch::Tensor>> copies;  // {destination, stored}
   for (auto& [name, tensor] : models::state_dict(module)) {
     torch::Tensor stored;
     if (!archive.try_read(prefix + name, stored)) {
@@ -41,10 +44,10 @@ void read_module(torch::serialize::InputArchive& archive, const std::string& pre
       mismatched.push_back(fmt::format("{} (checkpoint {}, model {})", name, fmt::join(stored.sizes(), "x"),
                                        fmt::join(tensor.sizes(), "x")));
     } else {
-      tensor.copy_(stored);
+      copies.emplace_back(tensor, stored);
     }
   }
-  if (missing.empty() && mismatched.empty()) return;
+  if (missing.empty() && mismatched.empty()) return copies;
   auto first = [](const std::vector<std::string>& v) {
     return fmt::format(
         "{}",
@@ -90,11 +93,26 @@ bool checkpoint_has_extra(const std::string& path) {
   return archive.try_read("state/has_extra", v) && v.toBool();
 }
 
+std::string read_checkpoint_config(const std::string& path) {
+  auto archive = open_archive(path);
+  c10::IValue v;
+  return archive.try_read("state/config", v) ? v.toStringRef() : std::string();
+}
+
 TrainState load_checkpoint(const std::string& path, torch::nn::Module& model,
                            torch::optim::Optimizer* optimizer, torch::nn::Module* extra) {
   auto archive = open_archive(path);
-  read_module(archive, kModelPrefix, model, path);
-  if (extra) read_module(archive, kExtraPrefix, *extra, path);
+  // Everything is read and checked before anything is copied: a checkpoint that does not fit
+  // leaves the model (and the extra module) untouched.
+  auto copies = read_module(archive, kModelPrefix, model, path);
+  if (extra) {
+    auto more = read_module(archive, kExtraPrefix, *extra, path);
+    copies.insert(copies.end(), more.begin(), more.end());
+  }
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& [destination, stored] : copies) destination.copy_(stored);
+  }
   if (optimizer) {
     torch::serialize::InputArchive opt;
     if (archive.try_read("optimizer", opt)) optimizer->load(opt);

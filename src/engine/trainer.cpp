@@ -22,16 +22,6 @@ namespace {
 namespace fs = std::filesystem;
 std::atomic<bool> g_stop{false};
 
-models::Network build_model(const TrainConfig& c, const data::DataBundle& d) {
-  models::ModelConfig mc;
-  mc.num_classes = d.train->num_classes();
-  mc.in_channels = d.input_shape[0];
-  if (c.rla_channels > 0) mc.rla_channels = c.rla_channels;
-  if (!c.aggregation.empty()) mc.aggregation = models::parse_aggregation(c.aggregation);
-  mc.channels_last = c.channels_last;
-  return models::create_model(c.model, mc);
-}
-
 void append_line(const std::string& path, const std::string& line) {
   std::ofstream out(path, std::ios::app);
   out << line << "\n";
@@ -47,53 +37,6 @@ bool stop_requested() {
 }
 void clear_stop_request() {
   g_stop = false;
-}
-
-std::string last_checkpoint_path(const std::string& run_dir) {
-  return (fs::path(run_dir) / "last.ckpt").string();
-}
-std::string best_checkpoint_path(const std::string& run_dir) {
-  return (fs::path(run_dir) / "best.ckpt").string();
-}
-
-nlohmann::json to_json(const TrainConfig& c) {
-  return {{"model", c.model},
-          {"dataset", c.data.dataset},
-          {"data_root", c.data.root},
-          {"limit_train", c.data.limit_train},
-          {"limit_test", c.data.limit_test},
-          {"augment", c.data.augment},
-          {"rla_channels", c.rla_channels},
-          {"aggregation", c.aggregation},
-          {"epochs", c.epochs},
-          {"batch_size", c.batch_size},
-          {"lr", c.schedule.base_lr},
-          {"schedule", c.schedule.kind},
-          {"milestones", c.schedule.milestones},
-          {"step_size", c.schedule.step_size},
-          {"gamma", c.schedule.gamma},
-          {"warmup_epochs", c.schedule.warmup_epochs},
-          {"momentum", c.momentum},
-          {"nesterov", c.nesterov},
-          {"weight_decay", c.weight_decay},
-          {"label_smoothing", c.label_smoothing},
-          {"seed", c.seed},
-          {"threads", c.threads},
-          {"workers", c.workers},
-          {"channels_last", c.channels_last},
-          {"out_dir", c.out_dir},
-          {"init_checkpoint", c.init_checkpoint},
-          {"exits", c.exits},
-          {"exit_weight", c.exit_weight},
-          {"freeze_backbone", c.freeze_backbone}};
-}
-
-nlohmann::json to_json(const EpochMetrics& m) {
-  return {{"epoch", m.epoch},           {"lr", m.lr},
-          {"train_loss", m.train_loss}, {"train_top1", m.train_top1},
-          {"train_top5", m.train_top5}, {"val_loss", m.val_loss},
-          {"val_top1", m.val_top1},     {"val_top5", m.val_top5},
-          {"seconds", m.seconds},       {"train_img_per_s", m.train_img_per_s}};
 }
 
 ClassificationMeter evaluate(models::NetworkImpl& net, data::DataLoader& loader, int64_t num_classes,
@@ -120,10 +63,11 @@ ClassificationMeter evaluate(const std::function<torch::Tensor(const torch::Tens
 }
 
 void save_training_curves(const std::string& path, const std::vector<EpochMetrics>& history,
-                          const std::string& title) {
+                          const std::string& title, const std::string& held_out_name) {
   analysis::Chart loss{title + ": loss", "epoch", "cross-entropy loss", {}, false};
   analysis::Chart acc{title + ": top-1 accuracy", "epoch", "top-1 accuracy (%)", {}, false};
-  analysis::Series tl{"train", {}, {}}, vl{"test", {}, {}}, ta{"train", {}, {}}, va{"test", {}, {}};
+  analysis::Series tl{"train", {}, {}}, vl{held_out_name, {}, {}}, ta{"train", {}, {}},
+      va{held_out_name, {}, {}};
   for (const auto& m : history) {
     const auto e = static_cast<double>(m.epoch);
     tl.x.push_back(e), tl.y.push_back(m.train_loss), vl.x.push_back(e), vl.y.push_back(m.val_loss);
@@ -150,7 +94,11 @@ TrainResult train(const TrainConfig& config, const TrainHooks& hooks) {
   c.data.seed = c.seed;
   auto data = data::open_data(c.data);
   torch::manual_seed(c.seed);
-  auto net = build_model(c, data);
+  c.model_config.num_classes = data.train->num_classes();
+  c.model_config.in_channels = data.input_shape[0];
+  c.input_shape = data.input_shape;
+  c.model_config = models::resolve_config(models::find_model(c.model), c.model_config);
+  auto net = build_model(c);
   if (!c.init_checkpoint.empty()) load_checkpoint(c.init_checkpoint, *net, nullptr);
   std::shared_ptr<torch::nn::Module> extra = hooks.make_extra ? hooks.make_extra(*net) : nullptr;
   std::vector<torch::Tensor> params;
@@ -170,48 +118,36 @@ TrainResult train(const TrainConfig& config, const TrainHooks& hooks) {
   TrainState state;
   TrainResult result;
   result.run_dir = c.out_dir;
-  const std::string metrics_path = (fs::path(c.out_dir) / "metrics.jsonl").string();
+  const std::string metrics_file = metrics_path(c.out_dir);
   const auto config_json = to_json(c);
   state.config_json = config_json.dump();
   if (c.resume && fs::exists(last_checkpoint_path(c.out_dir))) {
     state = load_checkpoint(last_checkpoint_path(c.out_dir), *net, &optimizer, extra.get());
     state.config_json = config_json.dump();
-    std::ifstream in(metrics_path);
-    std::string line;
-    while (std::getline(in, line)) {
-      auto j = nlohmann::json::parse(line, nullptr, false);
-      if (j.is_discarded() || j.value("epoch", 0) > state.epochs_done) continue;
-      EpochMetrics m;
-      m.epoch = j.value("epoch", 0);
-      m.lr = j.value("lr", 0.0);
-      m.train_loss = j.value("train_loss", 0.0);
-      m.train_top1 = j.value("train_top1", 0.0);
-      m.train_top5 = j.value("train_top5", 0.0);
-      m.val_loss = j.value("val_loss", 0.0);
-      m.val_top1 = j.value("val_top1", 0.0);
-      m.val_top5 = j.value("val_top5", 0.0);
-      m.seconds = j.value("seconds", 0.0);
-      m.train_img_per_s = j.value("train_img_per_s", 0.0);
-      result.history.push_back(m);
-    }
     // Drop lines of epochs after the checkpoint (a crash between the two writes).
+    for (const auto& m : read_metrics(c.out_dir))
+      if (m.epoch <= state.epochs_done) result.history.push_back(m);
     std::string kept;
     for (const auto& m : result.history) kept += to_json(m).dump() + "\n";
-    if (lead) util::write_file_atomic(metrics_path, kept);
+    if (lead) util::write_file_atomic(metrics_file, kept);
     if (!c.quiet)
       fmt::print(stderr, "resuming {} after epoch {}{}\n", c.out_dir, state.epochs_done,
                  state.next_batch ? fmt::format(" + {} batches", state.next_batch) : "");
   } else if (lead) {
-    util::write_file_atomic(metrics_path, "");
+    util::write_file_atomic(metrics_file, "");
+    fs::remove(result_path(c.out_dir));
   }
   if (hooks.on_ready) hooks.on_ready(*net, extra.get());
-  if (lead)
-    util::write_file_atomic((fs::path(c.out_dir) / "config.json").string(), config_json.dump(2) + "\n");
+  // Evaluated after every epoch (and used to pick best.ckpt): the validation split when there
+  // is one; the test set then waits for the end of the run.
+  const auto held_out = data.val ? data.val : data.test;
+  const std::string held_out_name = data.val ? "validation" : "test";
+  if (lead) util::write_file_atomic(config_path(c.out_dir), config_json.dump(2) + "\n");
   if (!c.quiet) {
     fmt::print(stderr, "config {}\n", config_json.dump());
-    fmt::print(stderr, "model {}: {} parameters | train {} | test {} | {} threads\n", c.model,
-               models::count_parameters(*net), data.train->description(), data.test->description(),
-               torch::get_num_threads());
+    fmt::print(stderr, "model {}: {} parameters | train {} | {} {} | {} threads\n", c.model,
+               models::count_parameters(*net), data.train->description(), held_out_name,
+               held_out->description(), torch::get_num_threads());
   }
 
   data::LoaderOptions lo;
@@ -227,7 +163,7 @@ TrainResult train(const TrainConfig& config, const TrainHooks& hooks) {
   lo.shuffle = false;
   lo.drop_last = false;
   lo.pad_shards = false;  // every test image exactly once across ranks
-  data::DataLoader test_loader(data.test, data.eval_transforms, lo);
+  data::DataLoader held_out_loader(held_out, data.eval_transforms, lo);
   const size_t nb = train_loader.batches_per_epoch();
   const int64_t classes = data.train->num_classes();
   int64_t steps = 0;
@@ -294,7 +230,7 @@ TrainResult train(const TrainConfig& config, const TrainHooks& hooks) {
     if (!c.quiet) progress.finish(fmt::format("loss {:.4f} top-1 {:.2f}%", meter.loss(), meter.top1()));
     const double train_seconds = progress.elapsed_seconds();
     if (hooks.reduce_meter) hooks.reduce_meter(meter);
-    auto val = evaluate(*net, test_loader, classes);
+    auto val = evaluate(*net, held_out_loader, classes);
     if (hooks.reduce_meter) hooks.reduce_meter(val);
     EpochMetrics m;
     m.epoch = epoch + 1;
@@ -309,17 +245,17 @@ TrainResult train(const TrainConfig& config, const TrainHooks& hooks) {
     m.train_img_per_s = train_seconds > 0 ? static_cast<double>(meter.count()) / train_seconds : 0;
     result.history.push_back(m);
     if (lead) {
-      append_line(metrics_path, to_json(m).dump());
+      append_line(metrics_file, to_json(m).dump());
       if (analysis::png_charts_available())
         save_training_curves((fs::path(c.out_dir) / "training_curves.png").string(), result.history,
-                             c.model + " on " + c.data.dataset);
+                             c.model + " on " + c.data.dataset, held_out_name);
     }
     if (!c.quiet)
       fmt::print(stderr,
-                 "epoch {}/{}: train loss {:.4f} top-1 {:.2f}% | test loss {:.4f} top-1 {:.2f}% top-5 "
+                 "epoch {}/{}: train loss {:.4f} top-1 {:.2f}% | {} loss {:.4f} top-1 {:.2f}% top-5 "
                  "{:.2f}% | {:.0f} img/s\n",
-                 m.epoch, c.epochs, m.train_loss, m.train_top1, m.val_loss, m.val_top1, m.val_top5,
-                 m.train_img_per_s);
+                 m.epoch, c.epochs, m.train_loss, m.train_top1, held_out_name, m.val_loss, m.val_top1,
+                 m.val_top5, m.train_img_per_s);
     state.epochs_done = epoch + 1;
     state.next_batch = 0;
     state.partial_meter = torch::Tensor();
@@ -342,6 +278,23 @@ TrainResult train(const TrainConfig& config, const TrainHooks& hooks) {
     }
   }
   result.best_top1 = state.best_top1;
+  if (!result.stopped_early && !result.history.empty() && result.history.back().epoch == c.epochs) {
+    // The finished run's final weights on the test set: evaluated once, never used to choose.
+    const auto& last = result.history.back();
+    RunResult r;
+    r.epochs = last.epoch;
+    if (data.val) {
+      r.val_loss = last.val_loss, r.val_top1 = last.val_top1, r.val_top5 = last.val_top5;
+      data::DataLoader test_loader(data.test, data.eval_transforms, lo);
+      auto test = evaluate(*net, test_loader, classes);
+      if (hooks.reduce_meter) hooks.reduce_meter(test);
+      r.test_loss = test.loss(), r.test_top1 = test.top1(), r.test_top5 = test.top5();
+    } else {
+      r.test_loss = last.val_loss, r.test_top1 = last.val_top1, r.test_top5 = last.val_top5;
+    }
+    if (lead) util::write_file_atomic(result_path(c.out_dir), to_json(r).dump(2) + "\n");
+    result.final = r;
+  }
   return result;
 }
 

@@ -82,53 +82,28 @@ engine::TrainHooks make_exit_hooks(ExitPlacement placement, double weight, bool 
   return hooks;
 }
 
-std::string resolve_checkpoint(const std::string& run_or_checkpoint) {
-  if (!fs::exists(run_or_checkpoint))
-    throw std::runtime_error(run_or_checkpoint + ": no such run folder or checkpoint");
-  if (!fs::is_directory(run_or_checkpoint)) return run_or_checkpoint;
-  const auto last = engine::last_checkpoint_path(run_or_checkpoint);
-  if (!fs::exists(last)) throw std::runtime_error(run_or_checkpoint + ": run folder has no last.ckpt");
-  return last;
-}
-
 TrainedModel load_trained_model(const std::string& run_or_checkpoint, bool with_exits, size_t limit_test) {
+  engine::LoadRunOptions lro;
+  lro.limit_test = limit_test;
+  auto run = engine::load_run(run_or_checkpoint, lro);
   TrainedModel m;
-  m.checkpoint = resolve_checkpoint(run_or_checkpoint);
-  {
-    auto empty = std::make_shared<torch::nn::Module>();
-    const auto state = engine::load_checkpoint(m.checkpoint, *empty, nullptr);
-    m.config = nlohmann::json::parse(state.config_json, nullptr, false);
-    if (m.config.is_discarded() || !m.config.contains("model"))
-      throw std::runtime_error(m.checkpoint + ": checkpoint carries no training config");
-  }
+  m.checkpoint = run.checkpoint;
+  m.model_name = run.config.model;
+  m.config = run.config;
+  m.net = run.net;
+  m.data = std::move(run.data);
+  if (!with_exits) return m;
   const bool has_heads = engine::checkpoint_has_extra(m.checkpoint);
-  const auto placement = m.config.value("exits", std::string());
-  if (with_exits && (!has_heads || placement.empty())) {
+  if (!has_heads || m.config.exits.empty()) {
     throw std::runtime_error(
         m.checkpoint +
         ": no exit heads in this checkpoint; train them jointly (`rla train --exits block "
         "--exit-weight 0.5`) or post hoc (`rla train --exits block --freeze-backbone "
         "--init-from CKPT`)");
   }
-  data::DataConfig d;
-  d.dataset = m.config.value("dataset", d.dataset);
-  d.root = m.config.value("data_root", std::string());
-  d.limit_test = limit_test;
-  d.seed = m.config.value("seed", uint64_t{0});  // the synthetic task depends on it
-  d.augment = false;
-  m.data = data::open_data(d);
-  models::ModelConfig mc;
-  mc.num_classes = m.data.test->num_classes();
-  mc.in_channels = m.data.input_shape[0];
-  if (m.config.value("rla_channels", 0) > 0) mc.rla_channels = m.config.value("rla_channels", 0);
-  const auto agg = m.config.value("aggregation", std::string());
-  if (!agg.empty()) mc.aggregation = models::parse_aggregation(agg);
-  m.model_name = m.config["model"].get<std::string>();
-  m.net = models::create_model(m.model_name, mc);
-  if (with_exits) m.heads = ExitHeads(*m.net, m.data.test->num_classes(), parse_exit_placement(placement));
-  engine::load_checkpoint(m.checkpoint, *m.net, nullptr, with_exits ? m.heads.get() : nullptr);
-  m.net->eval();
-  if (with_exits) m.heads->eval();
+  m.heads = ExitHeads(*m.net, m.data.test->num_classes(), parse_exit_placement(m.config.exits));
+  engine::load_checkpoint(m.checkpoint, *m.net, nullptr, m.heads.get());
+  m.heads->eval();
   return m;
 }
 
@@ -355,7 +330,7 @@ std::vector<ModelExitReport> run_exit_reports(const ExitReportConfig& config) {
   std::string dataset;
   for (const auto& run : config.runs) {
     auto m = load_trained_model(run, /*with_exits=*/true, config.limit_test);
-    const auto ds = m.config.value("dataset", std::string());
+    const auto ds = m.config.data.dataset;
     if (!dataset.empty() && ds != dataset)
       throw std::invalid_argument(
           fmt::format("the runs were trained on different datasets ({} vs {})", dataset, ds));

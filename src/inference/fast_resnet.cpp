@@ -74,7 +74,7 @@ struct FastResNet : FastNetwork::Impl {
       f.eca = blk->eca;
       attention = attention || f.se || f.eca;
       f.pools = blk->pools_state();
-      f.from_output = o.state_from_output();
+      f.from_output = o.state_input() == models::StateInput::kOutput;
       if (k > 0) {
         f.cell = make_cell(*this, m, o.aggregation(), info.stage, in_stage,
                            "recurrent_convs." + std::to_string(info.stage), shared);

@@ -5,7 +5,7 @@
 namespace rla::models {
 
 ResBlockImpl::ResBlockImpl(const Config& c, const ResBlockImpl* share)
-    : bottleneck_(c.bottleneck), state_from_output_(c.state_from_output) {
+    : bottleneck_(c.bottleneck), state_input_(c.state_input) {
   const int64_t expansion = c.bottleneck ? 4 : 1;
   out_channels_ = c.planes * expansion;
   const int64_t in = c.inplanes + c.state_channels;
@@ -47,7 +47,7 @@ std::pair<torch::Tensor, torch::Tensor> ResBlockImpl::forward(const torch::Tenso
   if (eca) out = eca(out);
   auto identity = downsample ? downsample(x) : x;
   auto result = (out + identity).relu_();
-  return {result, state_from_output_ ? result : out};
+  return {result, state_input_ == StateInput::kOutput ? result : out};
 }
 
 ResNetImpl::ResNetImpl(const ResNetOptions& o) : options_(o) {
@@ -80,7 +80,7 @@ ResNetImpl::ResNetImpl(const ResNetOptions& o) : options_(o) {
                                k,
                                o.se(),
                                o.eca_kernels().empty() ? 0 : o.eca_kernels()[s],
-                               o.state_from_output()};
+                               o.state_input()};
       auto block = ResBlock(cfg, o.shared() ? shared_src : nullptr);
       if (b == 1) shared_src = block.get();
       inplanes = block->out_channels();

@@ -21,6 +21,16 @@ std::string to_string(Aggregation a) {
   return "?";
 }
 
+StateInput parse_state_input(const std::string& name) {
+  if (name == "branch") return StateInput::kBranch;
+  if (name == "output") return StateInput::kOutput;
+  throw std::invalid_argument("unknown state input '" + name + "' (expected branch or output)");
+}
+
+std::string to_string(StateInput s) {
+  return s == StateInput::kBranch ? "branch" : "output";
+}
+
 torch::Tensor aggregate(Aggregation kind, const torch::Tensor& h, const torch::Tensor& y, StageCell& cell,
                         BatchNorm2d& bn) {
   switch (kind) {

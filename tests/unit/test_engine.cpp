@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "../support/tiny_run.h"
 #include "rla/data/idx.h"
@@ -284,6 +285,117 @@ TEST(Checkpoint, InterruptedWriteLeavesPreviousLoadable) {
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("missing"), std::string::npos) << e.what();
   }
+}
+
+}  // namespace
+
+namespace {
+
+TEST(ValidationSplit, IsStratifiedDisjointCompleteAndFixedBySeed) {
+  data::SyntheticOptions o;
+  o.size = 1000;
+  data::DatasetPtr base = data::make_synthetic(o);
+  auto [rest, val] = data::stratified_split(base, 100, 0);
+  ASSERT_EQ(rest->size() + val->size(), 1000u);
+  ASSERT_EQ(val->size(), 100u);
+  std::vector<int64_t> all(10, 0), held(10, 0);
+  for (size_t i = 0; i < base->size(); ++i) ++all[static_cast<size_t>(base->label(i))];
+  for (size_t i = 0; i < val->size(); ++i) ++held[static_cast<size_t>(val->label(i))];
+  for (size_t c = 0; c < 10; ++c)  // proportional to the class size, within one image
+    EXPECT_NEAR(static_cast<double>(held[c]), all[c] / 10.0, 1.0) << "class " << c;
+  // Disjoint and complete: every image is in exactly one part (images are distinct here).
+  auto key = [](const data::Example& e) {
+    return e.image.to(torch::kFloat).sum().item<double>() * 31 + e.label;
+  };
+  std::multiset<double> parts, whole;
+  for (size_t i = 0; i < rest->size(); ++i) parts.insert(key(rest->get(i)));
+  for (size_t i = 0; i < val->size(); ++i) parts.insert(key(val->get(i)));
+  for (size_t i = 0; i < base->size(); ++i) whole.insert(key(base->get(i)));
+  EXPECT_EQ(parts, whole);
+  // The same seed gives the same split; another seed another one.
+  auto again = data::stratified_split(base, 100, 0).second;
+  auto other = data::stratified_split(base, 100, 1).second;
+  bool same = true, differs = false;
+  for (size_t i = 0; i < 100; ++i) {
+    same = same && torch::equal(again->get(i).image, val->get(i).image);
+    differs = differs || !torch::equal(other->get(i).image, val->get(i).image);
+  }
+  EXPECT_TRUE(same);
+  EXPECT_TRUE(differs);
+  EXPECT_THROW(data::stratified_split(base, 0, 0), std::invalid_argument);
+  EXPECT_THROW(data::stratified_split(base, 1000, 0), std::invalid_argument);
+}
+
+TEST(RunFolder, ConfigRoundTripsAndOldConfigsStillRead) {
+  engine::TrainConfig c;
+  c.model = "rla_resnet29";
+  c.model_config.rla_channels = 8;
+  c.model_config.aggregation = models::Aggregation::kSum;
+  c.model_config.zero_init_residual = false;
+  c.model_config.state_input = models::StateInput::kOutput;
+  c.data.val_size = 5000;
+  c.data.val_seed = 3;
+  c.schedule.milestones = {3, 6};
+  c.epochs = 7;
+  c.exits = "block";
+  c.input_shape = {1, 28, 28};
+  const auto j = engine::to_json(c);
+  const auto back = engine::train_config_from_json(j);
+  EXPECT_EQ(engine::to_json(back), j);
+  EXPECT_EQ(back.model_config.state_input, models::StateInput::kOutput);
+  EXPECT_EQ(back.model_config.zero_init_residual, false);
+  EXPECT_FALSE(back.model_config.num_classes.has_value());
+  // Before model_config existed, k and the aggregation sat at the top level.
+  const auto old = engine::train_config_from_json(nlohmann::json{
+      {"model", "rla_resnet20"}, {"rla_channels", 16}, {"aggregation", "concat"}, {"epochs", 3}});
+  EXPECT_EQ(old.model_config.rla_channels, 16);
+  EXPECT_EQ(old.model_config.aggregation, models::Aggregation::kConcat);
+  EXPECT_EQ(old.epochs, 3);
+  EXPECT_THROW(engine::train_config_from_json(nlohmann::json{{"epochs", 3}}), std::invalid_argument);
+  EXPECT_THROW(engine::train_config_from_json(nlohmann::json{{"model", "x"}, {"epochs", "three"}}),
+               std::invalid_argument);
+}
+
+TEST(Trainer, ValidationSplitPicksOnValidationAndTestsOnceAtTheEnd) {
+  auto dir = temp_dir("val");
+  auto c = tiny_run(dir.string());
+  c.data.synthetic_size = 420;
+  c.data.val_size = 100;
+  c.model_config.state_input = models::StateInput::kOutput;
+  auto r = engine::train(c);
+  ASSERT_TRUE(r.final.has_value());
+  ASSERT_TRUE(r.final->val_top1.has_value());
+  EXPECT_DOUBLE_EQ(*r.final->val_top1, r.history.back().val_top1);
+  const auto stored = engine::read_result(dir.string());
+  ASSERT_TRUE(stored.has_value());
+  EXPECT_DOUBLE_EQ(stored->test_top1, r.final->test_top1);
+  EXPECT_GT(stored->test_top1, 20.0);  // learnt something (chance: 10 %)
+  // config.json records the resolved model configuration, so the run can be rebuilt from it.
+  const auto cfg = engine::read_train_config(dir.string());
+  EXPECT_EQ(cfg.model_config.state_input, models::StateInput::kOutput);
+  EXPECT_EQ(cfg.model_config.rla_channels, 12);
+  EXPECT_EQ(cfg.model_config.in_channels, 1);
+  EXPECT_EQ(cfg.input_shape, (std::vector<int64_t>{1, 28, 28}));
+  EXPECT_EQ(engine::read_metrics(dir.string()).size(), 3u);
+  auto run = engine::load_run(dir.string());
+  EXPECT_EQ(run.data.val->size(), 100u);
+  EXPECT_EQ(run.data.train->size(), 320u);
+}
+
+TEST(Checkpoint, AFailedLoadLeavesTheModelUntouched) {
+  auto dir = temp_dir("untouched");
+  auto small = models::create_model("rla_resnet20");
+  const auto path = (dir / "x.ckpt").string();
+  engine::save_checkpoint(path, *small, nullptr, engine::TrainState{});
+  models::ModelConfig k;
+  k.rla_channels = 16;  // the same keys, but the state convolutions have other shapes
+  auto other = models::create_model("rla_resnet20", k);
+  const auto before = models::state_dict(*other);
+  std::vector<torch::Tensor> copies;
+  for (const auto& [name, t] : before) copies.push_back(t.clone());
+  EXPECT_THROW(engine::load_checkpoint(path, *other, nullptr), std::runtime_error);
+  for (size_t i = 0; i < before.size(); ++i)
+    EXPECT_TRUE(torch::equal(before[i].second, copies[i])) << before[i].first;
 }
 
 }  // namespace

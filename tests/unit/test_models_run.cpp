@@ -158,3 +158,113 @@ TEST(Cli, ListShowsEveryModel) {
 }
 
 }  // namespace
+
+namespace {
+
+// The state after the first block of `net`, in train mode, for a fixed input.
+torch::Tensor state_after_first_block(NetworkImpl& net) {
+  torch::manual_seed(7);
+  auto x = torch::randn({4, 3, 32, 32});
+  net.train();
+  auto s = net.stem(x);
+  net.run_block(0, s);
+  return s.h;
+}
+
+Network seeded_model(const std::string& name, ModelConfig cfg) {
+  torch::manual_seed(3);
+  return create_model(name, cfg);
+}
+
+}  // namespace
+
+TEST(ModelSwitches, ZeroInitResidualZeroesEveryBranchsLastBnAndNothingElse) {
+  const std::vector<std::pair<std::string, std::string>> cases = {{"resnet20", ".bn2.weight"},
+                                                                  {"resnet29", ".bn3.weight"},
+                                                                  {"rla_resnet20", ".bn2.weight"},
+                                                                  {"rla_resnet29_s", ".bn3.weight"},
+                                                                  {"rla_resnet50", ".bn3.weight"}};
+  for (const auto& [name, last_bn] : cases) {
+    SCOPED_TRACE(name);
+    ModelConfig on, off;
+    on.zero_init_residual = true;
+    off.zero_init_residual = false;
+    auto a = seeded_model(name, on), b = seeded_model(name, off);
+    const auto sa = state_dict(*a), sb = state_dict(*b);
+    ASSERT_EQ(sa.size(), sb.size());
+    EXPECT_EQ(count_parameters(*a), count_parameters(*b));
+    int zeroed = 0;
+    for (size_t i = 0; i < sa.size(); ++i) {
+      ASSERT_EQ(sa[i].first, sb[i].first);
+      const auto& key = sa[i].first;
+      const bool in_block = key.rfind("layer", 0) == 0 || key.rfind("stages.", 0) == 0;
+      if (in_block && key.size() > last_bn.size() &&
+          key.compare(key.size() - last_bn.size(), last_bn.size(), last_bn) == 0) {
+        EXPECT_EQ(sa[i].second.abs().sum().item<double>(), 0.0) << key;
+        EXPECT_TRUE(torch::equal(sb[i].second, torch::ones_like(sb[i].second))) << key;
+        ++zeroed;
+      } else {
+        EXPECT_TRUE(torch::equal(sa[i].second, sb[i].second)) << key;
+      }
+    }
+    EXPECT_EQ(zeroed, static_cast<int>(a->blocks().size()));
+  }
+}
+
+TEST(ModelSwitches, StateInputKeepsKeysAndCountsButChangesTheState) {
+  for (const std::string name : {"rla_resnet20", "rla_resnet29", "rla_resnet20_s"}) {
+    SCOPED_TRACE(name);
+    ModelConfig branch, output;
+    branch.state_input = StateInput::kBranch;
+    output.state_input = StateInput::kOutput;
+    branch.zero_init_residual = output.zero_init_residual = false;
+    auto a = seeded_model(name, branch), b = seeded_model(name, output);
+    const auto sa = state_dict(*a), sb = state_dict(*b);
+    ASSERT_EQ(sa.size(), sb.size());
+    for (size_t i = 0; i < sa.size(); ++i) {
+      ASSERT_EQ(sa[i].first, sb[i].first);
+      EXPECT_TRUE(torch::equal(sa[i].second, sb[i].second)) << sa[i].first;  // same init
+    }
+    EXPECT_EQ(count_parameters(*a), count_parameters(*b));
+    const auto ha = state_after_first_block(*a), hb = state_after_first_block(*b);
+    EXPECT_GT((ha - hb).abs().max().item<double>(), 1e-3);
+  }
+}
+
+TEST(ModelSwitches, BranchStateWithZeroInitStartsAtZeroButOutputStateDoesNot) {
+  // With the branch zero-initialised the branch is exactly 0 at the start: a cell reading it
+  // gets h = recurrent_conv(tanh(bn(0 + conv_out(0)))) = 0 in training mode.
+  ModelConfig branch, output;
+  branch.zero_init_residual = output.zero_init_residual = true;
+  branch.state_input = StateInput::kBranch;
+  output.state_input = StateInput::kOutput;
+  EXPECT_EQ(state_after_first_block(*seeded_model("rla_resnet20", branch)).abs().max().item<double>(), 0.0);
+  EXPECT_GT(state_after_first_block(*seeded_model("rla_resnet20", output)).abs().max().item<double>(), 1e-2);
+}
+
+TEST(ModelSwitches, ResolveFillsDefaultsAndRejectsSwitchesAModelLacks) {
+  const auto plain = resolve_config(find_model("resnet20"), {});
+  const auto rla = resolve_config(find_model("rla_resnet20"), {});
+  // One init policy for plain and RLA CIFAR ResNets: no default comparison measures the init.
+  ASSERT_TRUE(plain.zero_init_residual && rla.zero_init_residual);
+  EXPECT_EQ(*plain.zero_init_residual, *rla.zero_init_residual);
+  EXPECT_FALSE(plain.state_input.has_value());
+  EXPECT_FALSE(plain.rla_channels.has_value());
+  EXPECT_EQ(rla.rla_channels.value_or(0), 12);
+  EXPECT_TRUE(rla.state_input.has_value());
+  // The official ImageNet RLA models read the block output and zero bn3 (docs/models.md).
+  const auto official = resolve_config(find_model("rla_resnet50"), {});
+  EXPECT_EQ(official.state_input, StateInput::kOutput);
+  EXPECT_EQ(official.zero_init_residual, true);
+  EXPECT_EQ(resolve_config(find_model("resnet50"), {}).zero_init_residual, false);  // torchvision
+
+  ModelConfig zi, si, k;
+  zi.zero_init_residual = true;
+  si.state_input = StateInput::kBranch;
+  k.rla_channels = 8;
+  EXPECT_THROW(create_model("densenet40", zi), std::invalid_argument);
+  EXPECT_THROW(create_model("dsrla_mobilenetv2_k12", si), std::invalid_argument);
+  EXPECT_THROW(create_model("resnet20", si), std::invalid_argument);
+  EXPECT_THROW(create_model("resnet20", k), std::invalid_argument);
+  EXPECT_NO_THROW(create_model("rla_densenet40", k));
+}

@@ -28,6 +28,8 @@ class Dataset {
   virtual size_t size() const = 0;
   /// Thread-safe; called concurrently by the loader's workers.
   virtual Example get(size_t index) const = 0;
+  /// The label of example `index` without decoding its image (default: get(index).label).
+  virtual int64_t label(size_t index) const;
   virtual int64_t num_classes() const = 0;
   virtual int64_t channels() const = 0;
   /// e.g. "Fashion-MNIST train (60000 images, /usr/share/datasets/fashion-mnist)"
@@ -44,6 +46,7 @@ class TensorDataset : public Dataset {
                 std::vector<std::string> class_names = {});
   size_t size() const override { return static_cast<size_t>(images_.size(0)); }
   Example get(size_t index) const override;
+  int64_t label(size_t index) const override;
   int64_t num_classes() const override { return num_classes_; }
   int64_t channels() const override { return images_.size(1); }
   std::string description() const override { return description_; }
@@ -60,6 +63,14 @@ class TensorDataset : public Dataset {
 
 /// The first `n` examples of `base` (all if n == 0 or n >= size): quick runs and tests.
 DatasetPtr take_first(DatasetPtr base, size_t n);
+
+/// A class-stratified split of `base` into {rest, held out}: each class gives
+/// round(held_out * class_size / size) examples (largest remainders settle the total), drawn
+/// by a seeded shuffle of that class's indices, so the split depends only on (base, held_out,
+/// seed). Both parts keep `base`'s order. Throws std::invalid_argument unless
+/// 0 < held_out < size.
+std::pair<DatasetPtr, DatasetPtr> stratified_split(const DatasetPtr& base, size_t held_out, uint64_t seed,
+                                                   const std::string& held_out_name = "validation");
 
 /// Per-channel normalisation constants of a dataset family.
 struct Normalization {

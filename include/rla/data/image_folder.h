@@ -39,7 +39,7 @@ class ImageFolderDataset : public Dataset {
   const std::string& root() const { return root_; }
   /// Full path of example `index`.
   const std::string& file(size_t index) const { return files_.at(index); }
-  int64_t label(size_t index) const { return labels_.at(index); }
+  int64_t label(size_t index) const override { return labels_.at(index); }
 
  private:
   std::string root_;

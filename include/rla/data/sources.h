@@ -13,6 +13,11 @@ struct DataConfig {
   std::string root;                       ///< default: /usr/share/datasets/<dataset> where packaged
   size_t limit_train = 0;                 ///< use only the first N training examples (0 = all)
   size_t limit_test = 0;
+  /// Hold out a class-stratified validation split of this many training images (0 = none);
+  /// carved from the full training set before limit_train, drawn with val_seed (not the run's
+  /// seed), so every run with the same val_size / val_seed sees the same split.
+  size_t val_size = 0;
+  uint64_t val_seed = 0;
   bool augment = true;       ///< training augmentation (crop + flip)
   int64_t image_size = 224;  ///< image folders: crop size
   int64_t synthetic_size = 512;
@@ -21,6 +26,7 @@ struct DataConfig {
 
 struct DataBundle {
   DatasetPtr train, test;
+  DatasetPtr val;                                            ///< null unless DataConfig::val_size > 0
   std::vector<Transform> train_transforms, eval_transforms;  ///< including normalisation
   std::vector<int64_t> input_shape;                          ///< [C, H, W] the model sees
   Normalization normalization;

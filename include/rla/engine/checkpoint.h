@@ -22,11 +22,14 @@ struct TrainState {
 void save_checkpoint(const std::string& path, const torch::nn::Module& model,
                      torch::optim::Optimizer* optimizer, const TrainState& state,
                      const torch::nn::Module* extra = nullptr);
-/// Reads a checkpoint into `model` (names and shapes must match; the error lists what differs),
+/// Reads a checkpoint into `model` (names and shapes must match; the error lists what differs,
+/// and then nothing has been changed),
 /// `optimizer` (may be null) and `extra` (may be null; must then be in the file) and returns the
 /// stored state. Throws std::runtime_error naming the file.
 TrainState load_checkpoint(const std::string& path, torch::nn::Module& model,
                            torch::optim::Optimizer* optimizer, torch::nn::Module* extra = nullptr);
+/// The training configuration (JSON text) stored in a checkpoint; empty if it has none.
+std::string read_checkpoint_config(const std::string& path);
 /// True if the checkpoint stores an extra module (e.g. exit heads).
 bool checkpoint_has_extra(const std::string& path);
 

@@ -5,57 +5,21 @@
 #include <nlohmann/json.hpp>
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "rla/data/loader.h"
-#include "rla/data/sources.h"
 #include "rla/engine/metrics.h"
-#include "rla/engine/schedule.h"
+#include "rla/engine/run.h"
 #include "rla/models/network.h"
 
 namespace rla::engine {
 
-struct TrainConfig {
-  std::string model = "rla_resnet20";
-  data::DataConfig data;
-  int64_t rla_channels = 0;  ///< 0: the model's default k
-  std::string aggregation;   ///< empty: the model's default (rla)
-  int64_t epochs = 4;
-  int64_t batch_size = 128;
-  ScheduleConfig schedule;  ///< base_lr, kind, warm-up...
-  double momentum = 0.9;
-  bool nesterov = true;
-  double weight_decay = 5e-4;
-  double label_smoothing = 0.0;
-  uint64_t seed = 0;
-  int threads = 0;            ///< 0: all cores
-  int workers = 1;            ///< loader threads
-  bool channels_last = true;  ///< NHWC activations and weights (measured faster for every family)
-  std::string out_dir;        ///< default runs/<model>-<dataset>
-  bool resume = false;
-  bool quiet = false;            ///< no progress bars
-  int64_t max_steps = 0;         ///< stop (with a checkpoint, like Ctrl-C) after this many steps; tests only
-  std::string init_checkpoint;   ///< start from these model weights (e.g. post-hoc exit heads)
-  std::string exits;             ///< exit heads: "" (none), "block" or "stage"; recorded for `rla exits`
-  double exit_weight = 0.5;      ///< joint training: loss = final + exit_weight * mean exit loss
-  bool freeze_backbone = false;  ///< post-hoc exit heads: the model is frozen
-};
-
-nlohmann::json to_json(const TrainConfig& c);
-
-struct EpochMetrics {
-  int64_t epoch = 0;  ///< 1-based
-  double lr = 0;
-  double train_loss = 0, train_top1 = 0, train_top5 = 0;
-  double val_loss = 0, val_top1 = 0, val_top5 = 0;
-  double seconds = 0, train_img_per_s = 0;
-};
-nlohmann::json to_json(const EpochMetrics& m);
-
 struct TrainResult {
   std::vector<EpochMetrics> history;  ///< every epoch of the run, resumed ones included
-  double best_top1 = 0;
+  double best_top1 = 0;               ///< best held-out (validation, else test) top-1 of any epoch
+  std::optional<RunResult> final;     ///< set once all epochs are done (also in result.json)
   std::string run_dir;
   bool stopped_early = false;  ///< Ctrl-C or max_steps: a resumable checkpoint was written
 };
@@ -104,12 +68,9 @@ ClassificationMeter evaluate(models::NetworkImpl& net, data::DataLoader& loader,
 ClassificationMeter evaluate(const std::function<torch::Tensor(const torch::Tensor&)>& forward,
                              data::DataLoader& loader, int64_t num_classes, bool show_progress = false);
 
-/// Writes training_curves.png: loss and top-1 vs epoch, train and test, two panels.
+/// Writes training_curves.png: loss and top-1 vs epoch, train and held-out (`held_out_name`:
+/// "validation" or "test"), two panels.
 void save_training_curves(const std::string& path, const std::vector<EpochMetrics>& history,
-                          const std::string& title);
-
-/// The file names inside a run folder.
-std::string last_checkpoint_path(const std::string& run_dir);
-std::string best_checkpoint_path(const std::string& run_dir);
+                          const std::string& title, const std::string& held_out_name = "test");
 
 }  // namespace rla::engine

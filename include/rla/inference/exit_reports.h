@@ -26,17 +26,14 @@ engine::TrainHooks make_exit_hooks(ExitPlacement placement, double weight, bool 
 
 // ---- a trained model and its data ---------------------------------------------------------------
 
-/// A run folder resolves to its last.ckpt (the end of the recipe); a file is used as is.
-std::string resolve_checkpoint(const std::string& run_or_checkpoint);
-
 /// A trained model rebuilt from the config stored in its checkpoint, with its test data.
 struct TrainedModel {
   std::string checkpoint;
-  std::string model_name;    ///< e.g. "rla_resnet20"
-  nlohmann::json config;     ///< the run's TrainConfig as stored in the checkpoint
-  models::Network net;       ///< eval mode
-  ExitHeads heads{nullptr};  ///< null unless loaded with exits
-  data::DataBundle data;     ///< test split limited to limit_test images (0 = all), no augmentation
+  std::string model_name;      ///< e.g. "rla_resnet20"
+  engine::TrainConfig config;  ///< as stored in the checkpoint
+  models::Network net;         ///< eval mode
+  ExitHeads heads{nullptr};    ///< null unless loaded with exits
+  data::DataBundle data;       ///< test split limited to limit_test images (0 = all), no augmentation
 };
 
 /// Loads `run_or_checkpoint`. with_exits: the checkpoint must carry exit heads (trained with

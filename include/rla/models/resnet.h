@@ -24,11 +24,11 @@ struct ResNetOptions {
   TORCH_ARG(std::vector<int64_t>, eca_kernels) = {};  ///< ECA kernel per stage; empty = none
   TORCH_ARG(bool, shared) = false;              ///< `_s`: blocks 2.. of a stage share one set of weights
   TORCH_ARG(bool, zero_init_residual) = false;  ///< zero the branch's last BN weight
-  /// What the RLA cell folds in as y. true: the block's output relu(branch + shortcut) — what
+  /// What the RLA cell folds in as y. kOutput: the block's output relu(branch + shortcut) — what
   /// the official RLA_Bottleneck really passes (its `y` aliases `out`, which the in-place
   /// `out += identity` and ReLU(inplace=True) then overwrite; checked against the fixture
-  /// logits). false: the residual branch alone (SPEC §3.2's definition for CIFAR models).
-  TORCH_ARG(bool, state_from_output) = true;
+  /// logits). kBranch: the residual branch alone (the paper's diagram).
+  TORCH_ARG(StateInput, state_input) = StateInput::kOutput;
 };
 
 /// One residual block, optionally taking the RLA state as extra input channels.
@@ -41,13 +41,13 @@ class ResBlockImpl : public torch::nn::Module {
     int64_t groups, base_width, state_channels;
     bool se;
     int64_t eca_kernel;      ///< 0 = no ECA
-    bool state_from_output;  ///< see ResNetOptions::state_from_output
+    StateInput state_input;  ///< see ResNetOptions::state_input
   };
   /// `share` (may be null): a block of the same shape whose weights this one reuses.
   ResBlockImpl(const Config& cfg, const ResBlockImpl* share);
 
   /// x: [N, C, H, W]; h: [N, k, H, W] or undefined. Returns {out, y} with
-  /// out = relu(branch + shortcut(x)) and y = out or the branch (Config::state_from_output).
+  /// out = relu(branch + shortcut(x)) and y = out or the branch (Config::state_input).
   std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& x, const torch::Tensor& h);
   /// True where the official code avg-pools h (a downsample with stride != 1).
   bool pools_state() const { return pools_state_; }
@@ -62,7 +62,7 @@ class ResBlockImpl : public torch::nn::Module {
 
  private:
   bool bottleneck_;
-  bool state_from_output_;
+  StateInput state_input_;
   bool pools_state_ = false;
   int64_t out_channels_;
 };

@@ -18,6 +18,15 @@ enum class Aggregation {
 Aggregation parse_aggregation(const std::string& name);  ///< "rla" | "sum" | "concat"
 std::string to_string(Aggregation a);
 
+/// What a residual block hands the cell as y (docs/models.md, "What the cell reads").
+enum class StateInput {
+  kBranch,  ///< the residual branch alone (last BN's output, before the shortcut is added)
+  kOutput,  ///< the block's output relu(branch + shortcut): what the official code really passes
+};
+
+StateInput parse_state_input(const std::string& name);  ///< "branch" | "output"
+std::string to_string(StateInput s);
+
 /// The shared convolutions of one stage. Unused members stay null (e.g. no recurrent conv for
 /// `sum`). All are owned and registered by the model.
 struct StageCell {

@@ -1,0 +1,38 @@
+#include "options.h"
+
+namespace rla::app {
+
+void add_data_options(CLI::App* cmd, data::DataConfig& d) {
+  cmd->add_option("--dataset", d.dataset, "fashion-mnist | mnist | cifar10 | cifar100 | folder | synthetic")
+      ->capture_default_str();
+  cmd->add_option("--data-root", d.root, "Dataset folder (default: the packaged location)");
+  cmd->add_option("--limit-train", d.limit_train, "Use only the first N training images (0 = all)");
+  cmd->add_option("--limit-test", d.limit_test, "Use only the first N test images (0 = all)");
+  cmd->add_option("--image-size", d.image_size, "Crop size for image folders")->capture_default_str();
+}
+
+void add_model_options(CLI::App* cmd, ModelFlags& f) {
+  cmd->add_option("--rla-channels", f.rla_channels, "k, the RLA state channels (default: the model's)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--aggregation", f.aggregation, "RLA aggregation: rla | sum | concat (default rla)")
+      ->check(CLI::IsMember({"rla", "sum", "concat"}));
+  cmd->add_option("--zero-init-residual", f.zero_init_residual,
+                  "ResNet family: start every residual branch's last BN at weight 0: on | off "
+                  "(default: the model's, see `rla summary`)")
+      ->check(CLI::IsMember({"on", "off"}));
+  cmd->add_option("--state-input", f.state_input,
+                  "RLA ResNets: what the cell reads, the residual branch or the block output: "
+                  "branch | output (default: the model's)")
+      ->check(CLI::IsMember({"branch", "output"}));
+}
+
+models::ModelConfig ModelFlags::to_config() const {
+  models::ModelConfig c;
+  if (rla_channels > 0) c.rla_channels = rla_channels;
+  if (!aggregation.empty()) c.aggregation = models::parse_aggregation(aggregation);
+  if (!zero_init_residual.empty()) c.zero_init_residual = zero_init_residual == "on";
+  if (!state_input.empty()) c.state_input = models::parse_state_input(state_input);
+  return c;
+}
+
+}  // namespace rla::app

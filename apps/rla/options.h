@@ -1,0 +1,27 @@
+#pragma once
+// Option groups that several subcommands share, declared once: the dataset options and the
+// model switches (k, aggregation, init, state input).
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+#include "rla/data/sources.h"
+#include "rla/models/registry.h"
+
+namespace rla::app {
+
+/// --dataset --data-root --limit-train --limit-test --image-size.
+void add_data_options(CLI::App* cmd, data::DataConfig& d);
+
+/// The model switches as typed; empty / 0 means "the model's default".
+struct ModelFlags {
+  int64_t rla_channels = 0;
+  std::string aggregation, zero_init_residual, state_input;
+  /// Only the fields the user set (create_model fills in the rest and rejects what the model lacks).
+  models::ModelConfig to_config() const;
+};
+
+/// --rla-channels --aggregation --zero-init-residual --state-input.
+void add_model_options(CLI::App* cmd, ModelFlags& flags);
+
+}  // namespace rla::app

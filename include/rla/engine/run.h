@@ -1,0 +1,121 @@
+#pragma once
+// The run folder and everything in it that is not weights: the training configuration
+// (config.json, both ways), the per-epoch metrics (metrics.jsonl) and the final result
+// (result.json). Every reader of a run folder goes through this module.
+//
+//   <run>/config.json      TrainConfig, the model's resolved configuration included
+//   <run>/metrics.jsonl    one EpochMetrics per line
+//   <run>/result.json      RunResult: written once, when the run has finished all its epochs
+//   <run>/last.ckpt, best.ckpt, best_model.pt, training_curves.png
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "rla/data/sources.h"
+#include "rla/engine/schedule.h"
+#include "rla/models/registry.h"
+
+namespace rla::engine {
+
+struct TrainConfig {
+  std::string model = "rla_resnet20";
+  /// k, aggregation, init and state-input switches; unset fields take the model's defaults.
+  /// train() stores the resolved configuration here (every field the model has set).
+  models::ModelConfig model_config;
+  data::DataConfig data;
+  int64_t epochs = 4;
+  int64_t batch_size = 128;
+  ScheduleConfig schedule;  ///< base_lr, kind, warm-up...
+  double momentum = 0.9;
+  bool nesterov = true;
+  double weight_decay = 5e-4;
+  double label_smoothing = 0.0;
+  uint64_t seed = 0;
+  int threads = 0;            ///< 0: all cores
+  int workers = 1;            ///< loader threads
+  bool channels_last = true;  ///< NHWC activations and weights (measured faster for every family)
+  std::string out_dir;        ///< default runs/<model>-<dataset>
+  bool resume = false;
+  bool quiet = false;            ///< no progress bars
+  int64_t max_steps = 0;         ///< stop (with a checkpoint, like Ctrl-C) after this many steps; tests only
+  std::string init_checkpoint;   ///< start from these model weights (e.g. post-hoc exit heads)
+  std::string exits;             ///< exit heads: "" (none), "block" or "stage"
+  double exit_weight = 0.5;      ///< joint training: loss = final + exit_weight * mean exit loss
+  bool freeze_backbone = false;  ///< post-hoc exit heads: the model is frozen
+  /// Recorded by train(), not an option: the input [C, H, W] the model saw.
+  std::vector<int64_t> input_shape;
+};
+
+/// One line of metrics.jsonl. `val_*` is the held-out split evaluated after every epoch: the
+/// validation split when the run has one (DataConfig::val_size), else the test set.
+struct EpochMetrics {
+  int64_t epoch = 0;  ///< 1-based
+  double lr = 0;
+  double train_loss = 0, train_top1 = 0, train_top5 = 0;
+  double val_loss = 0, val_top1 = 0, val_top5 = 0;
+  double seconds = 0, train_img_per_s = 0;
+};
+
+/// result.json: the finished run's final weights on the validation split (when there is one)
+/// and on the test set, which is evaluated here once and never used to choose anything.
+struct RunResult {
+  int64_t epochs = 0;
+  std::optional<double> val_loss, val_top1, val_top5;
+  double test_loss = 0, test_top1 = 0, test_top5 = 0;
+};
+
+nlohmann::json to_json(const models::ModelConfig& c);  ///< only the fields that are set
+models::ModelConfig model_config_from_json(const nlohmann::json& j);
+nlohmann::json to_json(const TrainConfig& c);
+/// Throws std::invalid_argument naming the key on a value of the wrong type.
+TrainConfig train_config_from_json(const nlohmann::json& j);
+nlohmann::json to_json(const EpochMetrics& m);
+EpochMetrics epoch_metrics_from_json(const nlohmann::json& j);
+nlohmann::json to_json(const RunResult& r);
+RunResult run_result_from_json(const nlohmann::json& j);
+
+/// File names inside a run folder.
+std::string config_path(const std::string& run_dir);
+std::string metrics_path(const std::string& run_dir);
+std::string result_path(const std::string& run_dir);
+std::string last_checkpoint_path(const std::string& run_dir);
+std::string best_checkpoint_path(const std::string& run_dir);
+
+/// config.json of a run folder. Throws std::runtime_error naming the file when it is missing
+/// or not a configuration.
+TrainConfig read_train_config(const std::string& run_dir);
+/// metrics.jsonl of a run folder, in file order; unreadable lines are skipped; empty when the
+/// file is missing.
+std::vector<EpochMetrics> read_metrics(const std::string& run_dir);
+/// result.json of a run folder, if the run has finished.
+std::optional<RunResult> read_result(const std::string& run_dir);
+
+/// The model a run trained, built from its configuration (weights not loaded). The config must
+/// carry num_classes and in_channels (train() stores them; load_run fills them in for configs
+/// written before they were stored).
+models::Network build_model(const TrainConfig& config);
+
+/// A run folder resolves to its last.ckpt (the end of the recipe); a file is used as is.
+/// Throws std::runtime_error when neither exists.
+std::string resolve_checkpoint(const std::string& run_or_checkpoint);
+/// The training configuration a checkpoint carries. Throws std::runtime_error naming the file.
+TrainConfig checkpoint_config(const std::string& checkpoint);
+
+/// A trained model rebuilt from its checkpoint, with the data it was trained on.
+struct LoadedRun {
+  std::string checkpoint;
+  TrainConfig config;     ///< as stored in the checkpoint
+  models::Network net;    ///< weights loaded, eval mode
+  data::DataBundle data;  ///< the run's splits (validation too), no training augmentation
+};
+/// Loads `run_or_checkpoint` (resolve_checkpoint). `data` (optional) replaces the stored data
+/// configuration field by field where set: see LoadRunOptions.
+struct LoadRunOptions {
+  std::optional<std::string> dataset, data_root;
+  size_t limit_test = 0;  ///< 0: the stored value
+};
+LoadedRun load_run(const std::string& run_or_checkpoint, const LoadRunOptions& options = {});
+
+}  // namespace rla::engine

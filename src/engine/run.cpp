@@ -1,0 +1,289 @@
+#include "rla/engine/run.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include <fmt/format.h>
+
+#include "rla/engine/checkpoint.h"
+
+namespace rla::engine {
+namespace {
+
+namespace fs = std::filesystem;
+
+// j[key] as T when present, else `fallback`; a value of the wrong type names the key.
+template <typename T>
+T get_or(const nlohmann::json& j, const char* key, T fallback) {
+  if (!j.contains(key) || j[key].is_null()) return fallback;
+  try {
+    return j[key].get<T>();
+  } catch (const nlohmann::json::exception&) {
+    throw std::invalid_argument(fmt::format("config key '{}' has the wrong type ({})", key, j[key].dump()));
+  }
+}
+
+template <typename T>
+std::optional<T> get_optional(const nlohmann::json& j, const char* key) {
+  if (!j.contains(key) || j[key].is_null()) return std::nullopt;
+  return get_or<T>(j, key, T{});
+}
+
+}  // namespace
+
+nlohmann::json to_json(const models::ModelConfig& c) {
+  nlohmann::json j = nlohmann::json::object();
+  if (c.num_classes) j["num_classes"] = *c.num_classes;
+  if (c.in_channels) j["in_channels"] = *c.in_channels;
+  if (c.rla_channels) j["rla_channels"] = *c.rla_channels;
+  if (c.aggregation) j["aggregation"] = models::to_string(*c.aggregation);
+  if (c.zero_init_residual) j["zero_init_residual"] = *c.zero_init_residual;
+  if (c.state_input) j["state_input"] = models::to_string(*c.state_input);
+  return j;
+}
+
+models::ModelConfig model_config_from_json(const nlohmann::json& j) {
+  models::ModelConfig c;
+  c.num_classes = get_optional<int64_t>(j, "num_classes");
+  c.in_channels = get_optional<int64_t>(j, "in_channels");
+  c.rla_channels = get_optional<int64_t>(j, "rla_channels");
+  if (auto a = get_optional<std::string>(j, "aggregation")) c.aggregation = models::parse_aggregation(*a);
+  c.zero_init_residual = get_optional<bool>(j, "zero_init_residual");
+  if (auto s = get_optional<std::string>(j, "state_input")) c.state_input = models::parse_state_input(*s);
+  return c;
+}
+
+nlohmann::json to_json(const TrainConfig& c) {
+  return {{"model", c.model},
+          {"model_config", to_json(c.model_config)},
+          {"dataset", c.data.dataset},
+          {"data_root", c.data.root},
+          {"limit_train", c.data.limit_train},
+          {"limit_test", c.data.limit_test},
+          {"val_size", c.data.val_size},
+          {"val_seed", c.data.val_seed},
+          {"augment", c.data.augment},
+          {"image_size", c.data.image_size},
+          {"synthetic_size", c.data.synthetic_size},
+          {"epochs", c.epochs},
+          {"batch_size", c.batch_size},
+          {"lr", c.schedule.base_lr},
+          {"schedule", c.schedule.kind},
+          {"milestones", c.schedule.milestones},
+          {"step_size", c.schedule.step_size},
+          {"gamma", c.schedule.gamma},
+          {"warmup_epochs", c.schedule.warmup_epochs},
+          {"momentum", c.momentum},
+          {"nesterov", c.nesterov},
+          {"weight_decay", c.weight_decay},
+          {"label_smoothing", c.label_smoothing},
+          {"seed", c.seed},
+          {"threads", c.threads},
+          {"workers", c.workers},
+          {"channels_last", c.channels_last},
+          {"out_dir", c.out_dir},
+          {"init_checkpoint", c.init_checkpoint},
+          {"exits", c.exits},
+          {"exit_weight", c.exit_weight},
+          {"freeze_backbone", c.freeze_backbone},
+          {"input_shape", c.input_shape}};
+}
+
+TrainConfig train_config_from_json(const nlohmann::json& j) {
+  if (!j.is_object() || !j.contains("model"))
+    throw std::invalid_argument("not a training configuration (no \"model\" key)");
+  TrainConfig c;
+  c.model = get_or<std::string>(j, "model", c.model);
+  if (j.contains("model_config")) {
+    c.model_config = model_config_from_json(j["model_config"]);
+  } else {  // configs written before model_config existed: k and aggregation at the top level
+    if (get_or<int64_t>(j, "rla_channels", 0) > 0)
+      c.model_config.rla_channels = j["rla_channels"].get<int64_t>();
+    const auto agg = get_or<std::string>(j, "aggregation", "");
+    if (!agg.empty()) c.model_config.aggregation = models::parse_aggregation(agg);
+  }
+  auto& d = c.data;
+  d.dataset = get_or(j, "dataset", d.dataset);
+  d.root = get_or(j, "data_root", d.root);
+  d.limit_train = get_or(j, "limit_train", d.limit_train);
+  d.limit_test = get_or(j, "limit_test", d.limit_test);
+  d.val_size = get_or(j, "val_size", d.val_size);
+  d.val_seed = get_or(j, "val_seed", d.val_seed);
+  d.augment = get_or(j, "augment", d.augment);
+  d.image_size = get_or(j, "image_size", d.image_size);
+  d.synthetic_size = get_or(j, "synthetic_size", d.synthetic_size);
+  c.epochs = get_or(j, "epochs", c.epochs);
+  c.batch_size = get_or(j, "batch_size", c.batch_size);
+  auto& s = c.schedule;
+  s.base_lr = get_or(j, "lr", s.base_lr);
+  s.kind = get_or(j, "schedule", s.kind);
+  s.milestones = get_or(j, "milestones", s.milestones);
+  s.step_size = get_or(j, "step_size", s.step_size);
+  s.gamma = get_or(j, "gamma", s.gamma);
+  s.warmup_epochs = get_or(j, "warmup_epochs", s.warmup_epochs);
+  c.momentum = get_or(j, "momentum", c.momentum);
+  c.nesterov = get_or(j, "nesterov", c.nesterov);
+  c.weight_decay = get_or(j, "weight_decay", c.weight_decay);
+  c.label_smoothing = get_or(j, "label_smoothing", c.label_smoothing);
+  c.seed = get_or(j, "seed", c.seed);
+  d.seed = c.seed;
+  c.threads = get_or(j, "threads", c.threads);
+  c.workers = get_or(j, "workers", c.workers);
+  c.channels_last = get_or(j, "channels_last", c.channels_last);
+  c.out_dir = get_or(j, "out_dir", c.out_dir);
+  c.init_checkpoint = get_or(j, "init_checkpoint", c.init_checkpoint);
+  c.exits = get_or(j, "exits", c.exits);
+  c.exit_weight = get_or(j, "exit_weight", c.exit_weight);
+  c.freeze_backbone = get_or(j, "freeze_backbone", c.freeze_backbone);
+  c.input_shape = get_or(j, "input_shape", c.input_shape);
+  return c;
+}
+
+nlohmann::json to_json(const EpochMetrics& m) {
+  return {{"epoch", m.epoch},           {"lr", m.lr},
+          {"train_loss", m.train_loss}, {"train_top1", m.train_top1},
+          {"train_top5", m.train_top5}, {"val_loss", m.val_loss},
+          {"val_top1", m.val_top1},     {"val_top5", m.val_top5},
+          {"seconds", m.seconds},       {"train_img_per_s", m.train_img_per_s}};
+}
+
+EpochMetrics epoch_metrics_from_json(const nlohmann::json& j) {
+  EpochMetrics m;
+  m.epoch = get_or(j, "epoch", m.epoch);
+  m.lr = get_or(j, "lr", m.lr);
+  m.train_loss = get_or(j, "train_loss", m.train_loss);
+  m.train_top1 = get_or(j, "train_top1", m.train_top1);
+  m.train_top5 = get_or(j, "train_top5", m.train_top5);
+  m.val_loss = get_or(j, "val_loss", m.val_loss);
+  m.val_top1 = get_or(j, "val_top1", m.val_top1);
+  m.val_top5 = get_or(j, "val_top5", m.val_top5);
+  m.seconds = get_or(j, "seconds", m.seconds);
+  m.train_img_per_s = get_or(j, "train_img_per_s", m.train_img_per_s);
+  return m;
+}
+
+nlohmann::json to_json(const RunResult& r) {
+  nlohmann::json j = {{"epochs", r.epochs},
+                      {"test_loss", r.test_loss},
+                      {"test_top1", r.test_top1},
+                      {"test_top5", r.test_top5}};
+  if (r.val_top1) {
+    j["val_loss"] = *r.val_loss;
+    j["val_top1"] = *r.val_top1;
+    j["val_top5"] = *r.val_top5;
+  }
+  return j;
+}
+
+RunResult run_result_from_json(const nlohmann::json& j) {
+  RunResult r;
+  r.epochs = get_or(j, "epochs", r.epochs);
+  r.val_loss = get_optional<double>(j, "val_loss");
+  r.val_top1 = get_optional<double>(j, "val_top1");
+  r.val_top5 = get_optional<double>(j, "val_top5");
+  r.test_loss = get_or(j, "test_loss", r.test_loss);
+  r.test_top1 = get_or(j, "test_top1", r.test_top1);
+  r.test_top5 = get_or(j, "test_top5", r.test_top5);
+  return r;
+}
+
+std::string config_path(const std::string& run_dir) {
+  return (fs::path(run_dir) / "config.json").string();
+}
+std::string metrics_path(const std::string& run_dir) {
+  return (fs::path(run_dir) / "metrics.jsonl").string();
+}
+std::string result_path(const std::string& run_dir) {
+  return (fs::path(run_dir) / "result.json").string();
+}
+std::string last_checkpoint_path(const std::string& run_dir) {
+  return (fs::path(run_dir) / "last.ckpt").string();
+}
+std::string best_checkpoint_path(const std::string& run_dir) {
+  return (fs::path(run_dir) / "best.ckpt").string();
+}
+
+TrainConfig read_train_config(const std::string& run_dir) {
+  const auto path = config_path(run_dir);
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error(path + ": no such file (not a run folder?)");
+  auto j = nlohmann::json::parse(in, nullptr, false);
+  if (j.is_discarded()) throw std::runtime_error(path + ": not valid JSON");
+  try {
+    return train_config_from_json(j);
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error(path + ": " + e.what());
+  }
+}
+
+std::vector<EpochMetrics> read_metrics(const std::string& run_dir) {
+  std::vector<EpochMetrics> out;
+  std::ifstream in(metrics_path(run_dir));
+  std::string line;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) continue;
+    try {
+      out.push_back(epoch_metrics_from_json(j));
+    } catch (const std::invalid_argument&) {
+      continue;
+    }
+  }
+  return out;
+}
+
+std::optional<RunResult> read_result(const std::string& run_dir) {
+  std::ifstream in(result_path(run_dir));
+  if (!in) return std::nullopt;
+  auto j = nlohmann::json::parse(in, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return std::nullopt;
+  return run_result_from_json(j);
+}
+
+models::Network build_model(const TrainConfig& config) {
+  models::ModelConfig mc = config.model_config;
+  mc.channels_last = config.channels_last;
+  return models::create_model(config.model, mc);
+}
+
+std::string resolve_checkpoint(const std::string& run_or_checkpoint) {
+  if (!fs::exists(run_or_checkpoint))
+    throw std::runtime_error(run_or_checkpoint + ": no such run folder or checkpoint");
+  if (!fs::is_directory(run_or_checkpoint)) return run_or_checkpoint;
+  const auto last = last_checkpoint_path(run_or_checkpoint);
+  if (!fs::exists(last)) throw std::runtime_error(run_or_checkpoint + ": run folder has no last.ckpt");
+  return last;
+}
+
+TrainConfig checkpoint_config(const std::string& checkpoint) {
+  const auto json = nlohmann::json::parse(read_checkpoint_config(checkpoint), nullptr, false);
+  if (json.is_discarded() || !json.contains("model"))
+    throw std::runtime_error(checkpoint + ": checkpoint carries no training config");
+  try {
+    return train_config_from_json(json);
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error(checkpoint + ": " + e.what());
+  }
+}
+
+LoadedRun load_run(const std::string& run_or_checkpoint, const LoadRunOptions& options) {
+  LoadedRun r;
+  r.checkpoint = resolve_checkpoint(run_or_checkpoint);
+  r.config = checkpoint_config(r.checkpoint);
+  data::DataConfig d = r.config.data;
+  if (options.dataset) d.dataset = *options.dataset;
+  if (options.data_root) d.root = *options.data_root;
+  if (options.limit_test > 0) d.limit_test = options.limit_test;
+  d.augment = false;
+  r.data = data::open_data(d);
+  auto& mc = r.config.model_config;
+  if (!mc.num_classes) mc.num_classes = r.data.test->num_classes();
+  if (!mc.in_channels) mc.in_channels = r.data.input_shape[0];
+  r.config.channels_last = false;
+  r.net = build_model(r.config);
+  load_checkpoint(r.checkpoint, *r.net, nullptr);
+  r.net->eval();
+  return r;
+}
+
+}  // namespace rla::engine
