@@ -6,6 +6,7 @@ start=$(date +%s)
 bash scripts/build.sh
 echo "build finished in $(( $(date +%s) - start )) s"
 bash scripts/check-format.sh
+bash scripts/check-layers.sh
 (cd build && ctest --output-on-failure -j "${RLA_TEST_JOBS:-2}" "$@")
 echo "build + tests finished in $(( $(date +%s) - start )) s"
 

@@ -3,12 +3,12 @@
 #include <fmt/format.h>
 
 #include "commands.h"
-#include "rla/inference/exit_reports.h"
+#include "rla/tasks/exit_reports.h"
 
 namespace rla::app {
 
 Runner add_exits_command(CLI::App& root) {
-  auto cfg = std::make_shared<inference::ExitReportConfig>();
+  auto cfg = std::make_shared<tasks::ExitReportConfig>();
   auto* cmd = root.add_subcommand(
       "exits",
       "Early-exit reports of one or two runs trained with --exits: depth sweep and dynamic inference");
@@ -25,11 +25,11 @@ Runner add_exits_command(CLI::App& root) {
   cmd->add_option("--repeats", cfg->repeats, "Timed passes per tau (the fastest is reported)")
       ->capture_default_str();
   return [cfg]() {
-    fmt::print("config {}\n", inference::to_json(*cfg).dump());
-    const auto reports = inference::run_exit_reports(*cfg);
-    fmt::print("{}\n\n", inference::kEasyHardDefinition);
-    for (const auto& r : reports) fmt::print("{}\n", inference::format_depth_table(r));
-    for (const auto& r : reports) fmt::print("{}\n", inference::format_dynamic_table(r));
+    fmt::print("config {}\n", tasks::to_json(*cfg).dump());
+    const auto reports = tasks::run_exit_reports(*cfg);
+    fmt::print("{}\n\n", tasks::kEasyHardDefinition);
+    for (const auto& r : reports) fmt::print("{}\n", tasks::format_depth_table(r));
+    for (const auto& r : reports) fmt::print("{}\n", tasks::format_dynamic_table(r));
     fmt::print("wrote CSV files, depth_sweep.png and dynamic.png to {}\n", cfg->out_dir);
     return 0;
   };

@@ -4,8 +4,8 @@
 #include <iostream>
 
 #include "commands.h"
-#include "rla/analysis/summary.h"
 #include "rla/models/registry.h"
+#include "rla/models/summary.h"
 
 namespace rla::app {
 
@@ -19,7 +19,7 @@ Runner add_list_command(CLI::App& root) {
       if (!family->empty() && e.family != *family) continue;
       auto net = models::create_model(e.name);
       fmt::print("{:<28} {:<9} {:>12}  {}\n", e.name, e.family,
-                 analysis::with_commas(models::count_parameters(*net)), e.description);
+                 models::with_commas(models::count_parameters(*net)), e.description);
     }
     return 0;
   };

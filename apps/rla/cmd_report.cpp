@@ -5,7 +5,7 @@
 #include <iostream>
 
 #include "commands.h"
-#include "rla/analysis/report.h"
+#include "rla/tasks/report.h"
 
 namespace rla::app {
 namespace {
@@ -27,16 +27,16 @@ Runner add_report_command(CLI::App& root) {
                   "Pairs A:B of row labels: test error A - B with a 95 % interval over seeds")
       ->delimiter(',');
   return [cfg]() {
-    std::vector<analysis::RunRecord> runs;
+    std::vector<tasks::RunRecord> runs;
     for (const auto& d : cfg->dirs) {
-      auto found = analysis::find_runs(d);
+      auto found = tasks::find_runs(d);
       runs.insert(runs.end(), found.begin(), found.end());
     }
     if (runs.empty()) throw std::invalid_argument("no run folders (with config.json) found");
-    const auto rows = analysis::summarize_runs(runs, cfg->order, cfg->by_config);
-    std::cout << analysis::markdown_table(rows);
+    const auto rows = tasks::summarize_runs(runs, cfg->order, cfg->by_config);
+    std::cout << tasks::markdown_table(rows);
     if (cfg->compare.empty()) return 0;
-    std::vector<analysis::Comparison> comparisons;
+    std::vector<tasks::Comparison> comparisons;
     auto row = [&rows](const std::string& label) {
       for (const auto& r : rows)
         if (r.label == label) return r;
@@ -47,9 +47,9 @@ Runner add_report_command(CLI::App& root) {
       if (colon == std::string::npos)
         throw std::invalid_argument(fmt::format("--compare: '{}' is not A:B", pair));
       comparisons.push_back(
-          analysis::compare_test_error(row(pair.substr(0, colon)), row(pair.substr(colon + 1))));
+          tasks::compare_test_error(row(pair.substr(0, colon)), row(pair.substr(colon + 1))));
     }
-    std::cout << "\n" << analysis::markdown_comparisons(comparisons);
+    std::cout << "\n" << tasks::markdown_comparisons(comparisons);
     return 0;
   };
 }

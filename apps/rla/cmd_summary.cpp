@@ -5,9 +5,9 @@
 
 #include "commands.h"
 #include "options.h"
-#include "rla/analysis/summary.h"
 #include "rla/engine/run.h"
 #include "rla/models/registry.h"
+#include "rla/models/summary.h"
 #include "rla/util/parse.h"
 
 namespace rla::app {
@@ -40,15 +40,15 @@ Runner add_summary_command(CLI::App& root) {
     mc.in_channels = input[0];
     mc = models::resolve_config(entry, mc);
     auto net = entry.build(mc);
-    auto s = analysis::summarize(*net, input);
+    auto s = models::summarize(*net, input);
     if (cfg->json) {
-      auto j = analysis::summary_to_json(entry.name, s);
+      auto j = models::summary_to_json(entry.name, s);
       j["config"] = engine::to_json(mc);
       if (cfg->totals_only) j.erase("layers");
       std::cout << j.dump(2) << "\n";
     } else {
       std::cout << fmt::format("{}: {}\n", entry.name, engine::to_json(mc).dump());
-      std::cout << analysis::format_summary(entry.name, s, !cfg->totals_only);
+      std::cout << models::format_summary(entry.name, s, !cfg->totals_only);
     }
     return 0;
   };

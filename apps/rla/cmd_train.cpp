@@ -9,7 +9,6 @@
 #include "rla/data/sources.h"
 #include "rla/distributed/data_parallel.h"
 #include "rla/engine/trainer.h"
-#include "rla/inference/exit_reports.h"
 #include "rla/util/parse.h"
 
 namespace rla::app {
@@ -66,11 +65,16 @@ Runner add_train_command(CLI::App& root) {
   cmd->add_option("--max-steps", cfg->max_steps, "Stop after N optimiser steps with a resumable checkpoint");
   cmd->add_option("--exits", cfg->exits, "Train early-exit heads after every block or stage")
       ->check(CLI::IsMember({"block", "stage"}));
+  cmd->add_option("--exit-input", cfg->exit_input,
+                  "What exits read: both (cat(x, h), default), main (x alone) or state (h alone, RLA nets)")
+      ->check(CLI::IsMember({"both", "main", "state"}));
   cmd->add_option("--exit-weight", cfg->exit_weight, "Joint exits: loss = final + weight * mean exit loss")
       ->capture_default_str();
   cmd->add_flag("--freeze-backbone", cfg->freeze_backbone,
                 "Post-hoc exits: train only the heads (needs --init-from)");
   cmd->add_option("--init-from", cfg->init_checkpoint, "Start from this checkpoint's model weights");
+  cmd->add_flag("--freeze-bn", cfg->freeze_bn,
+                "BatchNorm keeps its running statistics while training (fine-tuning)");
   auto dist = std::make_shared<std::pair<double, distributed::DataParallelOptions>>();
   cmd->add_option(
       "--dist-timeout", dist->first,
@@ -89,12 +93,6 @@ Runner add_train_command(CLI::App& root) {
     }
     std::signal(SIGINT, on_sigint);
     engine::TrainHooks hooks;
-    if (cfg->freeze_backbone && (cfg->exits.empty() || cfg->init_checkpoint.empty()))
-      throw std::invalid_argument(
-          "--freeze-backbone trains exit heads post hoc: it needs --exits and --init-from");
-    if (!cfg->exits.empty())
-      hooks = inference::make_exit_hooks(inference::parse_exit_placement(cfg->exits), cfg->exit_weight,
-                                         cfg->freeze_backbone);
     auto data_parallel = distributed::start_data_parallel_from_env(dist->first, dist->second, hooks);
     auto result = engine::train(*cfg, hooks);
     if (data_parallel) fmt::print(stderr, "{}\n", data_parallel->finish());

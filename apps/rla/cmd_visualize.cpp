@@ -3,12 +3,12 @@
 #include <fmt/format.h>
 
 #include "commands.h"
-#include "rla/analysis/feature_maps.h"
+#include "rla/tasks/feature_maps.h"
 
 namespace rla::app {
 
 Runner add_visualize_command(CLI::App& root) {
-  auto cfg = std::make_shared<analysis::VisualizeConfig>();
+  auto cfg = std::make_shared<tasks::VisualizeConfig>();
   auto* cmd =
       root.add_subcommand("visualize", "Feature maps (|x| and the RLA state |h|) by depth as a PNG grid");
   cmd->add_option("runs", cfg->runs, "Run folders (their last.ckpt) or checkpoints; two for a side-by-side")
@@ -26,8 +26,8 @@ Runner add_visualize_command(CLI::App& root) {
   cmd->add_option("--tile", cfg->tile, "Tile size in pixels")->capture_default_str();
   cmd->add_option("--alpha", cfg->alpha, "Opacity of the colour map over the image")->capture_default_str();
   return [cfg]() {
-    const auto grid = analysis::run_visualize(*cfg);
-    const auto [w, h] = analysis::tile_grid_size(grid);
+    const auto grid = tasks::run_visualize(*cfg);
+    const auto [w, h] = tasks::tile_grid_size(grid);
     fmt::print("wrote {} ({}x{} pixels: {} images x {} columns)\n", cfg->out, w, h, grid.tiles.size(),
                grid.column_labels.size());
     return 0;

@@ -161,12 +161,15 @@ struct Sync {
   }
 };
 
-std::vector<torch::Tensor> trained_parameters(models::NetworkImpl& net, torch::nn::Module* extra,
-                                              bool frozen) {
+// What the optimiser updates: every parameter that still requires a gradient (the trainer has
+// frozen the backbone by then, when it trains exit heads post hoc).
+std::vector<torch::Tensor> trained_parameters(models::NetworkImpl& net, torch::nn::Module* extra) {
   std::vector<torch::Tensor> ps;
-  if (!frozen) ps = models::unique_parameters(net);
+  for (auto& p : models::unique_parameters(net))
+    if (p.requires_grad()) ps.push_back(p);
   if (extra) {
-    for (auto& p : models::unique_parameters(*extra)) ps.push_back(p);
+    for (auto& p : models::unique_parameters(*extra))
+      if (p.requires_grad()) ps.push_back(p);
   }
   return ps;
 }
@@ -183,9 +186,7 @@ engine::TrainHooks make_data_parallel_hooks(ProcessGroup& pg, engine::TrainHooks
   engine::TrainHooks h = base;
   h.rank = pg.rank();
   h.world_size = pg.size();
-  const bool frozen = base.freeze_model;
-  h.on_ready = [sync, stats, frozen, prev = base.on_ready](models::NetworkImpl& net,
-                                                           torch::nn::Module* extra) {
+  h.on_ready = [sync, stats, prev = base.on_ready](models::NetworkImpl& net, torch::nn::Module* extra) {
     if (prev) prev(net, extra);
     std::vector<torch::Tensor> state = models::unique_parameters(net);
     if (extra) {
@@ -195,7 +196,7 @@ engine::TrainHooks make_data_parallel_hooks(ProcessGroup& pg, engine::TrainHooks
     for (auto& b : buffers_of(extra)) sync->buffers.push_back(b);
     state.insert(state.end(), sync->buffers.begin(), sync->buffers.end());
     broadcast_flat(*sync->pg, state, "broadcasting rank 0's parameters and buffers");
-    sync->build(trained_parameters(net, extra, frozen));
+    sync->build(trained_parameters(net, extra));
     if (sync->opt.overlap) {
       std::weak_ptr<Sync> weak = sync;
       for (size_t k = 0; k < sync->params.size(); ++k) {

@@ -84,8 +84,10 @@ nlohmann::json to_json(const TrainConfig& c) {
           {"out_dir", c.out_dir},
           {"init_checkpoint", c.init_checkpoint},
           {"exits", c.exits},
+          {"exit_input", c.exit_input},
           {"exit_weight", c.exit_weight},
           {"freeze_backbone", c.freeze_backbone},
+          {"freeze_bn", c.freeze_bn},
           {"input_shape", c.input_shape}};
 }
 
@@ -133,7 +135,9 @@ TrainConfig train_config_from_json(const nlohmann::json& j) {
   c.out_dir = get_or(j, "out_dir", c.out_dir);
   c.init_checkpoint = get_or(j, "init_checkpoint", c.init_checkpoint);
   c.exits = get_or(j, "exits", c.exits);
+  c.exit_input = get_or(j, "exit_input", c.exit_input);
   c.exit_weight = get_or(j, "exit_weight", c.exit_weight);
+  c.freeze_bn = get_or(j, "freeze_bn", c.freeze_bn);
   c.freeze_backbone = get_or(j, "freeze_backbone", c.freeze_backbone);
   c.input_shape = get_or(j, "input_shape", c.input_shape);
   return c;

@@ -1,13 +1,11 @@
 #include "rla/inference/early_exit.h"
 
-#include <fmt/format.h>
-
-#include "rla/analysis/op_counter.h"
+#include "rla/models/op_counter.h"
 
 namespace rla::inference {
 namespace {
 
-int64_t macs_of(const analysis::OpCounter& c) {
+int64_t macs_of(const models::OpCounter& c) {
   int64_t total = 0;
   for (const auto& r : c.records) total += r.macs;
   return total;
@@ -15,65 +13,8 @@ int64_t macs_of(const analysis::OpCounter& c) {
 
 }  // namespace
 
-ExitPlacement parse_exit_placement(const std::string& s) {
-  if (s == "block") return ExitPlacement::kBlock;
-  if (s == "stage") return ExitPlacement::kStage;
-  throw std::invalid_argument("unknown exit placement '" + s + "' (expected block or stage)");
-}
-
-ExitHeadsImpl::ExitHeadsImpl(const models::NetworkImpl& net, int64_t num_classes, ExitPlacement placement) {
-  const auto& blocks = net.blocks();
-  TORCH_CHECK(blocks.size() >= 2, "exits need a backbone of at least two blocks");
-  for (size_t i = 0; i + 1 < blocks.size(); ++i) {
-    const bool stage_end = blocks[i + 1].stage != blocks[i].stage;
-    if (placement == ExitPlacement::kBlock || stage_end) after_block_.push_back(i);
-  }
-  auto heads = register_module("heads", torch::nn::ModuleList());
-  for (size_t j = 0; j < after_block_.size(); ++j) {
-    const auto& b = blocks[after_block_[j]];
-    auto head = std::make_shared<torch::nn::Module>();
-    models::BatchNorm2d bn{nullptr};
-    if (b.h_channels > 0) bn = head->register_module("bn", models::make_bn(b.h_channels));
-    auto fc = head->register_module("fc", models::Linear(b.x_channels + b.h_channels, num_classes));
-    heads->push_back(head);
-    bns_.push_back(bn);
-    fcs_.push_back(fc);
-  }
-}
-
-torch::Tensor ExitHeadsImpl::forward(size_t j, const models::FlowState& s) {
-  auto x = s.x;
-  if (s.h.defined() && bns_.at(j)) x = torch::cat({x, torch::relu(bns_[j](s.h))}, 1);
-  return fcs_.at(j)(models::global_avg_pool(x));
-}
-
-std::vector<torch::Tensor> forward_all_exits(models::NetworkImpl& net, ExitHeadsImpl& heads,
-                                             const torch::Tensor& input) {
-  std::vector<torch::Tensor> out;
-  auto s = net.stem(input);
-  size_t j = 0;
-  for (size_t i = 0; i < net.blocks().size(); ++i) {
-    net.run_block(i, s);
-    if (j < heads.size() && heads.after_block()[j] == i) out.push_back(heads.forward(j++, s));
-  }
-  out.push_back(net.head(s));
-  return out;
-}
-
-std::pair<torch::Tensor, torch::Tensor> exit_loss(models::NetworkImpl& net, ExitHeadsImpl& heads,
-                                                  const torch::Tensor& input, const torch::Tensor& labels,
-                                                  double weight) {
-  auto all = forward_all_exits(net, heads, input);
-  torch::Tensor exits = torch::zeros({}, all.back().options());
-  for (size_t j = 0; j + 1 < all.size(); ++j)
-    exits = exits + torch::nn::functional::cross_entropy(all[j], labels);
-  exits = exits / static_cast<double>(std::max<size_t>(1, all.size() - 1));
-  if (weight < 0) return {all.back(), exits};
-  return {all.back(), torch::nn::functional::cross_entropy(all.back(), labels) + weight * exits};
-}
-
-DynamicResult dynamic_forward(models::NetworkImpl& net, ExitHeadsImpl& heads, const torch::Tensor& input,
-                              double tau) {
+DynamicResult dynamic_forward(models::NetworkImpl& net, models::ExitHeadsImpl& heads,
+                              const torch::Tensor& input, double tau) {
   torch::NoGradGuard no_grad;
   const int64_t n = input.size(0);
   const auto exits = static_cast<int64_t>(heads.size());
@@ -118,7 +59,7 @@ DynamicResult dynamic_forward(models::NetworkImpl& net, ExitHeadsImpl& heads, co
   return r;
 }
 
-std::vector<int64_t> exit_macs(models::NetworkImpl& net, ExitHeadsImpl& heads,
+std::vector<int64_t> exit_macs(models::NetworkImpl& net, models::ExitHeadsImpl& heads,
                                const std::vector<int64_t>& input_chw) {
   TORCH_CHECK(input_chw.size() == 3, "exit_macs needs C,H,W");
   torch::NoGradGuard no_grad;
@@ -130,25 +71,25 @@ std::vector<int64_t> exit_macs(models::NetworkImpl& net, ExitHeadsImpl& heads,
   int64_t running = 0;
   models::FlowState s;
   {
-    analysis::OpCounter c;
+    models::OpCounter c;
     s = net.stem(input);
     running += macs_of(c);
   }
   size_t j = 0;
   for (size_t i = 0; i < net.blocks().size(); ++i) {
     {
-      analysis::OpCounter c;
+      models::OpCounter c;
       net.run_block(i, s);
       running += macs_of(c);
     }
     if (j < heads.size() && heads.after_block()[j] == i) {
-      analysis::OpCounter c;
+      models::OpCounter c;
       heads.forward(j++, s);
       running += macs_of(c);
       cost.push_back(running);
     }
   }
-  analysis::OpCounter c;
+  models::OpCounter c;
   net.head(s);
   cost.push_back(running + macs_of(c));
   return cost;

@@ -1,15 +1,15 @@
 #include "rla/models/layers.h"
 
-#include "rla/analysis/op_counter.h"
+#include "rla/models/op_counter.h"
 
 namespace rla::models {
 namespace {
 
 void report(const torch::nn::Module* m, const char* kind, const char* label, const torch::Tensor& out,
             int64_t macs, int64_t thop) {
-  auto* counter = analysis::active_counter();
+  auto* counter = models::active_counter();
   if (counter == nullptr) return;
-  analysis::OpRecord r;
+  models::OpRecord r;
   r.module = m;
   r.kind = kind;
   r.label = label;
@@ -28,7 +28,7 @@ int64_t conv_macs(const torch::Tensor& weight, const torch::Tensor& out) {
 
 torch::Tensor Conv2dImpl::forward(const torch::Tensor& x) {
   auto y = torch::nn::Conv2dImpl::forward(x);
-  if (analysis::active_counter()) {
+  if (models::active_counter()) {
     const int64_t macs = conv_macs(weight, y);
     report(this, "Conv2d", "", y, macs, macs + (options.bias() ? y.numel() : 0));
   }
@@ -37,7 +37,7 @@ torch::Tensor Conv2dImpl::forward(const torch::Tensor& x) {
 
 torch::Tensor Conv1dImpl::forward(const torch::Tensor& x) {
   auto y = torch::nn::Conv1dImpl::forward(x);
-  if (analysis::active_counter()) {
+  if (models::active_counter()) {
     const int64_t macs = conv_macs(weight, y);
     report(this, "Conv1d", "", y, macs, macs + (options.bias() ? y.numel() : 0));
   }

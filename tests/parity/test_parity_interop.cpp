@@ -7,8 +7,8 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "rla/io/checkpoint.h"
 #include "rla/io/pytorch_archive.h"
+#include "rla/io/state_dict.h"
 #include "rla/models/resnet.h"
 
 namespace {

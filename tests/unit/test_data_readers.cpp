@@ -11,11 +11,11 @@
 #include <random>
 #include <thread>
 
-#include "rla/analysis/plot.h"
 #include "rla/data/cifar.h"
 #include "rla/data/image_folder.h"
 #include "rla/data/image_io.h"
 #include "rla/data/transforms.h"
+#include "rla/io/plot.h"
 
 namespace fs = std::filesystem;
 using namespace rla::data;
@@ -473,12 +473,12 @@ TEST(ResizeTransforms, ResizeCenterCropMatchesTorchvision) {
 // Charts
 
 TEST(Plot, WritesTwoPanelPng) {
-  if (!rla::analysis::png_charts_available()) GTEST_SKIP() << "PLplot/pngcairo not available in this build";
+  if (!rla::io::png_charts_available()) GTEST_SKIP() << "PLplot/pngcairo not available in this build";
   TempDir dir;
-  rla::analysis::Chart loss{"Training loss", "epoch", "cross-entropy loss", {}, false};
-  rla::analysis::Chart acc{"Top-1 accuracy", "epoch", "accuracy (%)", {}, false};
+  rla::io::Chart loss{"Training loss", "epoch", "cross-entropy loss", {}, false};
+  rla::io::Chart acc{"Top-1 accuracy", "epoch", "accuracy (%)", {}, false};
   for (const char* name : {"resnet20 train", "rla_resnet20 train", "resnet20 val"}) {
-    rla::analysis::Series l{name, {}, {}}, a{name, {}, {}};
+    rla::io::Series l{name, {}, {}}, a{name, {}, {}};
     for (int e = 1; e <= 10; ++e) {
       l.x.push_back(e);
       l.y.push_back(2.0 / e + 0.1 * name[0] / 100.0);
@@ -489,7 +489,7 @@ TEST(Plot, WritesTwoPanelPng) {
     acc.series.push_back(a);
   }
   const std::string path = dir / "curves.png";
-  rla::analysis::save_charts_png(path, {loss, acc});
+  rla::io::save_charts_png(path, {loss, acc});
   const auto bytes = read_bytes(path);
   ASSERT_GT(bytes.size(), 10000u);
   const uint8_t signature[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
@@ -500,18 +500,18 @@ TEST(Plot, WritesTwoPanelPng) {
   EXPECT_EQ(std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator()), 1);
   // A log-x panel with a non-positive point (skipped), drawn from two threads at once:
   // PLplot's global state is serialised inside save_charts_png.
-  rla::analysis::Chart macs{"Accuracy vs compute",
-                            "MACs per image (M)",
-                            "accuracy (%)",
-                            {{"rla", {0, 5, 10, 40}, {80, 85, 90, 92}}},
-                            true};
-  std::thread other([&] { rla::analysis::save_charts_png(dir / "log_a.png", {macs}, 1); });
-  rla::analysis::save_charts_png(dir / "log_b.png", {macs}, 1);
+  rla::io::Chart macs{"Accuracy vs compute",
+                      "MACs per image (M)",
+                      "accuracy (%)",
+                      {{"rla", {0, 5, 10, 40}, {80, 85, 90, 92}}},
+                      true};
+  std::thread other([&] { rla::io::save_charts_png(dir / "log_a.png", {macs}, 1); });
+  rla::io::save_charts_png(dir / "log_b.png", {macs}, 1);
   other.join();
   EXPECT_EQ(read_bytes(dir / "log_a.png"), read_bytes(dir / "log_b.png"));
   EXPECT_EQ(read_image_info(dir / "log_a.png").width, 640);
 
-  rla::analysis::Chart bad{"bad", "x", "y", {{"s", {1, 2}, {1}}}, false};
-  EXPECT_THROW(rla::analysis::save_charts_png(dir / "bad.png", {bad}), std::invalid_argument);
-  EXPECT_THROW(rla::analysis::save_charts_png(dir / "no/such/dir.png", {loss}), std::runtime_error);
+  rla::io::Chart bad{"bad", "x", "y", {{"s", {1, 2}, {1}}}, false};
+  EXPECT_THROW(rla::io::save_charts_png(dir / "bad.png", {bad}), std::invalid_argument);
+  EXPECT_THROW(rla::io::save_charts_png(dir / "no/such/dir.png", {loss}), std::runtime_error);
 }

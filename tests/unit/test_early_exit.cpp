@@ -4,8 +4,8 @@
 
 #include <set>
 
-#include "rla/analysis/op_counter.h"
 #include "rla/inference/early_exit.h"
+#include "rla/models/op_counter.h"
 #include "rla/models/registry.h"
 
 namespace {
@@ -14,16 +14,16 @@ using namespace rla;
 
 struct Fixture {
   models::Network net;
-  inference::ExitHeads heads{nullptr};
+  models::ExitHeads heads{nullptr};
 };
 
-Fixture make(const std::string& name, inference::ExitPlacement placement) {
+Fixture make(const std::string& name, models::ExitPlacement placement) {
   torch::manual_seed(3);
   models::ModelConfig cfg;
   cfg.in_channels = 1;
   Fixture f;
   f.net = models::create_model(name, cfg);
-  f.heads = inference::ExitHeads(*f.net, 10, placement);
+  f.heads = models::ExitHeads(*f.net, 10, placement);
   // Random BN statistics so that eval mode differs from identity.
   torch::NoGradGuard ng;
   for (auto& m : f.net->modules(false))
@@ -38,9 +38,9 @@ Fixture make(const std::string& name, inference::ExitPlacement placement) {
 }
 
 TEST(EarlyExit, PlacementCountsExits) {
-  auto a = make("rla_resnet20", inference::ExitPlacement::kBlock);
+  auto a = make("rla_resnet20", models::ExitPlacement::kBlock);
   EXPECT_EQ(a.heads->size(), 8u);  // 9 blocks, exits after the first 8
-  auto b = make("rla_resnet20", inference::ExitPlacement::kStage);
+  auto b = make("rla_resnet20", models::ExitPlacement::kStage);
   EXPECT_EQ(b.heads->after_block(), (std::vector<size_t>{2, 5}));
   // Exit heads live outside the backbone's state_dict names.
   for (const auto& [name, t] : models::state_dict(*a.heads)) EXPECT_EQ(name.rfind("heads.", 0), 0u) << name;
@@ -48,7 +48,7 @@ TEST(EarlyExit, PlacementCountsExits) {
 
 TEST(EarlyExit, TauOneIsThePlainForwardExactly) {
   for (const std::string name : {"rla_resnet20", "resnet20"}) {
-    auto f = make(name, inference::ExitPlacement::kBlock);
+    auto f = make(name, models::ExitPlacement::kBlock);
     auto x = torch::randn({6, 1, 28, 28});
     auto r = inference::dynamic_forward(*f.net, *f.heads, x, 1.0);
     torch::NoGradGuard ng;
@@ -58,7 +58,7 @@ TEST(EarlyExit, TauOneIsThePlainForwardExactly) {
 }
 
 TEST(EarlyExit, TauZeroLeavesAtTheFirstExitWithItsPrefixMacs) {
-  auto f = make("rla_resnet20", inference::ExitPlacement::kBlock);
+  auto f = make("rla_resnet20", models::ExitPlacement::kBlock);
   auto x = torch::randn({5, 1, 28, 28});
   auto r = inference::dynamic_forward(*f.net, *f.heads, x, 0.0);
   for (auto e : r.exit_index) EXPECT_EQ(e, 0);
@@ -70,7 +70,7 @@ TEST(EarlyExit, TauZeroLeavesAtTheFirstExitWithItsPrefixMacs) {
   auto macs = inference::exit_macs(*f.net, *f.heads, {1, 28, 28});
   ASSERT_EQ(macs.size(), f.heads->size() + 1);
   // Independent count of stem + block 0 + exit 0 on one image.
-  analysis::OpCounter counter;
+  models::OpCounter counter;
   auto one = f.net->stem(torch::zeros({1, 1, 28, 28}));
   f.net->run_block(0, one);
   f.heads->forward(0, one);
@@ -82,13 +82,13 @@ TEST(EarlyExit, TauZeroLeavesAtTheFirstExitWithItsPrefixMacs) {
 
 TEST(EarlyExit, BatchedEqualsOneByOne) {
   for (const std::string name : {"rla_resnet20", "resnet20", "rla_densenet40"}) {
-    auto f = make(name, inference::ExitPlacement::kBlock);
+    auto f = make(name, models::ExitPlacement::kBlock);
     auto x = torch::randn({12, 1, 28, 28});
     // A threshold that splits the batch: the median confidence at the first exit.
     double tau = 0;
     {
       torch::NoGradGuard ng;
-      auto conf = std::get<0>(torch::softmax(inference::forward_all_exits(*f.net, *f.heads, x)[0], 1).max(1));
+      auto conf = std::get<0>(torch::softmax(models::forward_all_exits(*f.net, *f.heads, x)[0], 1).max(1));
       tau = conf.median().item<double>();
     }
     auto all = inference::dynamic_forward(*f.net, *f.heads, x, tau);
@@ -104,12 +104,12 @@ TEST(EarlyExit, BatchedEqualsOneByOne) {
 }
 
 TEST(EarlyExit, JointLossTrainsHeadsAndBackbone) {
-  auto f = make("rla_resnet20", inference::ExitPlacement::kStage);
+  auto f = make("rla_resnet20", models::ExitPlacement::kStage);
   f.net->train();
   f.heads->train();
   auto x = torch::randn({4, 1, 28, 28});
   auto y = torch::randint(10, {4}, torch::kLong);
-  auto [logits, loss] = inference::exit_loss(*f.net, *f.heads, x, y, 0.5);
+  auto [logits, loss] = models::exit_loss(*f.net, *f.heads, x, y, 0.5);
   EXPECT_EQ(logits.sizes(), (std::vector<int64_t>{4, 10}));
   loss.backward();
   for (const auto& p : f.heads->parameters()) EXPECT_TRUE(p.grad().defined());

@@ -11,12 +11,12 @@
 #include <numeric>
 
 #include "../support/tiny_run.h"
-#include "rla/analysis/feature_maps.h"
-#include "rla/analysis/plot.h"
 #include "rla/data/image_io.h"
 #include "rla/engine/checkpoint.h"
-#include "rla/inference/exit_reports.h"
+#include "rla/io/plot.h"
 #include "rla/models/registry.h"
+#include "rla/tasks/exit_reports.h"
+#include "rla/tasks/feature_maps.h"
 
 namespace {
 
@@ -44,8 +44,7 @@ engine::TrainConfig tiny_exit_run(const std::string& dir) {
 const std::string& joint_run() {
   static const std::string dir = [] {
     const auto d = scratch("joint").string();
-    auto hooks = inference::make_exit_hooks(inference::ExitPlacement::kBlock, 0.5, /*post_hoc=*/false);
-    engine::train(tiny_exit_run(d), hooks);
+    engine::train(tiny_exit_run(d));
     return d;
   }();
   return dir;
@@ -60,7 +59,7 @@ std::vector<std::string> read_lines(const std::string& path) {
 
 TEST(ExitReports, SweepsAgreeWithEachOtherAndWithExitMacs) {
   torch::set_num_threads(1);
-  auto m = inference::load_trained_model(joint_run(), /*with_exits=*/true, /*limit_test=*/48);
+  auto m = tasks::load_trained_model(joint_run(), /*with_exits=*/true, /*limit_test=*/48);
   ASSERT_TRUE(m.heads);
   EXPECT_EQ(m.heads->size(), 8u);
   data::LoaderOptions lo;
@@ -68,11 +67,11 @@ TEST(ExitReports, SweepsAgreeWithEachOtherAndWithExitMacs) {
   lo.shuffle = false;
   lo.workers = 0;
   data::DataLoader loader(m.data.test, m.data.eval_transforms, lo);
-  const auto batches = inference::collect_batches(loader);
+  const auto batches = tasks::collect_batches(loader);
   const auto chw = m.data.input_shape;
   const auto macs = inference::exit_macs(*m.net, *m.heads, chw);
 
-  const auto depth = inference::depth_sweep(*m.net, *m.heads, batches, chw);
+  const auto depth = tasks::depth_sweep(*m.net, *m.heads, batches, chw);
   ASSERT_EQ(depth.rows.size(), 9u);
   EXPECT_EQ(depth.samples, 48);
   EXPECT_EQ(depth.easy + depth.hard, 48);
@@ -87,7 +86,7 @@ TEST(ExitReports, SweepsAgreeWithEachOtherAndWithExitMacs) {
     EXPECT_NEAR(depth.rows[j].error_all, mixed, 1e-9);
   }
 
-  const auto dyn = inference::dynamic_sweep(*m.net, *m.heads, batches, {0.0, 0.9, 1.0}, chw);
+  const auto dyn = tasks::dynamic_sweep(*m.net, *m.heads, batches, {0.0, 0.9, 1.0}, chw);
   ASSERT_EQ(dyn.rows.size(), 3u);
   EXPECT_EQ(dyn.batch_size, 20);
   EXPECT_EQ(dyn.samples, 48);
@@ -108,8 +107,8 @@ TEST(ExitReports, SweepsAgreeWithEachOtherAndWithExitMacs) {
   EXPECT_NEAR(dyn.rows[2].accuracy, 100.0 - depth.rows.back().error_all, 1e-9);
 
   const auto dir = scratch("csv");
-  inference::write_depth_sweep_csv((dir / "d.csv").string(), depth);
-  inference::write_dynamic_sweep_csv((dir / "y.csv").string(), dyn);
+  tasks::write_depth_sweep_csv((dir / "d.csv").string(), depth);
+  tasks::write_dynamic_sweep_csv((dir / "y.csv").string(), dyn);
   const auto d = read_lines((dir / "d.csv").string()), y = read_lines((dir / "y.csv").string());
   ASSERT_EQ(d.size(), 10u);
   EXPECT_EQ(d[0], "exit,depth,block_name,macs_per_image,error_all,error_easy,error_hard");
@@ -121,21 +120,21 @@ TEST(ExitReports, SweepsAgreeWithEachOtherAndWithExitMacs) {
 }
 
 TEST(ExitReports, RunExitReportsWritesTablesAndCharts) {
-  if (!analysis::png_charts_available()) GTEST_SKIP() << "no PLplot pngcairo driver";
+  if (!io::png_charts_available()) GTEST_SKIP() << "no PLplot pngcairo driver";
   const auto dir = scratch("report");
-  inference::ExitReportConfig cfg;
+  tasks::ExitReportConfig cfg;
   cfg.runs = {joint_run()};
   cfg.taus = {0.5, 1.0};
   cfg.out_dir = dir.string();
   cfg.batch_size = 32;
   cfg.limit_test = 32;
-  const auto reports = inference::run_exit_reports(cfg);
+  const auto reports = tasks::run_exit_reports(cfg);
   ASSERT_EQ(reports.size(), 1u);
   EXPECT_EQ(reports[0].label, "rla_resnet20");
   for (const char* f : {"rla_resnet20_depth.csv", "rla_resnet20_dynamic.csv", "depth_sweep.png",
                         "dynamic.png", "config.json"})
     EXPECT_TRUE(fs::exists(dir / f)) << f;
-  EXPECT_NE(inference::format_depth_table(reports[0]).find("final"), std::string::npos);
+  EXPECT_NE(tasks::format_depth_table(reports[0]).find("final"), std::string::npos);
   fs::remove_all(dir);
 }
 
@@ -149,12 +148,12 @@ TEST(ExitReports, RefusesCheckpointsWithoutExitHeads) {
   const auto ckpt = (dir / "plain.ckpt").string();
   engine::save_checkpoint(ckpt, *net, nullptr, st);
   try {
-    inference::load_trained_model(ckpt, /*with_exits=*/true);
+    tasks::load_trained_model(ckpt, /*with_exits=*/true);
     FAIL() << "a checkpoint without exit heads was accepted";
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("no exit heads"), std::string::npos) << e.what();
   }
-  EXPECT_NO_THROW(inference::load_trained_model(ckpt, /*with_exits=*/false));
+  EXPECT_NO_THROW(tasks::load_trained_model(ckpt, /*with_exits=*/false));
   fs::remove_all(dir);
 }
 
@@ -165,9 +164,9 @@ TEST(ExitReports, PostHocTrainingChangesOnlyTheHeads) {
   c.freeze_backbone = true;
   c.exits = "stage";
   c.max_steps = 2;
-  engine::train(c, inference::make_exit_hooks(inference::ExitPlacement::kStage, 0.5, /*post_hoc=*/true));
-  auto before = inference::load_trained_model(joint_run(), /*with_exits=*/true);
-  auto after = inference::load_trained_model(dir.string(), /*with_exits=*/true);
+  engine::train(c);
+  auto before = tasks::load_trained_model(joint_run(), /*with_exits=*/true);
+  auto after = tasks::load_trained_model(dir.string(), /*with_exits=*/true);
   EXPECT_EQ(after.heads->size(), 2u);  // stage placement: after blocks 3 and 6
   const auto a = models::state_dict(*before.net), b = models::state_dict(*after.net);
   ASSERT_EQ(a.size(), b.size());
@@ -177,31 +176,31 @@ TEST(ExitReports, PostHocTrainingChangesOnlyTheHeads) {
 
 TEST(FeatureMaps, ColourMapAndNormalisation) {
   const auto v = torch::tensor({0.0f, 0.5f, 1.0f}).view({1, 3});
-  const auto rgb = analysis::jet_colors(v);
+  const auto rgb = tasks::jet_colors(v);
   EXPECT_LT(rgb[0][0][0].item<float>(), 0.1f);  // 0: blue
   EXPECT_GT(rgb[2][0][0].item<float>(), 0.4f);
   EXPECT_GT(rgb[0][0][2].item<float>(), 0.4f);  // 1: red
   EXPECT_LT(rgb[2][0][2].item<float>(), 0.1f);
-  EXPECT_TRUE(torch::equal(analysis::normalize_map(torch::full({4, 4}, 3.0f)), torch::zeros({4, 4})));
-  const auto n = analysis::normalize_map(torch::arange(16, torch::kFloat).view({4, 4}));
+  EXPECT_TRUE(torch::equal(tasks::normalize_map(torch::full({4, 4}, 3.0f)), torch::zeros({4, 4})));
+  const auto n = tasks::normalize_map(torch::arange(16, torch::kFloat).view({4, 4}));
   EXPECT_FLOAT_EQ(n.min().item<float>(), 0.0f);
   EXPECT_FLOAT_EQ(n.max().item<float>(), 1.0f);
 }
 
 TEST(FeatureMaps, GridHasTheSizeOfItsLayout) {
-  if (!analysis::png_charts_available()) GTEST_SKIP() << "no PLplot pngcairo driver";
+  if (!io::png_charts_available()) GTEST_SKIP() << "no PLplot pngcairo driver";
   const auto dir = scratch("grid");
-  analysis::VisualizeConfig cfg;
+  tasks::VisualizeConfig cfg;
   cfg.runs = {joint_run()};
   cfg.dataset_indices = {0, 3};
   cfg.depths = "1,5";
   cfg.tile = 64;
   cfg.out = (dir / "grid.png").string();
-  const auto grid = analysis::run_visualize(cfg);
+  const auto grid = tasks::run_visualize(cfg);
   ASSERT_EQ(grid.tiles.size(), 2u);
   ASSERT_EQ(grid.tiles[0].size(), 5u);  // input, then x and h at two depths
   EXPECT_EQ(grid.column_labels[4], "block 5: h");
-  const auto [w, h] = analysis::tile_grid_size(grid);
+  const auto [w, h] = tasks::tile_grid_size(grid);
   const auto info = data::read_image_info(cfg.out);
   EXPECT_EQ(info.width, w);
   EXPECT_EQ(info.height, h);
@@ -210,11 +209,11 @@ TEST(FeatureMaps, GridHasTheSizeOfItsLayout) {
   models::ModelConfig mc;
   mc.in_channels = 1;
   auto plain = models::create_model("resnet20", mc);
-  EXPECT_EQ(analysis::parse_depths("stages", *plain), (std::vector<size_t>{3, 6, 9}));
-  const auto maps = analysis::activation_maps(*plain, torch::randn({2, 1, 28, 28}), {2, 9});
+  EXPECT_EQ(tasks::parse_depths("stages", *plain), (std::vector<size_t>{3, 6, 9}));
+  const auto maps = tasks::activation_maps(*plain, torch::randn({2, 1, 28, 28}), {2, 9});
   EXPECT_FALSE(maps[0].h.defined());
   EXPECT_EQ(maps[1].x.sizes(), (std::vector<int64_t>{2, 7, 7}));
-  EXPECT_THROW(analysis::parse_depths("0,4", *plain), std::invalid_argument);
+  EXPECT_THROW(tasks::parse_depths("0,4", *plain), std::invalid_argument);
   fs::remove_all(dir);
 }
 

@@ -8,8 +8,8 @@
 #include <fstream>
 
 #include "../support/test_util.h"
-#include "rla/io/checkpoint.h"
 #include "rla/io/pytorch_archive.h"
+#include "rla/io/state_dict.h"
 #include "rla/models/resnet.h"
 
 namespace {

@@ -5,8 +5,8 @@
 
 #include <random>
 
-#include "rla/io/checkpoint.h"
 #include "rla/io/pytorch_archive.h"
+#include "rla/io/state_dict.h"
 
 namespace {
 

@@ -6,8 +6,8 @@
 #include <sstream>
 
 #include "../support/test_util.h"
-#include "rla/analysis/summary.h"
 #include "rla/models/registry.h"
+#include "rla/models/summary.h"
 
 namespace {
 
@@ -86,7 +86,7 @@ class SpecTable : public ::testing::TestWithParam<CountRow> {};
 TEST_P(SpecTable, ExactParametersAndThopOpsAt224) {
   const auto& row = GetParam();
   auto net = create_model(row.model);
-  auto s = rla::analysis::summarize(*net, {3, 224, 224});
+  auto s = rla::models::summarize(*net, {3, 224, 224});
   EXPECT_EQ(s.params, row.params) << row.model;
   if (row.entries >= 0) EXPECT_EQ(s.state_dict_entries, row.entries) << row.model;
   EXPECT_EQ(s.thop_ops, row.thop_ops) << row.model;

@@ -42,8 +42,10 @@ struct TrainConfig {
   int64_t max_steps = 0;         ///< stop (with a checkpoint, like Ctrl-C) after this many steps; tests only
   std::string init_checkpoint;   ///< start from these model weights (e.g. post-hoc exit heads)
   std::string exits;             ///< exit heads: "" (none), "block" or "stage"
+  std::string exit_input;        ///< what exits read: "both" (default), "main" or "state"
   double exit_weight = 0.5;      ///< joint training: loss = final + exit_weight * mean exit loss
-  bool freeze_backbone = false;  ///< post-hoc exit heads: the model is frozen
+  bool freeze_backbone = false;  ///< post-hoc exit heads: the model is frozen (eval mode)
+  bool freeze_bn = false;        ///< BatchNorm keeps its running statistics (eval mode) while training
   /// Recorded by train(), not an option: the input [C, H, W] the model saw.
   std::vector<int64_t> input_shape;
 };

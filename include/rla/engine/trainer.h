@@ -1,6 +1,7 @@
 #pragma once
-// The training loop behind `rla train`: SGD with momentum, LR schedule, per-epoch evaluation,
-// metrics.jsonl / config.json in the run folder, atomic checkpoints, resume, Ctrl-C and
+// The training loop behind `rla train`: SGD with momentum, LR schedule, per-epoch evaluation on
+// a validation split (or the test set), a once-only final test evaluation, early-exit heads
+// (joint or post hoc), the run folder (engine/run.h), atomic checkpoints, resume, Ctrl-C and
 // non-finite-loss handling.
 #include <nlohmann/json.hpp>
 
@@ -30,20 +31,11 @@ class NonFiniteLoss : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-/// Extension points of the training loop: early-exit heads, distributed data parallelism.
+/// Extension points of the training loop, for data parallelism (distributed/data_parallel.h).
+/// Everything that changes what is trained (exit heads, frozen backbone or BN) is TrainConfig.
 struct TrainHooks {
-  /// A module trained alongside the model (its parameters join the optimiser; checkpoints store
-  /// it under "extra/"). Created by `make_extra` once the model exists.
-  std::function<std::shared_ptr<torch::nn::Module>(models::NetworkImpl& net)> make_extra;
-  /// Replaces the loss: returns {final logits [N, K], scalar loss}. Default: cross-entropy of
-  /// net.forward(images) with the configured label smoothing.
-  std::function<std::pair<torch::Tensor, torch::Tensor>(models::NetworkImpl& net, torch::nn::Module* extra,
-                                                        const torch::Tensor& images,
-                                                        const torch::Tensor& labels)>
-      forward_loss;
-  /// Train only the extra module: the model is frozen (eval mode, no gradients).
-  bool freeze_model = false;
-  /// Called once after the model (and extra) are built and loaded (e.g. broadcast rank 0's state).
+  /// Called once after the model (and its exit heads, if any: `extra`) are built and loaded
+  /// (e.g. broadcast rank 0's state). Frozen parameters have requires_grad false by then.
   std::function<void(models::NetworkImpl& net, torch::nn::Module* extra)> on_ready;
   /// Called after backward, before the optimiser step (e.g. all-reduce the gradients).
   std::function<void(const std::vector<torch::Tensor>& params)> after_backward;

@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "rla/io/checkpoint.h"
+#include "rla/io/state_dict.h"
 #include "rla/models/registry.h"
 
 namespace rla::io {

@@ -1,6 +1,6 @@
 #pragma once
 // Building blocks shared by every model family: the standard layers, made countable for
-// `rla summary` (each call reports its cost to the active analysis::OpCounter, if any), the
+// `rla summary` (each call reports its cost to the active models::OpCounter, if any), the
 // stateless ops the models use, and the SE / ECA channel-attention modules.
 #include <torch/torch.h>
 

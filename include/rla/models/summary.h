@@ -9,7 +9,7 @@
 
 #include "rla/models/network.h"
 
-namespace rla::analysis {
+namespace rla::models {
 
 struct LayerRow {
   std::string name;  ///< state_dict-style module name, or a label for functional ops
@@ -41,4 +41,4 @@ nlohmann::json summary_to_json(const std::string& model_name, const ModelSummary
 /// 25870696 -> "25,870,696".
 std::string with_commas(int64_t v);
 
-}  // namespace rla::analysis
+}  // namespace rla::models

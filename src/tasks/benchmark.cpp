@@ -1,4 +1,4 @@
-#include "rla/analysis/benchmark.h"
+#include "rla/tasks/benchmark.h"
 
 #include <fcntl.h>
 #include <sys/wait.h>
@@ -19,12 +19,12 @@
 #include <torch/cuda.h>
 #include <nlohmann/json.hpp>
 
-#include "rla/analysis/summary.h"
 #include "rla/inference/fast_inference.h"
 #include "rla/models/registry.h"
+#include "rla/models/summary.h"
 #include "rla/util/threads.h"
 
-namespace rla::analysis {
+namespace rla::tasks {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -180,7 +180,7 @@ BenchRow run_workload(const BenchConfig& cfg, const std::string& model, const Wo
 
   {
     auto probe = models::create_model(model);
-    row.gflop_per_img = (w.train ? 6.0 : 2.0) * summarize(*probe, {3, w.size, w.size}).macs / 1e9;
+    row.gflop_per_img = (w.train ? 6.0 : 2.0) * models::summarize(*probe, {3, w.size, w.size}).macs / 1e9;
   }
   models::ModelConfig mc;
   mc.channels_last = w.train && train_channels_last(cfg.train_format);
@@ -389,4 +389,4 @@ std::string format_report(const BenchReport& r) {
   return out;
 }
 
-}  // namespace rla::analysis
+}  // namespace rla::tasks

@@ -1,4 +1,4 @@
-#include "rla/inference/exit_reports.h"
+#include "rla/tasks/exit_reports.h"
 
 #include <fmt/format.h>
 
@@ -9,11 +9,11 @@
 #include <map>
 #include <stdexcept>
 
-#include "rla/analysis/plot.h"
 #include "rla/engine/checkpoint.h"
+#include "rla/io/plot.h"
 #include "rla/models/registry.h"
 
-namespace rla::inference {
+namespace rla::tasks {
 namespace fs = std::filesystem;
 
 const char* const kEasyHardDefinition =
@@ -21,25 +21,6 @@ const char* const kEasyHardDefinition =
     "(the most confident half); hard = the rest";
 
 namespace {
-
-// The width of the model's own classifier: one forward of a small zero image (eval mode, no
-// grad). The input channels come from the first convolution's weight [out, in, kh, kw].
-int64_t classifier_width(models::NetworkImpl& net) {
-  torch::Tensor conv;
-  for (const auto& p : net.parameters()) {
-    if (p.dim() == 4) {
-      conv = p;
-      break;
-    }
-  }
-  if (!conv.defined()) throw std::invalid_argument("exit heads: the model has no convolution");
-  const bool was_training = net.is_training();
-  torch::NoGradGuard no_grad;
-  net.eval();
-  const auto logits = net.forward(torch::zeros({1, conv.size(1), 32, 32}, conv.options()));
-  net.train(was_training);
-  return logits.size(1);
-}
 
 void write_text(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::trunc);
@@ -63,25 +44,6 @@ std::string file_label(const std::string& label) {
 
 }  // namespace
 
-engine::TrainHooks make_exit_hooks(ExitPlacement placement, double weight, bool post_hoc) {
-  if (!post_hoc && !(weight >= 0)) {
-    throw std::invalid_argument(fmt::format("--exit-weight must be >= 0, got {}", weight));
-  }
-  engine::TrainHooks hooks;
-  hooks.freeze_model = post_hoc;
-  hooks.make_extra = [placement](models::NetworkImpl& net) -> std::shared_ptr<torch::nn::Module> {
-    return ExitHeads(net, classifier_width(net), placement).ptr();
-  };
-  const double w = post_hoc ? -1.0 : weight;  // < 0: exits only (exit_loss)
-  hooks.forward_loss = [w](models::NetworkImpl& net, torch::nn::Module* extra, const torch::Tensor& images,
-                           const torch::Tensor& labels) {
-    auto* heads = extra ? extra->as<ExitHeadsImpl>() : nullptr;
-    if (!heads) throw std::logic_error("exit hooks: the trained extra module is not a set of exit heads");
-    return exit_loss(net, *heads, images, labels, w);
-  };
-  return hooks;
-}
-
 TrainedModel load_trained_model(const std::string& run_or_checkpoint, bool with_exits, size_t limit_test) {
   engine::LoadRunOptions lro;
   lro.limit_test = limit_test;
@@ -101,7 +63,9 @@ TrainedModel load_trained_model(const std::string& run_or_checkpoint, bool with_
         "--exit-weight 0.5`) or post hoc (`rla train --exits block --freeze-backbone "
         "--init-from CKPT`)");
   }
-  m.heads = ExitHeads(*m.net, m.data.test->num_classes(), parse_exit_placement(m.config.exits));
+  m.heads =
+      models::ExitHeads(*m.net, m.data.test->num_classes(), models::parse_exit_placement(m.config.exits),
+                        models::parse_exit_input(m.config.exit_input.empty() ? "both" : m.config.exit_input));
   engine::load_checkpoint(m.checkpoint, *m.net, nullptr, m.heads.get());
   m.heads->eval();
   return m;
@@ -114,7 +78,7 @@ std::vector<data::Batch> collect_batches(data::DataLoader& loader) {
   return out;
 }
 
-DepthSweep depth_sweep(models::NetworkImpl& net, ExitHeadsImpl& heads,
+DepthSweep depth_sweep(models::NetworkImpl& net, models::ExitHeadsImpl& heads,
                        const std::vector<data::Batch>& batches, const std::vector<int64_t>& input_chw) {
   if (batches.empty()) throw std::invalid_argument("depth sweep: no test samples");
   torch::NoGradGuard no_grad;
@@ -124,7 +88,7 @@ DepthSweep depth_sweep(models::NetworkImpl& net, ExitHeadsImpl& heads,
   std::vector<std::vector<torch::Tensor>> correct(n_cls);
   std::vector<torch::Tensor> confidence;
   for (const auto& b : batches) {
-    const auto all = forward_all_exits(net, heads, b.images);
+    const auto all = models::forward_all_exits(net, heads, b.images);
     for (size_t j = 0; j < n_cls; ++j) correct[j].push_back(all[j].argmax(1) == b.labels);
     confidence.push_back(std::get<0>(torch::softmax(all.back(), 1).max(1)));
   }
@@ -135,7 +99,7 @@ DepthSweep depth_sweep(models::NetworkImpl& net, ExitHeadsImpl& heads,
   const auto easy = conf >= s.median_confidence, hard = easy.logical_not(), all = torch::ones_like(easy);
   s.easy = easy.sum().item<int64_t>();
   s.hard = s.samples - s.easy;
-  const auto macs = exit_macs(net, heads, input_chw);
+  const auto macs = inference::exit_macs(net, heads, input_chw);
   const auto& blocks = net.blocks();
   for (size_t j = 0; j < n_cls; ++j) {
     DepthSweepRow r;
@@ -164,7 +128,7 @@ void write_depth_sweep_csv(const std::string& path, const DepthSweep& sweep) {
   write_text(path, text);
 }
 
-DynamicSweep dynamic_sweep(models::NetworkImpl& net, ExitHeadsImpl& heads,
+DynamicSweep dynamic_sweep(models::NetworkImpl& net, models::ExitHeadsImpl& heads,
                            const std::vector<data::Batch>& batches, const std::vector<double>& taus,
                            const std::vector<int64_t>& input_chw, int repeats) {
   if (batches.empty()) throw std::invalid_argument("dynamic sweep: no test samples");
@@ -173,7 +137,7 @@ DynamicSweep dynamic_sweep(models::NetworkImpl& net, ExitHeadsImpl& heads,
   if (taus.empty()) throw std::invalid_argument("dynamic sweep: no thresholds (--taus)");
   net.eval();
   heads.eval();
-  const auto macs = exit_macs(net, heads, input_chw);
+  const auto macs = inference::exit_macs(net, heads, input_chw);
   DynamicSweep s;
   s.batch_size = batches.front().images.size(0);
   s.threads = torch::get_num_threads();
@@ -183,16 +147,16 @@ DynamicSweep dynamic_sweep(models::NetworkImpl& net, ExitHeadsImpl& heads,
     DynamicRow row;
     row.tau = tau;
     row.exit_share.assign(macs.size(), 0.0);
-    dynamic_forward(net, heads, batches.front().images, tau);  // warm-up (allocator, caches)
+    inference::dynamic_forward(net, heads, batches.front().images, tau);  // warm-up (allocator, caches)
     int64_t correct = 0;
     double total_macs = 0;
-    std::vector<DynamicResult> results;
+    std::vector<inference::DynamicResult> results;
     results.reserve(batches.size());
     double best_ms = std::numeric_limits<double>::infinity();
     for (int rep = 0; rep < repeats; ++rep) {
       const auto t0 = std::chrono::steady_clock::now();
       for (const auto& b : batches) {
-        auto r = dynamic_forward(net, heads, b.images, tau);
+        auto r = inference::dynamic_forward(net, heads, b.images, tau);
         if (rep == 0) results.push_back(std::move(r));
       }
       const auto t1 = std::chrono::steady_clock::now();
@@ -230,13 +194,13 @@ void write_dynamic_sweep_csv(const std::string& path, const DynamicSweep& sweep)
 }
 
 void save_depth_chart(const std::string& path, const std::vector<ModelExitReport>& reports) {
-  analysis::Chart c{"Error at each exit (easy = more confident half of the final head)",
-                    "MACs per image up to the exit (M)",
-                    "top-1 error (%)",
-                    {},
-                    false};
+  io::Chart c{"Error at each exit (easy = more confident half of the final head)",
+              "MACs per image up to the exit (M)",
+              "top-1 error (%)",
+              {},
+              false};
   for (const auto& rep : reports) {
-    analysis::Series all{rep.label + ": all", {}, {}}, easy{rep.label + ": easy", {}, {}},
+    io::Series all{rep.label + ": all", {}, {}}, easy{rep.label + ": easy", {}, {}},
         hard{rep.label + ": hard", {}, {}};
     for (const auto& r : rep.depth.rows) {
       const double m = static_cast<double>(r.macs) / 1e6;
@@ -245,26 +209,26 @@ void save_depth_chart(const std::string& path, const std::vector<ModelExitReport
     }
     c.series.insert(c.series.end(), {all, easy, hard});
   }
-  analysis::save_charts_png(path, {c}, 1, 900, 620);
+  io::save_charts_png(path, {c}, 1, 900, 620);
 }
 
 void save_dynamic_chart(const std::string& path, const std::vector<ModelExitReport>& reports) {
   if (reports.empty()) throw std::invalid_argument("dynamic chart: no reports");
   const auto& d0 = reports.front().dynamic;
-  analysis::Chart macs{"Early exit: accuracy vs MACs",
-                       "mean MACs per image (M), one point per τ",
-                       "top-1 accuracy (%)",
-                       {},
-                       false};
+  io::Chart macs{"Early exit: accuracy vs MACs",
+                 "mean MACs per image (M), one point per τ",
+                 "top-1 accuracy (%)",
+                 {},
+                 false};
   // The x label must fit one panel's width: the repeat count goes to the title.
-  analysis::Chart time{fmt::format("Early exit: accuracy vs time (best of {})", d0.repeats),
-                       fmt::format("ms per image, batch {}, {} thread{}", d0.batch_size, d0.threads,
-                                   d0.threads == 1 ? "" : "s"),
-                       "top-1 accuracy (%)",
-                       {},
-                       false};
+  io::Chart time{fmt::format("Early exit: accuracy vs time (best of {})", d0.repeats),
+                 fmt::format("ms per image, batch {}, {} thread{}", d0.batch_size, d0.threads,
+                             d0.threads == 1 ? "" : "s"),
+                 "top-1 accuracy (%)",
+                 {},
+                 false};
   for (const auto& rep : reports) {
-    analysis::Series a{rep.label, {}, {}}, t{rep.label, {}, {}};
+    io::Series a{rep.label, {}, {}}, t{rep.label, {}, {}};
     for (const auto& r : rep.dynamic.rows) {
       a.x.push_back(r.mean_macs / 1e6), a.y.push_back(r.accuracy);
       t.x.push_back(r.ms_per_image), t.y.push_back(r.accuracy);
@@ -272,7 +236,7 @@ void save_dynamic_chart(const std::string& path, const std::vector<ModelExitRepo
     macs.series.push_back(a);
     time.series.push_back(t);
   }
-  analysis::save_charts_png(path, {macs, time}, 2, 820, 560);
+  io::save_charts_png(path, {macs, time}, 2, 820, 560);
 }
 
 std::string format_depth_table(const ModelExitReport& rep) {
@@ -357,4 +321,4 @@ std::vector<ModelExitReport> run_exit_reports(const ExitReportConfig& config) {
   return reports;
 }
 
-}  // namespace rla::inference
+}  // namespace rla::tasks

@@ -1,5 +1,5 @@
 // State dicts between checkpoint files and modules (Python's Module.load_state_dict semantics).
-#include "rla/io/checkpoint.h"
+#include "rla/io/state_dict.h"
 
 #include <fmt/format.h>
 #include <torch/torch.h>

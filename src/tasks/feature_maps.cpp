@@ -1,4 +1,4 @@
-#include "rla/analysis/feature_maps.h"
+#include "rla/tasks/feature_maps.h"
 
 #include "rla/config.h"  // RLA_HAVE_PLPLOT
 
@@ -15,13 +15,13 @@
 
 #include "rla/data/image_io.h"
 #include "rla/data/transforms.h"
-#include "rla/inference/exit_reports.h"
+#include "rla/tasks/exit_reports.h"
 
 #ifdef RLA_HAVE_PLPLOT
 #include <plplot/plstream.h>
 #endif
 
-namespace rla::analysis {
+namespace rla::tasks {
 namespace {
 
 // Grid geometry (pixels). Text sizes are PLplot character heights in mm (pngcairo: ~2.7 px/mm).
@@ -325,9 +325,9 @@ TileGrid run_visualize(const VisualizeConfig& cfg) {
     throw std::invalid_argument(fmt::format("--tile {} is outside 32..1024", cfg.tile));
   if (!(cfg.alpha >= 0 && cfg.alpha <= 1))
     throw std::invalid_argument(fmt::format("--alpha {} is outside 0..1", cfg.alpha));
-  std::vector<inference::TrainedModel> models;
+  std::vector<tasks::TrainedModel> models;
   for (const auto& run : cfg.runs) {
-    models.push_back(inference::load_trained_model(run, /*with_exits=*/false));
+    models.push_back(tasks::load_trained_model(run, /*with_exits=*/false));
     if (models.back().data.input_shape != models.front().data.input_shape)
       throw std::invalid_argument("the two runs take inputs of different shapes; visualize them separately");
   }
@@ -376,4 +376,4 @@ TileGrid run_visualize(const VisualizeConfig& cfg) {
   return g;
 }
 
-}  // namespace rla::analysis
+}  // namespace rla::tasks

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-namespace rla::analysis {
+namespace rla::tasks {
 
 struct BenchConfig {
   std::vector<std::string> models = {"resnet20", "rla_resnet20", "rla_resnet56",
@@ -61,4 +61,4 @@ BenchReport run_benchmark(const BenchConfig& config, std::ostream& log);
 /// The table printed at the end (markdown): ratios C++/Python and GFLOP/s shares of the ceiling.
 std::string format_report(const BenchReport& report);
 
-}  // namespace rla::analysis
+}  // namespace rla::tasks

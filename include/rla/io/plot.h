@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-namespace rla::analysis {
+namespace rla::io {
 
 /// One curve: points (x[i], y[i]); non-finite points are skipped.
 struct Series {
@@ -16,7 +16,8 @@ struct Series {
 struct Chart {
   std::string title, x_label, y_label;
   std::vector<Series> series;
-  bool log_x = false;  ///< logarithmic x axis (points with x <= 0 are skipped)
+  bool log_x = false;      ///< logarithmic x axis (points with x <= 0 are skipped)
+  bool integer_x = false;  ///< x counts something (epochs): ticks and numbers at whole numbers only
 };
 
 /// Draws `panels` in a grid of `columns` columns, each panel_width x panel_height pixels, and
@@ -31,4 +32,4 @@ void save_charts_png(const std::string& path, const std::vector<Chart>& panels, 
 /// Whether save_charts_png can work in this build (PLplot and its pngcairo driver present).
 bool png_charts_available();
 
-}  // namespace rla::analysis
+}  // namespace rla::io

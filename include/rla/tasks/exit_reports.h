@@ -1,9 +1,8 @@
 #pragma once
-// Reports on early exits (SPEC §5): error at every exit for all / easy / hard test samples (the
-// depth sweep), dynamic inference swept over the confidence threshold tau (accuracy, MACs,
-// measured time, where samples leave), their CSV files and PNG charts, and the glue that turns
-// `rla train --exits ...` options into trainer hooks and a trained run back into a model with
-// its exit heads.
+// Reports on early exits (docs/early_exit.md): error at every exit for all / easy / hard test
+// samples (the depth sweep), dynamic inference swept over the confidence threshold tau
+// (accuracy, MACs, measured time, where samples leave), their CSV files and PNG charts, and a
+// trained run loaded back with its exit heads.
 #include <nlohmann/json.hpp>
 
 #include <string>
@@ -14,26 +13,18 @@
 #include "rla/engine/trainer.h"
 #include "rla/inference/early_exit.h"
 
-namespace rla::inference {
-
-// ---- training ---------------------------------------------------------------------------------
-
-/// Trainer hooks for exit heads. Joint (post_hoc = false): loss = CE(final) + weight * mean_j
-/// CE(exit j), backbone and heads trained together. Post hoc: the backbone is frozen (eval mode)
-/// and only the heads learn, loss = mean_j CE(exit j). The heads' class count is the width of
-/// the model's own classifier.
-engine::TrainHooks make_exit_hooks(ExitPlacement placement, double weight, bool post_hoc);
+namespace rla::tasks {
 
 // ---- a trained model and its data ---------------------------------------------------------------
 
 /// A trained model rebuilt from the config stored in its checkpoint, with its test data.
 struct TrainedModel {
   std::string checkpoint;
-  std::string model_name;      ///< e.g. "rla_resnet20"
-  engine::TrainConfig config;  ///< as stored in the checkpoint
-  models::Network net;         ///< eval mode
-  ExitHeads heads{nullptr};    ///< null unless loaded with exits
-  data::DataBundle data;       ///< test split limited to limit_test images (0 = all), no augmentation
+  std::string model_name;            ///< e.g. "rla_resnet20"
+  engine::TrainConfig config;        ///< as stored in the checkpoint
+  models::Network net;               ///< eval mode
+  models::ExitHeads heads{nullptr};  ///< null unless loaded with exits
+  data::DataBundle data;             ///< test split limited to limit_test images (0 = all), no augmentation
 };
 
 /// Loads `run_or_checkpoint`. with_exits: the checkpoint must carry exit heads (trained with
@@ -65,7 +56,7 @@ struct DepthSweep {
 };
 
 /// Top-1 error of every exit and the final classifier on `batches` (eval mode, one pass each).
-DepthSweep depth_sweep(models::NetworkImpl& net, ExitHeadsImpl& heads,
+DepthSweep depth_sweep(models::NetworkImpl& net, models::ExitHeadsImpl& heads,
                        const std::vector<data::Batch>& batches, const std::vector<int64_t>& input_chw);
 
 /// CSV: exit,depth,block_name,macs_per_image,error_all,error_easy,error_hard (errors in %).
@@ -92,7 +83,7 @@ struct DynamicSweep {
 /// dynamic_forward at every tau over `batches`. Each tau is timed after one untimed warm-up batch;
 /// with repeats > 1 the whole pass is timed that many times and the fastest kept (shared
 /// machines make single timings noisy). Accuracy and exits come from the first pass.
-DynamicSweep dynamic_sweep(models::NetworkImpl& net, ExitHeadsImpl& heads,
+DynamicSweep dynamic_sweep(models::NetworkImpl& net, models::ExitHeadsImpl& heads,
                            const std::vector<data::Batch>& batches, const std::vector<double>& taus,
                            const std::vector<int64_t>& input_chw, int repeats = 1);
 
@@ -130,4 +121,4 @@ nlohmann::json to_json(const ExitReportConfig& c);
 /// <out>/<label>_depth.csv, <label>_dynamic.csv, depth_sweep.png, dynamic.png and config.json.
 std::vector<ModelExitReport> run_exit_reports(const ExitReportConfig& config);
 
-}  // namespace rla::inference
+}  // namespace rla::tasks

@@ -12,7 +12,7 @@
 
 #include "rla/models/network.h"
 
-namespace rla::analysis {
+namespace rla::tasks {
 
 /// Activation maps after one block. depth d = the state after the d-th block (1-based).
 struct DepthMaps {
@@ -76,4 +76,4 @@ struct VisualizeConfig {
 /// to config.out. Returns the grid (for printing and tests).
 TileGrid run_visualize(const VisualizeConfig& config);
 
-}  // namespace rla::analysis
+}  // namespace rla::tasks

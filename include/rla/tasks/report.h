@@ -9,7 +9,7 @@
 
 #include "rla/engine/run.h"
 
-namespace rla::analysis {
+namespace rla::tasks {
 
 struct RunRecord {
   std::string dir;
@@ -66,4 +66,4 @@ Comparison compare_test_error(const ModelRow& a, const ModelRow& b);
 std::string markdown_table(const std::vector<ModelRow>& rows);
 std::string markdown_comparisons(const std::vector<Comparison>& comparisons);
 
-}  // namespace rla::analysis
+}  // namespace rla::tasks

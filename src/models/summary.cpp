@@ -1,13 +1,13 @@
-#include "rla/analysis/summary.h"
+#include "rla/models/summary.h"
 
 #include <unordered_map>
 #include <unordered_set>
 
 #include <fmt/format.h>
 
-#include "rla/analysis/op_counter.h"
+#include "rla/models/op_counter.h"
 
-namespace rla::analysis {
+namespace rla::models {
 namespace {
 
 std::string shape_str(const std::vector<int64_t>& s) {
@@ -114,4 +114,4 @@ nlohmann::json summary_to_json(const std::string& model_name, const ModelSummary
           {"layers", layers}};
 }
 
-}  // namespace rla::analysis
+}  // namespace rla::models

@@ -1,4 +1,4 @@
-#include "rla/analysis/report.h"
+#include "rla/tasks/report.h"
 
 #include <algorithm>
 #include <cmath>
@@ -7,10 +7,10 @@
 
 #include <fmt/format.h>
 
-#include "rla/analysis/summary.h"
 #include "rla/models/registry.h"
+#include "rla/models/summary.h"
 
-namespace rla::analysis {
+namespace rla::tasks {
 namespace fs = std::filesystem;
 
 std::optional<RunRecord> read_run(const std::string& dir) {
@@ -81,7 +81,7 @@ void count_model(ModelRow& row, const RunRecord& r) {
   models::ModelConfig mc = r.config.model_config;
   auto net = models::create_model(r.config.model, mc);
   row.params = models::count_parameters(*net);
-  row.macs = r.config.input_shape.size() == 3 ? summarize(*net, r.config.input_shape).macs : -1;
+  row.macs = r.config.input_shape.size() == 3 ? models::summarize(*net, r.config.input_shape).macs : -1;
 }
 
 }  // namespace
@@ -191,7 +191,7 @@ std::string markdown_table(const std::vector<ModelRow>& rows) {
     const std::string macs = r.macs < 0 ? "—" : fmt::format("{:.1f} M", static_cast<double>(r.macs) / 1e6);
     const std::string speed = r.img_per_s.values.empty() ? "—" : fmt::format("{:.0f}", r.img_per_s.mean());
     out += fmt::format("| {} | {} ({:.3f} M) | {} | {} | {} | {} | {} of {} |\n", r.label,
-                       with_commas(r.params), static_cast<double>(r.params) / 1e6, macs, speed,
+                       models::with_commas(r.params), static_cast<double>(r.params) / 1e6, macs, speed,
                        stat(r.val_error), stat(r.test_error), r.finished, r.runs);
   }
   return out;
@@ -209,4 +209,4 @@ std::string markdown_comparisons(const std::vector<Comparison>& comparisons) {
   return out;
 }
 
-}  // namespace rla::analysis
+}  // namespace rla::tasks

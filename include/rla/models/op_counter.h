@@ -9,7 +9,7 @@ namespace torch::nn {
 class Module;
 }
 
-namespace rla::analysis {
+namespace rla::models {
 
 /// One call of a counted layer: what ran, its output shape and its cost.
 struct OpRecord {
@@ -39,4 +39,4 @@ class OpCounter {
 /// The innermost live counter on this thread, or null (the common, zero-cost case).
 OpCounter* active_counter();
 
-}  // namespace rla::analysis
+}  // namespace rla::models

@@ -1,6 +1,6 @@
-#include "rla/analysis/op_counter.h"
+#include "rla/models/op_counter.h"
 
-namespace rla::analysis {
+namespace rla::models {
 namespace {
 thread_local OpCounter* g_active = nullptr;
 }
@@ -15,4 +15,4 @@ OpCounter* active_counter() {
   return g_active;
 }
 
-}  // namespace rla::analysis
+}  // namespace rla::models

@@ -1,4 +1,4 @@
-#include "rla/analysis/plot.h"
+#include "rla/io/plot.h"
 
 #include "rla/config.h"  // RLA_HAVE_PLPLOT
 
@@ -18,7 +18,7 @@
 #include <plplot/plstream.h>
 #endif
 
-namespace rla::analysis {
+namespace rla::io {
 namespace {
 
 void validate(const std::vector<Chart>& panels, int columns, int panel_width, int panel_height) {
@@ -54,6 +54,13 @@ void set_colours(plstream& pls) {
   pls.scmap0(r, g, b, 14);
 }
 const char* const kSymbols[] = {"●", "■", "▲", "◆", "▼", "⬟", "★", "✚", "✖", "⬢"};
+
+// Characters, not bytes, of a UTF-8 string.
+size_t utf8_length(const std::string& text) {
+  size_t n = 0;
+  for (unsigned char c : text) n += (c & 0xC0) != 0x80;
+  return n;
+}
 
 // '#' starts a PLplot escape sequence; a literal one is written "##".
 std::string escape(const std::string& text) {
@@ -199,14 +206,25 @@ void draw_panel(plstream& pls, const Chart& chart) {
   pls.col0(kGrid);
   pls.width(1.0);
   pls.lsty(2);
-  pls.box(chart.log_x ? "gl" : "g", 0, 0, "g", 0, 0);
+  // Whole-number x ticks for counts: PLplot's automatic step would label epochs 1.5, 2.5.
+  const double x_step =
+      chart.integer_x && !chart.log_x ? std::max(1.0, std::ceil((xr.hi - xr.lo) / 8.0)) : 0.0;
+  const PLINT x_sub = chart.integer_x ? 1 : 0;
+  pls.box(chart.log_x ? "gl" : "g", x_step, x_sub, "g", 0, 0);
   pls.lsty(1);
   pls.col0(kBlack);
-  pls.box(chart.log_x ? "bcstl" : "bcnst", 0, 0, "bcnstv", 0, 0);
+  pls.box(chart.log_x ? "bcstl" : "bcnst", x_step, x_sub, "bcnstv", 0, 0);
   if (chart.log_x) label_log_x(pls, xr.lo, xr.hi);
   pls.mtex("b", 3.2, 0.5, 0.5, escape(chart.x_label).c_str());
   pls.mtex("l", 3.6, 0.5, 0.5, escape(chart.y_label).c_str());
-  pls.schr(0, 1.2);
+  // The title shrinks until it fits the panel (a character is about 0.6 of its height wide). It
+  // is centred on the viewport, which leaves 0.455 of the panel's width on its right.
+  PLFLT def_ht = 0, ht = 0, sx0 = 0, sx1 = 0, sy0 = 0, sy1 = 0;
+  pls.gchr(def_ht, ht);
+  pls.gspa(sx0, sx1, sy0, sy1);
+  const double title_mm = 0.6 * ht * static_cast<double>(utf8_length(chart.title));
+  const double room_mm = 0.9 * (sx1 - sx0);
+  pls.schr(0, std::min(1.2, title_mm > 0 ? room_mm / title_mm : 1.2));
   pls.mtex("t", 1.2, 0.5, 0.5, escape(chart.title).c_str());
   pls.schr(0, 1.0);
 
@@ -306,4 +324,4 @@ void save_charts_png(const std::string& path, const std::vector<Chart>& panels, 
 #endif
 }
 
-}  // namespace rla::analysis
+}  // namespace rla::io

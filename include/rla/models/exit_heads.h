@@ -1,0 +1,62 @@
+#pragma once
+// Early-exit classifiers ("exits") after blocks of a backbone (docs/early_exit.md): what they
+// read, where they sit, and the joint training loss. They live outside the backbone's
+// state_dict (names `heads.{j}.bn`, `heads.{j}.fc`); dynamic inference is in
+// inference/early_exit.h.
+#include <string>
+#include <vector>
+
+#include "rla/models/layers.h"
+#include "rla/models/network.h"
+
+namespace rla::models {
+
+enum class ExitPlacement {
+  kBlock,  ///< after every block but the last
+  kStage,  ///< after the last block of every stage but the last
+};
+ExitPlacement parse_exit_placement(const std::string& s);  ///< "block" | "stage"
+std::string to_string(ExitPlacement p);
+
+/// What an exit classifies from.
+enum class ExitInput {
+  kBoth,   ///< gap(cat(x_i, relu(bn(h_i)))): the final head's input, at an earlier depth
+  kMain,   ///< gap(x_i): the main path alone (the only choice on plain nets)
+  kState,  ///< gap(relu(bn(h_i))): the aggregated state alone (RLA nets)
+};
+ExitInput parse_exit_input(const std::string& s);  ///< "both" | "main" | "state"
+std::string to_string(ExitInput e);
+
+/// The exit heads of one backbone: exit j is fc_j(gap(features)) with the features chosen by
+/// ExitInput. Plain nets (no state) accept only kMain and kBoth (which then reads x alone).
+class ExitHeadsImpl : public torch::nn::Module {
+ public:
+  ExitHeadsImpl(const NetworkImpl& net, int64_t num_classes, ExitPlacement placement,
+                ExitInput input = ExitInput::kBoth);
+  /// Logits [N, classes] of exit j from the state after block after_block()[j].
+  torch::Tensor forward(size_t j, const FlowState& state);
+  /// The block index after which each exit sits, ascending.
+  const std::vector<size_t>& after_block() const { return after_block_; }
+  size_t size() const { return after_block_.size(); }
+  ExitInput input() const { return input_; }
+
+ private:
+  ExitInput input_;
+  std::vector<size_t> after_block_;
+  std::vector<BatchNorm2d> bns_;
+  std::vector<Linear> fcs_;
+};
+TORCH_MODULE(ExitHeads);
+
+/// One pass through the backbone: logits of every exit, then the final head's (size E + 1).
+std::vector<torch::Tensor> forward_all_exits(NetworkImpl& net, ExitHeadsImpl& heads,
+                                             const torch::Tensor& input);
+
+/// Joint loss: CE(final) + weight * mean_j CE(exit j). With weight < 0, the final head is left
+/// out and the exits are averaged alone (post-hoc training of frozen backbones). Returns
+/// {final logits, loss}.
+std::pair<torch::Tensor, torch::Tensor> exit_loss(NetworkImpl& net, ExitHeadsImpl& heads,
+                                                  const torch::Tensor& input, const torch::Tensor& labels,
+                                                  double weight);
+
+}  // namespace rla::models

@@ -1,0 +1,91 @@
+#include "rla/models/exit_heads.h"
+
+namespace rla::models {
+
+ExitPlacement parse_exit_placement(const std::string& s) {
+  if (s == "block") return ExitPlacement::kBlock;
+  if (s == "stage") return ExitPlacement::kStage;
+  throw std::invalid_argument("unknown exit placement '" + s + "' (expected block or stage)");
+}
+
+std::string to_string(ExitPlacement p) {
+  return p == ExitPlacement::kBlock ? "block" : "stage";
+}
+
+ExitInput parse_exit_input(const std::string& s) {
+  if (s == "both") return ExitInput::kBoth;
+  if (s == "main") return ExitInput::kMain;
+  if (s == "state") return ExitInput::kState;
+  throw std::invalid_argument("unknown exit input '" + s + "' (expected both, main or state)");
+}
+
+std::string to_string(ExitInput e) {
+  switch (e) {
+    case ExitInput::kBoth:
+      return "both";
+    case ExitInput::kMain:
+      return "main";
+    case ExitInput::kState:
+      return "state";
+  }
+  return "?";
+}
+
+ExitHeadsImpl::ExitHeadsImpl(const NetworkImpl& net, int64_t num_classes, ExitPlacement placement,
+                             ExitInput input)
+    : input_(input) {
+  const auto& blocks = net.blocks();
+  TORCH_CHECK(input != ExitInput::kState || net.state_channels() > 0,
+              "exits reading the state alone need an RLA net (this one has no state)");
+  TORCH_CHECK(blocks.size() >= 2, "exits need a backbone of at least two blocks");
+  for (size_t i = 0; i + 1 < blocks.size(); ++i) {
+    const bool stage_end = blocks[i + 1].stage != blocks[i].stage;
+    if (placement == ExitPlacement::kBlock || stage_end) after_block_.push_back(i);
+  }
+  auto heads = register_module("heads", torch::nn::ModuleList());
+  for (size_t j = 0; j < after_block_.size(); ++j) {
+    const auto& b = blocks[after_block_[j]];
+    auto head = std::make_shared<torch::nn::Module>();
+    const bool reads_x = input != ExitInput::kState, reads_h = input != ExitInput::kMain && b.h_channels > 0;
+    BatchNorm2d bn{nullptr};
+    if (reads_h) bn = head->register_module("bn", make_bn(b.h_channels));
+    const int64_t features = (reads_x ? b.x_channels : 0) + (reads_h ? b.h_channels : 0);
+    auto fc = head->register_module("fc", Linear(features, num_classes));
+    heads->push_back(head);
+    bns_.push_back(bn);
+    fcs_.push_back(fc);
+  }
+}
+
+torch::Tensor ExitHeadsImpl::forward(size_t j, const FlowState& s) {
+  if (!bns_.at(j)) return fcs_.at(j)(global_avg_pool(s.x));
+  auto state = torch::relu(bns_[j](s.h));
+  return fcs_.at(j)(global_avg_pool(input_ == ExitInput::kState ? state : torch::cat({s.x, state}, 1)));
+}
+
+std::vector<torch::Tensor> forward_all_exits(NetworkImpl& net, ExitHeadsImpl& heads,
+                                             const torch::Tensor& input) {
+  std::vector<torch::Tensor> out;
+  auto s = net.stem(input);
+  size_t j = 0;
+  for (size_t i = 0; i < net.blocks().size(); ++i) {
+    net.run_block(i, s);
+    if (j < heads.size() && heads.after_block()[j] == i) out.push_back(heads.forward(j++, s));
+  }
+  out.push_back(net.head(s));
+  return out;
+}
+
+std::pair<torch::Tensor, torch::Tensor> exit_loss(NetworkImpl& net, ExitHeadsImpl& heads,
+                                                  const torch::Tensor& input, const torch::Tensor& labels,
+                                                  double weight) {
+  auto all = forward_all_exits(net, heads, input);
+  torch::Tensor exits = torch::zeros({}, all.back().options());
+  for (size_t j = 0; j + 1 < all.size(); ++j)
+    exits = exits + torch::nn::functional::cross_entropy(all[j], labels);
+  exits = exits / static_cast<double>(std::max<size_t>(1, all.size() - 1));
+  if (weight < 0) return {all.back(), exits};
+  return {all.back(), torch::nn::functional::cross_entropy(all.back(), labels) + weight * exits};
+}
+
+}  // namespace rla::models
