@@ -88,7 +88,7 @@ DenseNetImpl::DenseNetImpl(const DenseNetOptions& o) : options_(o) {
 
 FlowState DenseNetImpl::stem(const torch::Tensor& input) {
   check_input(input, options_.in_channels());
-  return initial_state(conv1_(input), options_.rla_channels());
+  return initial_state(conv1_(inference_input(input)), options_.rla_channels());
 }
 
 void DenseNetImpl::run_block(size_t index, FlowState& s) {
@@ -100,9 +100,29 @@ void DenseNetImpl::run_block(size_t index, FlowState& s) {
   auto y = layer_list_[index](s.h.defined() ? torch::cat({s.x, s.h}, 1) : s.x);
   if (s.h.defined()) {
     BatchNorm2d bn = state_bns_.empty() ? BatchNorm2d{nullptr} : state_bns_[index];
-    s.h = aggregate(options_.aggregation(), s.h, y, cells_[stage], bn);
+    s.h = aggregate(options_.aggregation(), s.h, y, cells_[stage], bn,
+                    folded_cells_.empty() ? nullptr : &folded_cells_[index], s.h_zero);
+    s.h_zero = false;
   }
   s.x = torch::cat({s.x, y}, 1);
+}
+
+std::shared_ptr<NetworkImpl> DenseNetImpl::copy() const {
+  auto c = std::make_shared<DenseNetImpl>(options_);
+  copy_values(*this, *c);
+  return c;
+}
+
+void DenseNetImpl::prepare_inference(const InferenceOptions& o) {
+  NetworkImpl::prepare_inference(o);  // checks the options; eval mode, format, direct oneDNN
+  folded_ = 0;
+  if (options_.rla_channels() == 0) return;
+  for (size_t i = 0; i < layer_list_.size(); ++i) {
+    const auto* bn = state_bns_.empty() ? nullptr : state_bns_[i].get();
+    folded_cells_.push_back(fold_cell(options_.aggregation(), cells_[blocks_[i].stage], bn));
+    folded_ += bn != nullptr;
+  }
+  for (auto& f : folded_cells_) f.use_onednn(o.channels_last(), false);
 }
 
 torch::Tensor DenseNetImpl::head(const FlowState& s) {

@@ -1,5 +1,7 @@
 #include "rla/models/layers.h"
 
+#include <ATen/ATen.h>
+
 #include "rla/models/op_counter.h"
 
 namespace rla::models {
@@ -26,13 +28,70 @@ int64_t conv_macs(const torch::Tensor& weight, const torch::Tensor& out) {
 
 }  // namespace
 
+Conv2dImpl::Conv2dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t groups, bool bias)
+    : torch::nn::Conv2dImpl(torch::nn::Conv2dOptions(in, out, kernel)
+                                .stride(stride)
+                                .padding(kernel / 2)
+                                .groups(groups)
+                                .bias(bias)),
+      padding_{kernel / 2, kernel / 2} {}
+
 torch::Tensor Conv2dImpl::forward(const torch::Tensor& x) {
-  auto y = torch::nn::Conv2dImpl::forward(x);
+  torch::Tensor y;
+  const auto& o = options;
+  if (x.is_mkldnn()) {
+    y = at::mkldnn_convolution(x, packed_.defined() ? packed_ : weight.contiguous(), bias, padding_,
+                               *o.stride(), *o.dilation(), o.groups());
+  } else if (direct_ && x.device().is_cpu() && x.scalar_type() == torch::kFloat &&
+             x.is_contiguous(at::MemoryFormat::ChannelsLast) &&
+             weight.is_contiguous(at::MemoryFormat::ChannelsLast)) {
+    y = at::mkldnn_convolution(x, weight, bias, padding_, *o.stride(), *o.dilation(), o.groups());
+  } else {
+    y = torch::nn::Conv2dImpl::forward(x);
+  }
   if (models::active_counter()) {
     const int64_t macs = conv_macs(weight, y);
     report(this, "Conv2d", "", y, macs, macs + (options.bias() ? y.numel() : 0));
   }
   return y;
+}
+
+std::shared_ptr<Conv2dImpl> Conv2dImpl::folded(const BatchNorm2dImpl* bn, int64_t in_begin,
+                                               int64_t in_end) const {
+  torch::NoGradGuard no_grad;
+  const auto& o = options;
+  const bool split = in_end > in_begin;
+  TORCH_CHECK(!split || o.groups() == 1, "cannot split the input of a grouped convolution");
+  const int64_t in = split ? in_end - in_begin : o.in_channels();
+  const bool with_bias = bn != nullptr || bias.defined();
+  auto f = std::make_shared<Conv2dImpl>(in, o.out_channels(), (*o.kernel_size())[0], (*o.stride())[0],
+                                        o.groups(), with_bias);
+  auto w = weight.detach().to(torch::kDouble);
+  if (split) w = w.slice(1, in_begin, in_end);
+  torch::Tensor b = bias.defined() ? bias.detach().to(torch::kDouble) : torch::Tensor();
+  if (bn != nullptr) {
+    auto scale = bn->weight.detach().to(torch::kDouble) /
+                 torch::sqrt(bn->running_var.detach().to(torch::kDouble) + bn->eps);
+    auto shift = bn->bias.detach().to(torch::kDouble) - bn->running_mean.detach().to(torch::kDouble) * scale;
+    w = w * scale.view({-1, 1, 1, 1});
+    b = b.defined() ? b * scale + shift : shift;
+  }
+  f->weight.set_data(w.to(weight.scalar_type()).contiguous(weight.suggest_memory_format()));
+  if (with_bias) f->bias.set_data(b.to(weight.scalar_type()));
+  f->to(weight.device());
+  f->eval();
+  return f;
+}
+
+void Conv2dImpl::use_onednn(bool pack) {
+  direct_ = at::hasMKLDNN();
+  packed_ = torch::Tensor();
+  if (!pack || !direct_) return;
+  TORCH_CHECK(weight.device().is_cpu() && weight.scalar_type() == torch::kFloat,
+              "oneDNN weight packing needs a float CPU weight, got ", weight.scalar_type(), " on ",
+              weight.device());
+  packed_ = at::mkldnn_reorder_conv2d_weight(weight.detach().contiguous().to_mkldnn(), padding_,
+                                             *options.stride(), *options.dilation(), options.groups());
 }
 
 torch::Tensor Conv1dImpl::forward(const torch::Tensor& x) {
@@ -58,6 +117,7 @@ void BatchNorm2dImpl::reset() {
 
 torch::Tensor BatchNorm2dImpl::forward(const torch::Tensor& x) {
   TORCH_CHECK(x.dim() == 4 && x.size(1) == channels, "BatchNorm2d(", channels, ") got input ", x.sizes());
+  if (folded) return x;
   if (is_training()) {
     torch::NoGradGuard ng;
     num_batches_tracked.add_(1);
@@ -68,6 +128,23 @@ torch::Tensor BatchNorm2dImpl::forward(const torch::Tensor& x) {
   return y;
 }
 
+std::pair<torch::Tensor, torch::Tensor> BatchNorm2dImpl::affine() const {
+  torch::NoGradGuard no_grad;
+  auto s = weight.detach() / torch::sqrt(running_var.detach() + eps);
+  auto shift = bias.detach() - running_mean.detach() * s;
+  return {s.view({1, -1, 1, 1}).clone(), shift.view({1, -1, 1, 1}).clone()};
+}
+
+std::shared_ptr<Conv2dImpl> BatchNorm2dImpl::as_conv(bool with_shift) const {
+  torch::NoGradGuard no_grad;
+  auto [scale, shift] = affine();
+  auto c = std::make_shared<Conv2dImpl>(channels, channels, 1, 1, channels, with_shift);
+  c->weight.set_data(scale.reshape({channels, 1, 1, 1}).contiguous());
+  if (with_shift) c->bias.set_data(shift.reshape({channels}).contiguous());
+  c->eval();
+  return c;
+}
+
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
   auto y = torch::nn::LinearImpl::forward(x);
   const int64_t cost = options.in_features() * y.numel();
@@ -76,11 +153,12 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
 }
 
 Conv2d make_conv(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t groups) {
-  return Conv2d(torch::nn::Conv2dOptions(in, out, kernel)
-                    .stride(stride)
-                    .padding(kernel / 2)
-                    .groups(groups)
-                    .bias(false));
+  return Conv2d(in, out, kernel, stride, groups);
+}
+
+void fold_conv_bn(torch::nn::Module& owner, const std::string& name, Conv2d& conv, BatchNorm2d& bn) {
+  conv = owner.replace_module(name, Conv2d(conv->folded(bn.get())));
+  bn->folded = true;
 }
 
 BatchNorm2d make_bn(int64_t channels) {
@@ -92,6 +170,10 @@ ConvBNActImpl::ConvBNActImpl(int64_t in, int64_t out, int64_t kernel, int64_t st
     : relu6_(relu6) {
   conv = register_module("0", make_conv(in, out, kernel, stride, groups));
   bn = register_module("1", make_bn(out));
+}
+
+void ConvBNActImpl::fold() {
+  fold_conv_bn(*this, "0", conv, bn);
 }
 
 torch::Tensor ConvBNActImpl::forward(const torch::Tensor& x) {

@@ -22,18 +22,21 @@ InvertedResidualImpl::InvertedResidualImpl(int64_t inp, int64_t oup, int64_t str
   const int64_t dw = hidden + k;
   if (k > 0) {
     if (t != 1) expand_ = register_module("conv1x1", ConvBNAct(inp, hidden, 1, 1, 1, true));
-    auto conv = register_module("conv", std::make_shared<torch::nn::Module>());
-    depthwise_ = conv->register_module("0", ConvBNAct(dw, dw, 3, stride, dw, true));
-    project_ = conv->register_module("1", make_conv(dw, oup, 1));
-    project_bn_ = conv->register_module("2", make_bn(oup));
+    conv_ = register_module("conv", std::make_shared<torch::nn::Module>());
+    depthwise_ = conv_->register_module("0", ConvBNAct(dw, dw, 3, stride, dw, true));
+    project_name_ = "1";
+    project_ = conv_->register_module(project_name_, make_conv(dw, oup, 1));
+    project_bn_ = conv_->register_module("2", make_bn(oup));
   } else {
-    auto conv = register_module("conv", std::make_shared<torch::nn::Module>());
+    conv_ = register_module("conv", std::make_shared<torch::nn::Module>());
     int idx = 0;
-    if (t != 1) expand_ = conv->register_module(std::to_string(idx++), ConvBNAct(inp, hidden, 1, 1, 1, true));
+    if (t != 1)
+      expand_ = conv_->register_module(std::to_string(idx++), ConvBNAct(inp, hidden, 1, 1, 1, true));
     depthwise_ =
-        conv->register_module(std::to_string(idx++), ConvBNAct(hidden, hidden, 3, stride, hidden, true));
-    project_ = conv->register_module(std::to_string(idx++), make_conv(hidden, oup, 1));
-    project_bn_ = conv->register_module(std::to_string(idx++), make_bn(oup));
+        conv_->register_module(std::to_string(idx++), ConvBNAct(hidden, hidden, 3, stride, hidden, true));
+    project_name_ = std::to_string(idx++);
+    project_ = conv_->register_module(project_name_, make_conv(hidden, oup, 1));
+    project_bn_ = conv_->register_module(std::to_string(idx++), make_bn(oup));
   }
   if (eca_kernel > 0) eca_ = register_module("eca", ECA(eca_kernel));
 }
@@ -45,6 +48,13 @@ std::pair<torch::Tensor, torch::Tensor> InvertedResidualImpl::forward(const torc
   auto y = project_bn_(project_(depthwise_(z)));
   if (eca_) y = eca_(y);
   return {use_res_ ? x + y : y, y};
+}
+
+int64_t InvertedResidualImpl::prepare_inference() {
+  if (expand_) expand_->fold();
+  depthwise_->fold();
+  fold_conv_bn(*conv_, project_name_, project_, project_bn_);
+  return expand_ ? 3 : 2;
 }
 
 MobileNetV2Impl::MobileNetV2Impl(const MobileNetV2Options& o) : options_(o) {
@@ -117,7 +127,7 @@ MobileNetV2Impl::MobileNetV2Impl(const MobileNetV2Options& o) : options_(o) {
 
 FlowState MobileNetV2Impl::stem(const torch::Tensor& input) {
   check_input(input, options_.in_channels());
-  return initial_state(first_(input), options_.rla_channels());
+  return initial_state(first_(inference_input(input)), options_.rla_channels());
 }
 
 void MobileNetV2Impl::run_block(size_t index, FlowState& s) {
@@ -125,9 +135,35 @@ void MobileNetV2Impl::run_block(size_t index, FlowState& s) {
   auto [out, y] = block->forward(s.x, s.h);
   if (s.h.defined()) {
     s.h = update_state(options_.aggregation(), s.h, y, block->strided(), cells_[blocks_[index].stage],
-                       state_bns_.empty() ? BatchNorm2d{nullptr} : state_bns_[index]);
+                       state_bns_.empty() ? BatchNorm2d{nullptr} : state_bns_[index],
+                       folded_cells_.empty() ? nullptr : &folded_cells_[index], s.h_zero);
+    s.h_zero = false;
   }
   s.x = out;
+}
+
+std::shared_ptr<NetworkImpl> MobileNetV2Impl::copy() const {
+  auto c = std::make_shared<MobileNetV2Impl>(options_);
+  copy_values(*this, *c);
+  return c;
+}
+
+void MobileNetV2Impl::prepare_inference(const InferenceOptions& o) {
+  check_inference_options(o);
+  eval();
+  first_->fold();
+  last_->fold();
+  folded_ = 2;
+  for (auto& b : block_list_) folded_ += b->prepare_inference();
+  if (options_.rla_channels() > 0) {
+    for (size_t i = 0; i < block_list_.size(); ++i) {
+      const auto* bn = state_bns_.empty() ? nullptr : state_bns_[i].get();
+      folded_cells_.push_back(fold_cell(options_.aggregation(), cells_[blocks_[i].stage], bn));
+      folded_ += bn != nullptr;
+    }
+  }
+  finish_inference(o, false, o.channels_last() ? "channels-last" : "nchw");
+  for (auto& f : folded_cells_) f.use_onednn(o.channels_last(), false);
 }
 
 torch::Tensor MobileNetV2Impl::head(const FlowState& s) {

@@ -1,5 +1,7 @@
 #include "rla/models/network.h"
 
+#include "rla/models/layers.h"
+
 #include <unordered_set>
 
 namespace rla::models {
@@ -16,7 +18,8 @@ void NetworkImpl::check_input(const torch::Tensor& input, int64_t in_channels) {
 }
 
 FlowState NetworkImpl::initial_state(torch::Tensor x, int64_t k) {
-  FlowState s{std::move(x), {}};
+  FlowState s{std::move(x), {}, k > 0};
+  if (k > 0 && s.x.is_mkldnn()) return s;
   // The state takes x's memory format: a channels-last x with an NCHW h would make cat(x, h)
   // and everything after it fall back to NCHW (and mixed-format kernels) in the first block.
   if (k > 0) {
@@ -24,6 +27,47 @@ FlowState NetworkImpl::initial_state(torch::Tensor x, int64_t k) {
                        s.x.options().memory_format(s.x.suggest_memory_format()));
   }
   return s;
+}
+
+void NetworkImpl::copy_values(const NetworkImpl& from, NetworkImpl& to) {
+  torch::NoGradGuard no_grad;
+  const auto a = state_dict(from);
+  auto b = state_dict(to);
+  TORCH_CHECK(a.size() == b.size(), "copy: ", a.size(), " tensors into ", b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    TORCH_CHECK(a[i].first == b[i].first, "copy: ", a[i].first, " into ", b[i].first);
+    b[i].second.set_data(a[i].second.detach().clone());
+  }
+  to.train(from.is_training());
+}
+
+void NetworkImpl::check_inference_options(const InferenceOptions& options) {
+  if (options.backend() != "auto" && options.backend() != "mkldnn" && options.backend() != "dense")
+    throw std::invalid_argument("inference backend must be auto, mkldnn or dense, got '" + options.backend() +
+                                "'");
+}
+
+void NetworkImpl::prepare_inference(const InferenceOptions& options) {
+  check_inference_options(options);
+  finish_inference(options, false, options.channels_last() ? "channels-last" : "nchw");
+}
+
+void NetworkImpl::finish_inference(const InferenceOptions& options, bool pack, std::string backend) {
+  eval();
+  if (options.channels_last()) to_channels_last(*this);
+  for (auto& m : modules(/*include_self=*/false)) {
+    if (auto* conv = m->as<Conv2dImpl>()) conv->use_onednn(pack);
+  }
+  backend_ = std::move(backend);
+  prepared_channels_last_ = options.channels_last();
+}
+
+torch::Tensor NetworkImpl::inference_input(const torch::Tensor& input) const {
+  if (backend_ == "mkldnn" && input.device().is_cpu() && input.scalar_type() == torch::kFloat &&
+      !input.is_mkldnn())
+    return input.contiguous().to_mkldnn();
+  if (prepared_channels_last_ && !input.is_mkldnn()) return input.contiguous(at::MemoryFormat::ChannelsLast);
+  return input;
 }
 
 std::vector<torch::Tensor> unique_parameters(const torch::nn::Module& module) {

@@ -2,10 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <ATen/ATen.h>
+
 namespace rla::models {
 
 ResBlockImpl::ResBlockImpl(const Config& c, const ResBlockImpl* share)
-    : bottleneck_(c.bottleneck), state_input_(c.state_input) {
+    : bottleneck_(c.bottleneck), state_channels_(c.state_channels), state_input_(c.state_input) {
   const int64_t expansion = c.bottleneck ? 4 : 1;
   out_channels_ = c.planes * expansion;
   const int64_t in = c.inplanes + c.state_channels;
@@ -32,11 +34,19 @@ ResBlockImpl::ResBlockImpl(const Config& c, const ResBlockImpl* share)
   if (c.eca_kernel > 0) eca = register_module("eca", share ? share->eca : ECA(c.eca_kernel));
 }
 
-std::pair<torch::Tensor, torch::Tensor> ResBlockImpl::forward(const torch::Tensor& x,
-                                                              const torch::Tensor& h) {
+std::pair<torch::Tensor, torch::Tensor> ResBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& h,
+                                                              bool h_zero) {
   // Activations run in place on fresh BN / sum outputs (as the official inplace=True ReLUs):
   // no extra tensor per activation in training.
-  auto out = bn1(conv1(h.defined() ? torch::cat({x, h}, 1) : x)).relu_();
+  torch::Tensor first;
+  if (conv1_x && h_zero) {
+    first = conv1_x(x);  // h's part of conv1 sees only zeros
+  } else if (conv1_x && (split_ || x.is_mkldnn())) {
+    first = conv1_x(x).add_(conv1_h(h));
+  } else {
+    first = conv1(h.defined() ? torch::cat({x, h}, 1) : x);
+  }
+  auto out = bn1(first).relu_();
   if (bottleneck_) {
     out = bn2(conv2(out)).relu_();
     out = bn3(conv3(out));
@@ -46,8 +56,27 @@ std::pair<torch::Tensor, torch::Tensor> ResBlockImpl::forward(const torch::Tenso
   if (se) out = se(out);
   if (eca) out = eca(out);
   auto identity = downsample ? downsample(x) : x;
-  auto result = (out + identity).relu_();
+  // Prepared for inference and passing the output on, the branch is not needed afterwards.
+  const bool reuse = prepared_ && (state_input_ == StateInput::kOutput || state_channels_ == 0);
+  auto result = reuse ? out.add_(identity).relu_() : (out + identity).relu_();
   return {result, state_input_ == StateInput::kOutput ? result : out};
+}
+
+int64_t ResBlockImpl::prepare_inference(bool split) {
+  if (state_channels_ > 0) {
+    const int64_t in = conv1->options.in_channels(), in_x = in - state_channels_;
+    conv1_x = register_module("conv1_x", Conv2d(conv1->folded(bn1.get(), 0, in_x)));
+    conv1_h = register_module("conv1_h", Conv2d(conv1->folded(bn1.get(), in_x, in)));
+    conv1_h->bias = torch::Tensor();  // the shift is added once, by conv1_x
+  }
+  fold_conv_bn(*this, "conv1", conv1, bn1);
+  fold_conv_bn(*this, "conv2", conv2, bn2);
+  int64_t folded = 2;
+  if (bottleneck_) fold_conv_bn(*this, "conv3", conv3, bn3), ++folded;
+  if (downsample) downsample->fold(), ++folded;
+  split_ = split;
+  prepared_ = true;
+  return folded;
 }
 
 ResNetImpl::ResNetImpl(const ResNetOptions& o) : options_(o) {
@@ -132,25 +161,71 @@ ResNetImpl::ResNetImpl(const ResNetOptions& o) : options_(o) {
 
 FlowState ResNetImpl::stem(const torch::Tensor& input) {
   check_input(input, options_.in_channels());
-  auto x = bn1_(conv1_(input)).relu_();
+  auto x = bn1_(conv1_(inference_input(input))).relu_();
   if (!options_.cifar_stem()) x = max_pool_3x3s2(x);
   return initial_state(x, options_.rla_channels());
 }
 
 void ResNetImpl::run_block(size_t index, FlowState& s) {
   auto& block = block_list_.at(index);
-  auto [out, y] = block->forward(s.x, s.h);
-  if (s.h.defined()) {
+  auto [out, y] = block->forward(s.x, s.h, s.h_zero);
+  if (options_.rla_channels() > 0) {
     s.h = update_state(options_.aggregation(), s.h, y, block->pools_state(), cells_[blocks_[index].stage],
-                       state_bns_.empty() ? BatchNorm2d{nullptr} : state_bns_[index]);
+                       state_bns_.empty() ? BatchNorm2d{nullptr} : state_bns_[index],
+                       folded_cells_.empty() ? nullptr : &folded_cells_[index], s.h_zero);
+    s.h_zero = false;
   }
   s.x = out;
 }
 
 torch::Tensor ResNetImpl::head(const FlowState& s) {
+  if (s.x.is_mkldnn()) {  // oneDNN layout: pool first, then back to ordinary tensors
+    auto pooled = at::adaptive_avg_pool2d(s.x, {1, 1}).to_dense().flatten(1);
+    if (s.h.defined()) {
+      auto state = at::adaptive_avg_pool2d(head_bn_conv_(s.h).relu_(), {1, 1}).to_dense().flatten(1);
+      pooled = torch::cat({pooled, state}, 1);
+    }
+    return fc_(pooled);
+  }
   auto x = s.x;
   if (s.h.defined()) x = torch::cat({x, bn2_(s.h).relu_()}, 1);
   return fc_(global_avg_pool(x));
+}
+
+std::shared_ptr<NetworkImpl> ResNetImpl::copy() const {
+  auto c = std::make_shared<ResNetImpl>(options_);
+  copy_values(*this, *c);
+  return c;
+}
+
+void ResNetImpl::prepare_inference(const InferenceOptions& o) {
+  check_inference_options(o);
+  eval();
+  fold_conv_bn(*this, "conv1", conv1_, bn1_);
+  folded_ = 1;
+  bool attention = false;
+  for (auto& b : block_list_) {
+    folded_ += b->prepare_inference(o.split_concat());
+    attention = attention || b->se || b->eca;
+  }
+  const int64_t k = options_.rla_channels();
+  if (k > 0) {
+    for (size_t i = 0; i < block_list_.size(); ++i) {
+      const auto* bn = state_bns_.empty() ? nullptr : state_bns_[i].get();
+      folded_cells_.push_back(fold_cell(options_.aggregation(), cells_[blocks_[i].stage], bn));
+      folded_ += bn != nullptr;
+    }
+  }
+  // oneDNN-layout activations: measured faster for ImageNet-style ResNets only
+  // (docs/performance.md); SE / ECA broadcast, which oneDNN-layout tensors cannot.
+  const auto& w = conv1_->weight;
+  const bool wanted = o.backend() == "mkldnn" || (o.backend() == "auto" && !options_.cifar_stem());
+  const bool onednn =
+      wanted && at::hasMKLDNN() && !attention && w.device().is_cpu() && w.scalar_type() == torch::kFloat;
+  if (onednn && k > 0)
+    head_bn_conv_ = register_module("head_bn_conv", Conv2d(bn2_->as_conv(/*with_shift=*/true)));
+  finish_inference(o, onednn, onednn ? "mkldnn" : (o.channels_last() ? "channels-last" : "nchw"));
+  for (auto& f : folded_cells_) f.use_onednn(o.channels_last(), onednn);
 }
 
 }  // namespace rla::models

@@ -1,5 +1,7 @@
 #include "rla/models/rla_cell.h"
 
+#include "rla/models/network.h"
+
 namespace rla::models {
 
 Aggregation parse_aggregation(const std::string& name) {
@@ -31,8 +33,54 @@ std::string to_string(StateInput s) {
   return s == StateInput::kBranch ? "branch" : "output";
 }
 
+namespace {
+
+torch::Tensor aggregate_folded(Aggregation kind, const torch::Tensor& h, const torch::Tensor& y,
+                               StageCell& cell, FoldedCell& f, bool h_zero) {
+  const bool onednn = y.is_mkldnn();  // oneDNN-layout tensors neither broadcast nor concatenate
+  switch (kind) {
+    case Aggregation::kRla: {
+      auto u = f.conv_out(y);
+      if (!h_zero) onednn ? u.add_(f.h_scale_conv(h)) : u.addcmul_(h, f.h_scale);
+      return cell.recurrent_conv(u.tanh_());
+    }
+    case Aggregation::kSum:
+      return h_zero ? cell.conv_out(y) : cell.conv_out(y).add_(h);
+    case Aggregation::kConcat:
+      if (h_zero) return f.concat_y(y);
+      return onednn ? f.concat_y(y).add_(f.concat_h(h)) : cell.concat_conv(torch::cat({y, h}, 1));
+  }
+  TORCH_CHECK(false, "unreachable aggregation");
+}
+
+}  // namespace
+
+void FoldedCell::use_onednn(bool channels_last, bool pack) {
+  for (auto* c : {&conv_out, &h_scale_conv, &concat_y, &concat_h}) {
+    if (!*c) continue;
+    if (channels_last) to_channels_last(**c);
+    (*c)->use_onednn(pack);
+  }
+}
+
+FoldedCell fold_cell(Aggregation kind, const StageCell& cell, const BatchNorm2dImpl* bn) {
+  FoldedCell f;
+  if (kind == Aggregation::kRla) {
+    TORCH_CHECK(bn != nullptr, "the RLA cell needs its block's BatchNorm");
+    f.conv_out = Conv2d(cell.conv_out->folded(bn));
+    f.h_scale = bn->affine().first;
+    f.h_scale_conv = Conv2d(bn->as_conv(/*with_shift=*/false));
+  } else if (kind == Aggregation::kConcat) {
+    const int64_t in = cell.concat_conv->options.in_channels(), k = cell.concat_conv->options.out_channels();
+    f.concat_y = Conv2d(cell.concat_conv->folded(nullptr, 0, in - k));
+    f.concat_h = Conv2d(cell.concat_conv->folded(nullptr, in - k, in));
+  }
+  return f;
+}
+
 torch::Tensor aggregate(Aggregation kind, const torch::Tensor& h, const torch::Tensor& y, StageCell& cell,
-                        BatchNorm2d& bn) {
+                        BatchNorm2d& bn, FoldedCell* folded, bool h_zero) {
+  if (folded != nullptr) return aggregate_folded(kind, h, y, cell, *folded, h_zero);
   switch (kind) {
     case Aggregation::kRla:
       return cell.recurrent_conv(bn(h + cell.conv_out(y)).tanh_());
@@ -45,8 +93,9 @@ torch::Tensor aggregate(Aggregation kind, const torch::Tensor& h, const torch::T
 }
 
 torch::Tensor update_state(Aggregation kind, const torch::Tensor& h, const torch::Tensor& y, bool pool,
-                           StageCell& cell, BatchNorm2d bn) {
-  return aggregate(kind, pool ? avg_pool_2x2(h) : h, y, cell, bn);
+                           StageCell& cell, BatchNorm2d bn, FoldedCell* folded, bool h_zero) {
+  if (h_zero && folded != nullptr) return aggregate(kind, h, y, cell, bn, folded, true);
+  return aggregate(kind, pool ? avg_pool_2x2(h) : h, y, cell, bn, folded, false);
 }
 
 StageCell make_stage_cell(Aggregation kind, int64_t y_channels, int64_t k, bool depthwise_recurrent) {

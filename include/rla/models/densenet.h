@@ -51,6 +51,10 @@ class DenseNetImpl : public NetworkImpl {
   void run_block(size_t index, FlowState& state) override;
   torch::Tensor head(const FlowState& state) override;
   int64_t state_channels() const override { return options_.rla_channels(); }
+  std::shared_ptr<NetworkImpl> copy() const override;
+  /// DenseNet's BNs precede their convolutions (pre-activation), so none folds there; the RLA
+  /// state BNs fold into per-block conv_outs.
+  void prepare_inference(const InferenceOptions& options) override;
 
  private:
   DenseNetOptions options_;
@@ -62,6 +66,7 @@ class DenseNetImpl : public NetworkImpl {
   std::vector<bool> starts_block_;
   std::vector<BatchNorm2d> state_bns_;
   std::vector<StageCell> cells_;
+  std::vector<FoldedCell> folded_cells_;  ///< inference form: one per layer
 };
 
 }  // namespace rla::models

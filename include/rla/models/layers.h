@@ -8,11 +8,35 @@
 
 namespace rla::models {
 
-/// nn.Conv2d. Same parameters and state_dict names; reports out_numel * (C_in/groups * kh * kw).
+class BatchNorm2dImpl;
+
+/// nn.Conv2d with "same" padding (kernel / 2). Same parameters and state_dict names; reports
+/// out_numel * (C_in/groups * kh * kw). For inference (NetworkImpl::prepare_inference) it can
+/// carry a folded BatchNorm as its bias and call oneDNN directly.
 class Conv2dImpl : public torch::nn::Conv2dImpl {
  public:
-  using torch::nn::Conv2dImpl::Conv2dImpl;
+  Conv2dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1, int64_t groups = 1,
+             bool bias = false);
+  /// x: [N, C_in, H, W] -> [N, C_out, H', W']. A oneDNN (mkldnn-layout) x gives a oneDNN result.
   torch::Tensor forward(const torch::Tensor& x);
+
+  // ---- inference form ------------------------------------------------------------------------
+  /// A new convolution computing bn(this(x)) with bn's running statistics (nullptr: a plain
+  /// copy): weight * s, bias beta - mean * s (+ s * own bias), s = gamma / sqrt(var + eps),
+  /// computed in float64 and stored in the weight's dtype. Input channels [in_begin, in_end)
+  /// only, when in_end > in_begin (a weight split along its input). This conv is not changed.
+  std::shared_ptr<Conv2dImpl> folded(const BatchNorm2dImpl* bn, int64_t in_begin = 0,
+                                     int64_t in_end = 0) const;
+  /// Channels-last float CPU inputs call oneDNN's convolution directly (at::conv2d sends small
+  /// ones to a slower native kernel); with `pack`, the weight is also re-laid out once for
+  /// oneDNN-layout inputs. Inference only: the direct call has no autograd.
+  void use_onednn(bool pack);
+  const std::vector<int64_t>& padding() const { return padding_; }
+
+ private:
+  std::vector<int64_t> padding_;
+  bool direct_ = false;
+  torch::Tensor packed_;
 };
 TORCH_MODULE(Conv2d);
 
@@ -33,9 +57,16 @@ class BatchNorm2dImpl : public torch::nn::Cloneable<BatchNorm2dImpl> {
   void reset() override;
   torch::Tensor forward(const torch::Tensor& x);
 
+  /// Inference: y = x * scale + shift with the running statistics, as [1, C, 1, 1] factors.
+  std::pair<torch::Tensor, torch::Tensor> affine() const;
+  /// The same map as a depthwise 1x1 convolution (oneDNN-layout tensors do not broadcast).
+  std::shared_ptr<Conv2dImpl> as_conv(bool with_shift) const;
+
   int64_t channels;
   double eps, momentum;
   torch::Tensor weight, bias, running_mean, running_var, num_batches_tracked;
+  /// Set when the BN was folded into the convolution before it: forward returns x unchanged.
+  bool folded = false;
 };
 TORCH_MODULE(BatchNorm2d);
 
@@ -57,6 +88,8 @@ class ConvBNActImpl : public torch::nn::Module {
  public:
   ConvBNActImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t groups, bool relu6);
   torch::Tensor forward(const torch::Tensor& x);
+  /// Inference: folds bn into a fresh conv (registered in its place); bn becomes a pass-through.
+  void fold();
   Conv2d conv{nullptr};
   BatchNorm2d bn{nullptr};
 
@@ -99,6 +132,10 @@ torch::Tensor avg_pool_2x2(const torch::Tensor& x, const char* label = "h_pool")
 torch::Tensor global_avg_pool(const torch::Tensor& x, bool thop_counted = true);
 /// MaxPool2d(3, 2, 1) of the ImageNet stem (thop: 0 ops, listed for the table).
 torch::Tensor max_pool_3x3s2(const torch::Tensor& x);
+
+/// Inference: replaces `conv` (registered in `owner` as `name`) by conv.folded(bn) and makes
+/// `bn` a pass-through. A shared conv is left alone: the owner gets its own folded copy.
+void fold_conv_bn(torch::nn::Module& owner, const std::string& name, Conv2d& conv, BatchNorm2d& bn);
 
 /// Kaiming-normal (fan_out, relu) for every conv weight; BatchNorm weight 1 and bias 0, the
 /// torchvision / official initialisation. Linear layers keep their default.

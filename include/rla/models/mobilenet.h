@@ -28,10 +28,14 @@ class InvertedResidualImpl : public torch::nn::Module {
   /// Returns {out, y}: y is the projected output, out = x + y where shapes allow.
   std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& x, const torch::Tensor& h);
   bool strided() const { return stride_ != 1; }
+  /// Inference form: every BN folded into its convolution. Returns the number folded.
+  int64_t prepare_inference();
 
  private:
   int64_t stride_;
   bool use_res_;
+  std::shared_ptr<torch::nn::Module> conv_;  ///< the `conv` container (depthwise, project, bn)
+  std::string project_name_;                 ///< project's key inside it
   ConvBNAct expand_{nullptr}, depthwise_{nullptr};
   Conv2d project_{nullptr};
   BatchNorm2d project_bn_{nullptr};
@@ -46,6 +50,10 @@ class MobileNetV2Impl : public NetworkImpl {
   void run_block(size_t index, FlowState& state) override;
   torch::Tensor head(const FlowState& state) override;
   int64_t state_channels() const override { return options_.rla_channels(); }
+  std::shared_ptr<NetworkImpl> copy() const override;
+  /// Folds every BN (stem, expansions, depthwise, projections, the last 1x1, the RLA state BNs
+  /// into per-block conv_outs); dense tensors (oneDNN-layout tensors have no ReLU6).
+  void prepare_inference(const InferenceOptions& options) override;
 
  private:
   MobileNetV2Options options_;
@@ -54,7 +62,8 @@ class MobileNetV2Impl : public NetworkImpl {
   Linear classifier_{nullptr};
   std::vector<InvertedResidual> block_list_;
   std::vector<BatchNorm2d> state_bns_;
-  std::vector<StageCell> cells_;  ///< one per setting row
+  std::vector<StageCell> cells_;          ///< one per setting row
+  std::vector<FoldedCell> folded_cells_;  ///< inference form: one per block
 };
 
 }  // namespace rla::models

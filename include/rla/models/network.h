@@ -15,6 +15,21 @@ namespace rla::models {
 struct FlowState {
   torch::Tensor x;
   torch::Tensor h;
+  /// h is known to be all zeros (before the first state update). Only networks prepared for
+  /// inference use it, to skip h's terms; h may then be undefined (oneDNN-layout flows).
+  bool h_zero = false;
+};
+
+/// How NetworkImpl::prepare_inference rewrites a network.
+struct InferenceOptions {
+  /// Weights and activations in NHWC (channels-last) memory format.
+  TORCH_ARG(bool, channels_last) = true;
+  /// conv1(cat(x, h)) as conv1_x(x) + conv1_h(h) (the weight split along its input channels).
+  TORCH_ARG(bool, split_concat) = false;
+  /// "mkldnn": activations stay in oneDNN's blocked layout with pre-packed weights (ImageNet-style
+  /// ResNets without SE/ECA; others fall back to dense); "dense": ordinary tensors; "auto": what
+  /// measured faster on this machine for the family (docs/performance.md).
+  TORCH_ARG(std::string, backend) = "auto";
 };
 
 /// Static description of one block, for exit heads and reports.
@@ -38,15 +53,45 @@ class NetworkImpl : public torch::nn::Module {
   /// k, the aggregation state's channel count; 0 for plain networks.
   virtual int64_t state_channels() const { return 0; }
   /// Full forward: stem, every block, head. input [N, C_in, H, W] -> logits [N, classes].
-  torch::Tensor forward(const torch::Tensor& input);
+  virtual torch::Tensor forward(const torch::Tensor& input);
+
+  /// A network of the same structure holding copies of every parameter and buffer (same
+  /// dtypes and devices); modules shared inside this one are shared inside the copy.
+  virtual std::shared_ptr<NetworkImpl> copy() const = 0;
+  /// Rewrites this network, in place and for good, into its inference form (eval mode): every
+  /// BatchNorm that follows a convolution folded into it (the RLA state BN into conv_out),
+  /// weights in the chosen memory format, convolutions calling oneDNN directly, and for some
+  /// families oneDNN-layout activations (InferenceOptions). The forward then equals the eval
+  /// forward of the original within float rounding, but can no longer be trained: call it on a
+  /// copy(). Throws std::invalid_argument for an unknown backend.
+  virtual void prepare_inference(const InferenceOptions& options);
+  /// After prepare_inference: "mkldnn", "channels-last" or "nchw" (what a float CPU input runs
+  /// through); "eager" before.
+  const std::string& inference_backend() const { return backend_; }
+  /// BatchNorms folded into a convolution by prepare_inference.
+  int64_t folded_batchnorms() const { return folded_; }
 
  protected:
   /// Throws unless input is [N, in_channels, H, W].
   static void check_input(const torch::Tensor& input, int64_t in_channels);
-  /// The flow before the first block: x and, when k > 0, the zero state h [N, k, H, W].
+  /// The flow before the first block: x and, when k > 0, the zero state h [N, k, H, W] (for a
+  /// oneDNN-layout x, h stays undefined and h_zero set).
   static FlowState initial_state(torch::Tensor x, int64_t k);
+  /// Copies every parameter and buffer of `from` into `to` (the same structure), by state_dict.
+  static void copy_values(const NetworkImpl& from, NetworkImpl& to);
+  /// The input in the prepared form (inference only): oneDNN layout for float CPU inputs on the
+  /// mkldnn backend, channels-last when prepared so; unchanged otherwise.
+  torch::Tensor inference_input(const torch::Tensor& input) const;
+  /// Throws std::invalid_argument for an unknown backend.
+  static void check_inference_options(const InferenceOptions& options);
+  /// The part of prepare_inference every family shares: eval mode, memory format, direct
+  /// oneDNN calls (packing the weights when `pack`) for every registered convolution.
+  void finish_inference(const InferenceOptions& options, bool pack, std::string backend);
 
   std::vector<BlockInfo> blocks_;
+  std::string backend_ = "eager";
+  int64_t folded_ = 0;
+  bool prepared_channels_last_ = false;
 };
 
 using Network = std::shared_ptr<NetworkImpl>;

@@ -48,7 +48,14 @@ class ResBlockImpl : public torch::nn::Module {
 
   /// x: [N, C, H, W]; h: [N, k, H, W] or undefined. Returns {out, y} with
   /// out = relu(branch + shortcut(x)) and y = out or the branch (Config::state_input).
-  std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& x, const torch::Tensor& h);
+  /// h_zero: h is all zeros (prepared blocks then skip its part of conv1; h may be undefined).
+  std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& x, const torch::Tensor& h,
+                                                  bool h_zero = false);
+  /// Inference form (NetworkImpl::prepare_inference): every BN folded into its convolution; on
+  /// RLA blocks conv1 also split into conv1_x (x's input channels, with the bias) and conv1_h
+  /// (h's), used while h is zero, for oneDNN-layout tensors (which cannot be concatenated) and
+  /// with `split`. Returns the number of BNs folded.
+  int64_t prepare_inference(bool split);
   /// True where the official code avg-pools h (a downsample with stride != 1).
   bool pools_state() const { return pools_state_; }
   int64_t out_channels() const { return out_channels_; }
@@ -59,9 +66,13 @@ class ResBlockImpl : public torch::nn::Module {
   ConvBNAct downsample{nullptr};
   SE se{nullptr};
   ECA eca{nullptr};
+  Conv2d conv1_x{nullptr}, conv1_h{nullptr};  ///< inference form of an RLA block only
 
  private:
   bool bottleneck_;
+  bool split_ = false;
+  bool prepared_ = false;
+  int64_t state_channels_;
   StateInput state_input_;
   bool pools_state_ = false;
   int64_t out_channels_;
@@ -76,6 +87,12 @@ class ResNetImpl : public NetworkImpl {
   torch::Tensor head(const FlowState& state) override;
   int64_t state_channels() const override { return options_.rla_channels(); }
   const ResNetOptions& options() const { return options_; }
+  std::shared_ptr<NetworkImpl> copy() const override;
+  /// Folds every BN (stem, blocks, shortcuts, the RLA state BNs into per-block conv_outs). The
+  /// mkldnn backend (auto: ImageNet-style stems, where it measured faster) keeps activations in
+  /// oneDNN's layout from the stem to the pooling: conv1 runs split, the state scale and the
+  /// head BN as depthwise 1x1 convolutions; nets with SE / ECA (which broadcast) stay dense.
+  void prepare_inference(const InferenceOptions& options) override;
 
  private:
   ResNetOptions options_;
@@ -83,8 +100,10 @@ class ResNetImpl : public NetworkImpl {
   BatchNorm2d bn1_{nullptr}, bn2_{nullptr};
   Linear fc_{nullptr};
   std::vector<ResBlock> block_list_;
-  std::vector<BatchNorm2d> state_bns_;  ///< one per block (RLA cell only)
-  std::vector<StageCell> cells_;        ///< one per stage
+  std::vector<BatchNorm2d> state_bns_;    ///< one per block (RLA cell only)
+  std::vector<StageCell> cells_;          ///< one per stage
+  std::vector<FoldedCell> folded_cells_;  ///< inference form: one per block
+  Conv2d head_bn_conv_{nullptr};          ///< inference form, oneDNN layout: bn2 as a depthwise conv
 };
 
 }  // namespace rla::models

@@ -35,15 +35,32 @@ struct StageCell {
   Conv2d concat_conv{nullptr};     ///< 1x1, y channels + k -> k
 };
 
+/// One block's share of the cell in inference form (fold_cell), equal to G in eval mode:
+/// kRla: bn(h + conv_out(y)) = conv_out_b(y) + s * h, conv_out_b = conv_out with the block's BN
+/// folded in (weights s * W, bias beta - mean * s); kConcat: concat_conv split into its y and h
+/// parts (oneDNN-layout tensors cannot be concatenated).
+struct FoldedCell {
+  Conv2d conv_out{nullptr};                     ///< kRla: conv_out with this block's BN folded in
+  torch::Tensor h_scale;                        ///< kRla: s, [1, k, 1, 1]
+  Conv2d h_scale_conv{nullptr};                 ///< kRla: s as a depthwise 1x1 conv (oneDNN-layout h)
+  Conv2d concat_y{nullptr}, concat_h{nullptr};  ///< kConcat: the two input parts (bias in concat_y)
+  /// Moves every convolution to channels-last and lets it call oneDNN (see Conv2dImpl::use_onednn).
+  void use_onednn(bool channels_last, bool pack);
+};
+FoldedCell fold_cell(Aggregation kind, const StageCell& cell, const BatchNorm2dImpl* bn);
+
 /// Applies G. h: [N, k, H, W] (already pooled to y's resolution), y: [N, C_y, H, W];
 /// bn is the block's own BatchNorm (unused for sum / concat). Returns the new h [N, k, H, W].
+/// With `folded`, the inference form runs instead, and `h_zero` (h known to be all zeros, e.g.
+/// before the first update) skips h's terms; h may then be undefined.
 torch::Tensor aggregate(Aggregation kind, const torch::Tensor& h, const torch::Tensor& y, StageCell& cell,
-                        BatchNorm2d& bn);
+                        BatchNorm2d& bn, FoldedCell* folded = nullptr, bool h_zero = false);
 
 /// One block's state update: avg-pools h 2x2 first when the block downsampled (`pool`), then
 /// applies G. bn may be null for aggregations that have none.
 torch::Tensor update_state(Aggregation kind, const torch::Tensor& h, const torch::Tensor& y, bool pool,
-                           StageCell& cell, BatchNorm2d bn);
+                           StageCell& cell, BatchNorm2d bn, FoldedCell* folded = nullptr,
+                           bool h_zero = false);
 
 /// Builds the per-stage convolutions needed by `kind` for a stage whose blocks emit
 /// `y_channels`; the caller registers the non-null ones under the official names.
