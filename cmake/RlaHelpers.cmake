@@ -13,7 +13,7 @@ function(rla_add_test)
   target_precompile_headers(${ARG_NAME} REUSE_FROM rla_core)
   target_compile_definitions(${ARG_NAME} PRIVATE
     RLA_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
-    RLA_FIXTURES_DIR="${PROJECT_SOURCE_DIR}/../shared/fixtures"
+    RLA_FIXTURES_DIR="${PROJECT_SOURCE_DIR}/tests/fixtures"
     RLA_BINARY="$<TARGET_FILE:rla>")
   rla_set_warnings(${ARG_NAME})
   if(NOT ARG_TIMEOUT)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 7's side-by-side benchmark in one command: builds bench_compare, records the load
+# The side-by-side benchmark of docs/performance.md in one command: builds bench_compare, records the load
 # average before and after, and runs C++ (eager + fast path) and eager PyTorch alternately.
 #   scripts/bench_compare.sh [BUILD_DIR] [bench_compare options, e.g. --quick --models rla_resnet20]
 # The table goes to stdout and to $BUILD_DIR/bench_compare.md; rows also to bench_compare.jsonl.

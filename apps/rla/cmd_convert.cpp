@@ -18,10 +18,10 @@ struct ConvertConfig {
 };
 }  // namespace
 
-Runner add_convert_command(CLI::App& root) {
+Command add_convert_command(CLI::App& root) {
   auto cfg = std::make_shared<ConvertConfig>();
-  auto* cmd =
-      root.add_subcommand("convert", "Read a PyTorch checkpoint natively and write its state dict (SPEC §8)");
+  auto* cmd = root.add_subcommand(
+      "convert", "Read a PyTorch checkpoint natively and write its state dict (docs/interop.md)");
   cmd->add_option("input", cfg->input, "Checkpoint to read (torch.save zip format)")->required();
   cmd->add_option("output", cfg->output, "State dict file to write")->required();
   cmd->add_option("--key", cfg->key,
@@ -29,14 +29,14 @@ Runner add_convert_command(CLI::App& root) {
   cmd->add_option("--strip-prefix", cfg->strip_prefix, "Prefix removed from every name")
       ->capture_default_str();
   cmd->add_flag("--keep-prefix", cfg->keep_prefix, "Keep names as they are (no prefix stripping)");
-  return [cfg]() {
-    io::StateDictOptions opt;
-    opt.key = cfg->key;
-    opt.strip_prefix = cfg->keep_prefix ? "" : cfg->strip_prefix;
-    const auto r = io::convert_checkpoint(cfg->input, cfg->output, opt);
-    std::cout << fmt::format("wrote {}: {} tensors, {} values\n", cfg->output, r.tensors, r.elements);
-    return 0;
-  };
+  return {cmd, [cfg]() {
+            io::StateDictOptions opt;
+            opt.key = cfg->key;
+            opt.strip_prefix = cfg->keep_prefix ? "" : cfg->strip_prefix;
+            const auto r = io::convert_checkpoint(cfg->input, cfg->output, opt);
+            std::cout << fmt::format("wrote {}: {} tensors, {} values\n", cfg->output, r.tensors, r.elements);
+            return 0;
+          }};
 }
 
 }  // namespace rla::app

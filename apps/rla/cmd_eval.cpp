@@ -22,7 +22,7 @@ struct EvalConfig {
 };
 }  // namespace
 
-Runner add_eval_command(CLI::App& root) {
+Command add_eval_command(CLI::App& root) {
   auto cfg = std::make_shared<EvalConfig>();
   auto* cmd =
       root.add_subcommand("eval", "Evaluate a checkpoint: top-1/top-5, per-class accuracy, confusion matrix");
@@ -34,57 +34,58 @@ Runner add_eval_command(CLI::App& root) {
   cmd->add_flag("--json", cfg->json, "Print one JSON object");
   cmd->add_flag("--fast", cfg->fast,
                 "Use the fast inference path (BN folded, oneDNN; equal to the plain forward within 1e-4)");
-  return [cfg, cmd]() {
-    // The checkpoint records the model and data it was trained with; flags given here override.
-    engine::LoadRunOptions lro;
-    if (cmd->count("--dataset")) lro.dataset = cfg->data.dataset;
-    if (cmd->count("--data-root")) lro.data_root = cfg->data.root;
-    lro.limit_test = cfg->data.limit_test;
-    auto run = engine::load_run(cfg->checkpoint, lro);
-    auto& bundle = run.data;
-    auto& net = run.net;
-    const std::string& model_name = run.config.model;
-    data::LoaderOptions lo;
-    lo.batch_size = cfg->batch_size;
-    lo.shuffle = false;
-    data::DataLoader loader(bundle.test, bundle.eval_transforms, lo);
-    engine::ClassificationMeter meter(bundle.test->num_classes());
-    if (cfg->fast) {
-      inference::FastNetwork fast(net);
-      meter = engine::evaluate([&fast](const torch::Tensor& x) { return fast.forward(x); }, loader,
-                               bundle.test->num_classes(), !cfg->json);
-    } else {
-      meter = engine::evaluate(*net, loader, bundle.test->num_classes(), !cfg->json);
-    }
-    const auto names = bundle.test->class_names();
-    if (cfg->json) {
-      auto j = engine::to_json(meter, names);
-      j["model"] = model_name;
-      j["checkpoint"] = cfg->checkpoint;
-      j["fast"] = cfg->fast;
-      j["dataset"] = bundle.test->description();
-      std::cout << j.dump(2) << "\n";
-      return 0;
-    }
-    fmt::print("{} on {}: top-1 {:.2f}%  top-5 {:.2f}%  loss {:.4f}  ({} images)\n", model_name,
-               bundle.test->description(), meter.top1(), meter.top5(), meter.loss(), meter.count());
-    const auto acc = meter.per_class_accuracy();
-    fmt::print("\nper-class top-1:\n");
-    for (size_t i = 0; i < acc.size(); ++i) fmt::print("  {:>3} {:<14} {:6.2f}%\n", i, names[i], acc[i]);
-    const int64_t k = meter.num_classes();
-    if (k <= 20) {
-      fmt::print("\nconfusion matrix (rows: true class, columns: predicted):\n     ");
-      for (int64_t p = 0; p < k; ++p) fmt::print("{:>6}", p);
-      fmt::print("\n");
-      for (int64_t t = 0; t < k; ++t) {
-        fmt::print("  {:>3}", t);
-        for (int64_t p = 0; p < k; ++p)
-          fmt::print("{:>6}", meter.confusion()[static_cast<size_t>(t * k + p)]);
-        fmt::print("\n");
-      }
-    }
-    return 0;
-  };
+  return {cmd, [cfg, cmd]() {
+            // The checkpoint records the model and data it was trained with; flags given here override.
+            engine::LoadRunOptions lro;
+            if (cmd->count("--dataset")) lro.dataset = cfg->data.dataset;
+            if (cmd->count("--data-root")) lro.data_root = cfg->data.root;
+            lro.limit_test = cfg->data.limit_test;
+            auto run = engine::load_run(cfg->checkpoint, lro);
+            auto& bundle = run.data;
+            auto& net = run.net;
+            const std::string& model_name = run.config.model;
+            data::LoaderOptions lo;
+            lo.batch_size = cfg->batch_size;
+            lo.shuffle = false;
+            data::DataLoader loader(bundle.test, bundle.eval_transforms, lo);
+            engine::ClassificationMeter meter(bundle.test->num_classes());
+            if (cfg->fast) {
+              inference::FastNetwork fast(net);
+              meter = engine::evaluate([&fast](const torch::Tensor& x) { return fast.forward(x); }, loader,
+                                       bundle.test->num_classes(), !cfg->json);
+            } else {
+              meter = engine::evaluate(*net, loader, bundle.test->num_classes(), !cfg->json);
+            }
+            const auto names = bundle.test->class_names();
+            if (cfg->json) {
+              auto j = engine::to_json(meter, names);
+              j["model"] = model_name;
+              j["checkpoint"] = cfg->checkpoint;
+              j["fast"] = cfg->fast;
+              j["dataset"] = bundle.test->description();
+              std::cout << j.dump(2) << "\n";
+              return 0;
+            }
+            fmt::print("{} on {}: top-1 {:.2f}%  top-5 {:.2f}%  loss {:.4f}  ({} images)\n", model_name,
+                       bundle.test->description(), meter.top1(), meter.top5(), meter.loss(), meter.count());
+            const auto acc = meter.per_class_accuracy();
+            fmt::print("\nper-class top-1:\n");
+            for (size_t i = 0; i < acc.size(); ++i)
+              fmt::print("  {:>3} {:<14} {:6.2f}%\n", i, names[i], acc[i]);
+            const int64_t k = meter.num_classes();
+            if (k <= 20) {
+              fmt::print("\nconfusion matrix (rows: true class, columns: predicted):\n     ");
+              for (int64_t p = 0; p < k; ++p) fmt::print("{:>6}", p);
+              fmt::print("\n");
+              for (int64_t t = 0; t < k; ++t) {
+                fmt::print("  {:>3}", t);
+                for (int64_t p = 0; p < k; ++p)
+                  fmt::print("{:>6}", meter.confusion()[static_cast<size_t>(t * k + p)]);
+                fmt::print("\n");
+              }
+            }
+            return 0;
+          }};
 }
 
 }  // namespace rla::app

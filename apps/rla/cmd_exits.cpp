@@ -1,4 +1,4 @@
-// `rla exits`: early-exit reports for one or two trained runs with exit heads (SPEC §5): error
+// `rla exits`: early-exit reports for one or two trained runs with exit heads (docs/early_exit.md): error
 // at every exit for all / easy / hard test samples, and dynamic inference swept over tau.
 #include <fmt/format.h>
 
@@ -7,7 +7,7 @@
 
 namespace rla::app {
 
-Runner add_exits_command(CLI::App& root) {
+Command add_exits_command(CLI::App& root) {
   auto cfg = std::make_shared<tasks::ExitReportConfig>();
   auto* cmd = root.add_subcommand(
       "exits",
@@ -24,15 +24,15 @@ Runner add_exits_command(CLI::App& root) {
   cmd->add_option("--limit-test", cfg->limit_test, "Use only the first N test images (0 = all)");
   cmd->add_option("--repeats", cfg->repeats, "Timed passes per tau (the fastest is reported)")
       ->capture_default_str();
-  return [cfg]() {
-    fmt::print("config {}\n", tasks::to_json(*cfg).dump());
-    const auto reports = tasks::run_exit_reports(*cfg);
-    fmt::print("{}\n\n", tasks::kEasyHardDefinition);
-    for (const auto& r : reports) fmt::print("{}\n", tasks::format_depth_table(r));
-    for (const auto& r : reports) fmt::print("{}\n", tasks::format_dynamic_table(r));
-    fmt::print("wrote CSV files, depth_sweep.png and dynamic.png to {}\n", cfg->out_dir);
-    return 0;
-  };
+  return {cmd, [cfg]() {
+            fmt::print("config {}\n", tasks::to_json(*cfg).dump());
+            const auto reports = tasks::run_exit_reports(*cfg);
+            fmt::print("{}\n\n", tasks::kEasyHardDefinition);
+            for (const auto& r : reports) fmt::print("{}\n", tasks::format_depth_table(r));
+            for (const auto& r : reports) fmt::print("{}\n", tasks::format_dynamic_table(r));
+            fmt::print("wrote CSV files, depth_sweep.png and dynamic.png to {}\n", cfg->out_dir);
+            return 0;
+          }};
 }
 
 }  // namespace rla::app

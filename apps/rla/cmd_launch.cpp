@@ -7,7 +7,7 @@
 
 namespace rla::app {
 
-Runner add_launch_command(CLI::App& root) {
+Command add_launch_command(CLI::App& root) {
   auto cfg = std::make_shared<distributed::LaunchConfig>();
   auto* cmd = root.add_subcommand(
       "launch",
@@ -23,10 +23,10 @@ Runner add_launch_command(CLI::App& root) {
   cmd->add_option("command", cfg->args,
                   "The rla command every process runs, after --, e.g. -- train --epochs 1")
       ->required();
-  return [cfg]() {
-    cfg->executable = std::filesystem::read_symlink("/proc/self/exe").string();  // this very binary
-    return distributed::launch(*cfg);
-  };
+  return {cmd, [cfg]() {
+            cfg->executable = std::filesystem::read_symlink("/proc/self/exe").string();  // this very binary
+            return distributed::launch(*cfg);
+          }};
 }
 
 }  // namespace rla::app

@@ -23,35 +23,37 @@ struct SummaryConfig {
 };
 }  // namespace
 
-Runner add_summary_command(CLI::App& root) {
+Command add_summary_command(CLI::App& root) {
   auto cfg = std::make_shared<SummaryConfig>();
-  auto* cmd = root.add_subcommand("summary", "Per-layer parameters, MACs and thop ops of a model (SPEC §4)");
+  auto* cmd = root.add_subcommand(
+      "summary", "Per-layer parameters, MACs and thop ops of a model (docs/models.md, Counting)");
   cmd->add_option("--model,-m", cfg->model, "Model name (see `rla list`)")->capture_default_str();
   cmd->add_option("--input", cfg->input, "Input C,H,W (default 3,224,224 ImageNet / 3,32,32 CIFAR)");
   cmd->add_option("--classes", cfg->classes, "Number of classes (default: the model's)");
   add_model_options(cmd, cfg->flags);
   cmd->add_flag("--json", cfg->json, "Print one JSON object instead of the table");
   cmd->add_flag("--totals", cfg->totals_only, "Print totals only");
-  return [cfg]() {
-    const auto& entry = models::find_model(cfg->model);
-    auto input = cfg->input.empty() ? entry.default_input() : util::parse_int_list(cfg->input, 3, "--input");
-    models::ModelConfig mc = cfg->flags.to_config();
-    if (cfg->classes > 0) mc.num_classes = cfg->classes;
-    mc.in_channels = input[0];
-    mc = models::resolve_config(entry, mc);
-    auto net = entry.build(mc);
-    auto s = models::summarize(*net, input);
-    if (cfg->json) {
-      auto j = models::summary_to_json(entry.name, s);
-      j["config"] = engine::to_json(mc);
-      if (cfg->totals_only) j.erase("layers");
-      std::cout << j.dump(2) << "\n";
-    } else {
-      std::cout << fmt::format("{}: {}\n", entry.name, engine::to_json(mc).dump());
-      std::cout << models::format_summary(entry.name, s, !cfg->totals_only);
-    }
-    return 0;
-  };
+  return {cmd, [cfg]() {
+            const auto& entry = models::find_model(cfg->model);
+            auto input =
+                cfg->input.empty() ? entry.default_input() : util::parse_int_list(cfg->input, 3, "--input");
+            models::ModelConfig mc = cfg->flags.to_config();
+            if (cfg->classes > 0) mc.num_classes = cfg->classes;
+            mc.in_channels = input[0];
+            mc = models::resolve_config(entry, mc);
+            auto net = entry.build(mc);
+            auto s = models::summarize(*net, input);
+            if (cfg->json) {
+              auto j = models::summary_to_json(entry.name, s);
+              j["config"] = engine::to_json(mc);
+              if (cfg->totals_only) j.erase("layers");
+              std::cout << j.dump(2) << "\n";
+            } else {
+              std::cout << fmt::format("{}: {}\n", entry.name, engine::to_json(mc).dump());
+              std::cout << models::format_summary(entry.name, s, !cfg->totals_only);
+            }
+            return 0;
+          }};
 }
 
 }  // namespace rla::app

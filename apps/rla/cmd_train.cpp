@@ -21,7 +21,7 @@ extern "C" void on_sigint(int) {
 
 }  // namespace
 
-Runner add_train_command(CLI::App& root) {
+Command add_train_command(CLI::App& root) {
   auto cfg = std::make_shared<engine::TrainConfig>();
   auto milestones = std::make_shared<std::string>();
   auto no_augment = std::make_shared<bool>(false);
@@ -83,36 +83,38 @@ Runner add_train_command(CLI::App& root) {
       ->capture_default_str();
   cmd->add_flag("!--no-overlap", dist->second.overlap,
                 "Data parallel: all-reduce after backward, not during it");
-  return [cfg, milestones, no_augment, dist, model_flags]() {
-    cfg->threads = torch::get_num_threads();  // set from --threads by main
-    cfg->model_config = model_flags->to_config();
-    cfg->data.augment = !*no_augment;
-    if (!milestones->empty()) {
-      const auto n = static_cast<size_t>(std::count(milestones->begin(), milestones->end(), ',') + 1);
-      cfg->schedule.milestones = util::parse_int_list(*milestones, n, "--milestones");
-    }
-    std::signal(SIGINT, on_sigint);
-    engine::TrainHooks hooks;
-    auto data_parallel = distributed::start_data_parallel_from_env(dist->first, dist->second, hooks);
-    auto result = engine::train(*cfg, hooks);
-    if (data_parallel) fmt::print(stderr, "{}\n", data_parallel->finish());
-    std::signal(SIGINT, SIG_DFL);
-    if (result.history.empty() || hooks.rank != 0) return result.stopped_early ? 130 : 0;
-    if (!result.final) {
-      fmt::print("{}: stopped after {} epochs; run folder {}\n", cfg->model, result.history.back().epoch,
-                 result.run_dir);
-    } else if (result.final->val_top1) {
-      fmt::print(
-          "{}: validation top-1 {:.2f}%, test top-1 {:.2f}% top-5 {:.2f}% after {} epochs; run folder {}\n",
-          cfg->model, *result.final->val_top1, result.final->test_top1, result.final->test_top5,
-          result.final->epochs, result.run_dir);
-    } else {
-      fmt::print("{}: test top-1 {:.2f}% (best {:.2f}%), top-5 {:.2f}% after {} epochs; run folder {}\n",
-                 cfg->model, result.final->test_top1, result.best_top1, result.final->test_top5,
-                 result.final->epochs, result.run_dir);
-    }
-    return result.stopped_early ? 130 : 0;
-  };
+  return {cmd, [cfg, milestones, no_augment, dist, model_flags]() {
+            cfg->threads = torch::get_num_threads();  // set from --threads by main
+            cfg->model_config = model_flags->to_config();
+            cfg->data.augment = !*no_augment;
+            if (!milestones->empty()) {
+              const auto n = static_cast<size_t>(std::count(milestones->begin(), milestones->end(), ',') + 1);
+              cfg->schedule.milestones = util::parse_int_list(*milestones, n, "--milestones");
+            }
+            std::signal(SIGINT, on_sigint);
+            engine::TrainHooks hooks;
+            auto data_parallel = distributed::start_data_parallel_from_env(dist->first, dist->second, hooks);
+            auto result = engine::train(*cfg, hooks);
+            if (data_parallel) fmt::print(stderr, "{}\n", data_parallel->finish());
+            std::signal(SIGINT, SIG_DFL);
+            if (result.history.empty() || hooks.rank != 0) return result.stopped_early ? 130 : 0;
+            if (!result.final) {
+              fmt::print("{}: stopped after {} epochs; run folder {}\n", cfg->model,
+                         result.history.back().epoch, result.run_dir);
+            } else if (result.final->val_top1) {
+              fmt::print(
+                  "{}: validation top-1 {:.2f}%, test top-1 {:.2f}% top-5 {:.2f}% after {} epochs; run "
+                  "folder {}\n",
+                  cfg->model, *result.final->val_top1, result.final->test_top1, result.final->test_top5,
+                  result.final->epochs, result.run_dir);
+            } else {
+              fmt::print(
+                  "{}: test top-1 {:.2f}% (best {:.2f}%), top-5 {:.2f}% after {} epochs; run folder {}\n",
+                  cfg->model, result.final->test_top1, result.best_top1, result.final->test_top5,
+                  result.final->epochs, result.run_dir);
+            }
+            return result.stopped_early ? 130 : 0;
+          }};
 }
 
 }  // namespace rla::app

@@ -7,7 +7,7 @@
 
 namespace rla::app {
 
-Runner add_visualize_command(CLI::App& root) {
+Command add_visualize_command(CLI::App& root) {
   auto cfg = std::make_shared<tasks::VisualizeConfig>();
   auto* cmd =
       root.add_subcommand("visualize", "Feature maps (|x| and the RLA state |h|) by depth as a PNG grid");
@@ -25,13 +25,13 @@ Runner add_visualize_command(CLI::App& root) {
   cmd->add_option("--out,-o", cfg->out, "PNG file to write")->required();
   cmd->add_option("--tile", cfg->tile, "Tile size in pixels")->capture_default_str();
   cmd->add_option("--alpha", cfg->alpha, "Opacity of the colour map over the image")->capture_default_str();
-  return [cfg]() {
-    const auto grid = tasks::run_visualize(*cfg);
-    const auto [w, h] = tasks::tile_grid_size(grid);
-    fmt::print("wrote {} ({}x{} pixels: {} images x {} columns)\n", cfg->out, w, h, grid.tiles.size(),
-               grid.column_labels.size());
-    return 0;
-  };
+  return {cmd, [cfg]() {
+            const auto grid = tasks::run_visualize(*cfg);
+            const auto [w, h] = tasks::tile_grid_size(grid);
+            fmt::print("wrote {} ({}x{} pixels: {} images x {} columns)\n", cfg->out, w, h, grid.tiles.size(),
+                       grid.column_labels.size());
+            return 0;
+          }};
 }
 
 }  // namespace rla::app

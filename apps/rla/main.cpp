@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <iostream>
+#include <map>
 #include <thread>
 #include <vector>
 
@@ -25,14 +26,14 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "Intra-op threads (default: all cores)")
       ->check(CLI::NonNegativeNumber);
 
-  const std::vector<rla::app::Runner> runners = {
-      rla::app::add_list_command(app),      rla::app::add_summary_command(app),
-      rla::app::add_train_command(app),     rla::app::add_launch_command(app),
-      rla::app::add_eval_command(app),      rla::app::add_report_command(app),
-      rla::app::add_convert_command(app),   rla::app::add_infer_command(app),
-      rla::app::add_predict_command(app),   rla::app::add_exits_command(app),
-      rla::app::add_visualize_command(app),
-  };
+  std::map<std::string, rla::app::Runner> runners;
+  for (const auto& c :
+       {rla::app::add_list_command(app), rla::app::add_summary_command(app), rla::app::add_train_command(app),
+        rla::app::add_launch_command(app), rla::app::add_eval_command(app), rla::app::add_report_command(app),
+        rla::app::add_convert_command(app), rla::app::add_infer_command(app),
+        rla::app::add_predict_command(app), rla::app::add_exits_command(app),
+        rla::app::add_visualize_command(app)})
+    runners[c.app->get_name()] = c.run;
 
   try {
     app.parse(argc, argv);
@@ -41,17 +42,15 @@ int main(int argc, char** argv) {
   }
   torch::set_num_threads(threads > 0 ? threads
                                      : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
-  const auto subs = app.get_subcommands([](CLI::App*) { return true; });
-  for (size_t i = 0; i < subs.size() && i < runners.size(); ++i) {
-    auto* sub = subs[i];
-    if (!sub->parsed()) continue;
+  for (auto* sub : app.get_subcommands()) {  // the one the user named
+    const std::string name = sub->get_name();
     try {
-      return runners[i]();
+      return runners.at(name)();
     } catch (const c10::Error& e) {
-      std::cerr << "rla " << sub->get_name() << ": error: " << e.what_without_backtrace() << "\n";
+      std::cerr << "rla " << name << ": error: " << e.what_without_backtrace() << "\n";
       return 1;
     } catch (const std::exception& e) {
-      std::cerr << "rla " << sub->get_name() << ": error: " << e.what() << "\n";
+      std::cerr << "rla " << name << ": error: " << e.what() << "\n";
       return 1;
     }
   }

@@ -67,7 +67,7 @@ ImageInfo jpeg_info(const uint8_t* data, size_t size, const std::string& name, i
 }
 
 // libjpeg reports damaged entropy data as warnings and fills the rest of the image with grey:
-// we must not pass that on (SPEC §7: never silent garbage). Other warnings (extraneous bytes
+// we must not pass that on (docs/data.md: never silent garbage). Other warnings (extraneous bytes
 // between markers, odd APP segments: common in real photo collections) leave a correct image.
 bool harmful_jpeg_warning(const std::string& message) {
   for (const char* pattern : {"remature end", "Huffman", "resync", "Corrupt JPEG data: premature"}) {

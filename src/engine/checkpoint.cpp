@@ -99,6 +99,16 @@ std::string read_checkpoint_config(const std::string& path) {
   return archive.try_read("state/config", v) ? v.toStringRef() : std::string();
 }
 
+bool is_training_checkpoint(const std::string& path) {
+  try {
+    auto archive = open_archive(path);
+    c10::IValue v;
+    return archive.try_read("state/epochs_done", v);
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
 TrainState load_checkpoint(const std::string& path, torch::nn::Module& model,
                            torch::optim::Optimizer* optimizer, torch::nn::Module* extra) {
   auto archive = open_archive(path);

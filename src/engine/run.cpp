@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "rla/engine/checkpoint.h"
+#include "rla/io/model_io.h"
 
 namespace rla::engine {
 namespace {
@@ -88,7 +89,10 @@ nlohmann::json to_json(const TrainConfig& c) {
           {"exit_weight", c.exit_weight},
           {"freeze_backbone", c.freeze_backbone},
           {"freeze_bn", c.freeze_bn},
-          {"input_shape", c.input_shape}};
+          {"input_shape", c.input_shape},
+          {"input_mean", c.input_mean},
+          {"input_std", c.input_std},
+          {"class_names", c.class_names}};
 }
 
 TrainConfig train_config_from_json(const nlohmann::json& j) {
@@ -140,6 +144,9 @@ TrainConfig train_config_from_json(const nlohmann::json& j) {
   c.freeze_bn = get_or(j, "freeze_bn", c.freeze_bn);
   c.freeze_backbone = get_or(j, "freeze_backbone", c.freeze_backbone);
   c.input_shape = get_or(j, "input_shape", c.input_shape);
+  c.input_mean = get_or(j, "input_mean", c.input_mean);
+  c.input_std = get_or(j, "input_std", c.input_std);
+  c.class_names = get_or(j, "class_names", c.class_names);
   return c;
 }
 
@@ -288,6 +295,62 @@ LoadedRun load_run(const std::string& run_or_checkpoint, const LoadRunOptions& o
   load_checkpoint(r.checkpoint, *r.net, nullptr);
   r.net->eval();
   return r;
+}
+
+namespace {
+
+// The stored configuration must agree with what the caller asked for, field by field.
+void check_agrees(const std::string& source, const TrainConfig& stored, const std::string& model,
+                  const models::ModelConfig& asked) {
+  if (!model.empty() && model != stored.model)
+    throw std::invalid_argument(
+        fmt::format("{} holds a trained {}, not {} (leave --model out to use the stored one)", source,
+                    stored.model, model));
+  const auto a = to_json(asked), s = to_json(stored.model_config);
+  for (const auto& [key, value] : a.items()) {
+    if (s.contains(key) && s[key] != value)
+      throw std::invalid_argument(
+          fmt::format("{} was trained with {} = {}, not {}", source, key, s[key].dump(), value.dump()));
+  }
+}
+
+}  // namespace
+
+InferenceModel load_for_inference(const std::string& weights, const std::string& model,
+                                  const models::ModelConfig& config, bool strict, std::string* load_report) {
+  InferenceModel m;
+  const bool run = fs::is_directory(weights) || is_training_checkpoint(weights);
+  if (run) {
+    const auto checkpoint = resolve_checkpoint(weights);
+    auto stored = checkpoint_config(checkpoint);
+    check_agrees(weights, stored, model, config);
+    if (!stored.model_config.num_classes || !stored.model_config.in_channels) {
+      auto loaded = load_run(checkpoint);  // configs written before these were stored: open the data
+      stored = loaded.config;
+      m.net = loaded.net;
+    } else {
+      stored.channels_last = false;
+      m.net = build_model(stored);
+      load_checkpoint(checkpoint, *m.net, nullptr);
+    }
+    m.model = stored.model;
+    m.config = models::resolve_config(models::find_model(stored.model), stored.model_config);
+    m.input_shape = stored.input_shape;
+    m.input_mean = stored.input_mean;
+    m.input_std = stored.input_std;
+    m.class_names = stored.class_names;
+    m.dataset = stored.data.dataset;
+  } else {
+    if (model.empty())
+      throw std::invalid_argument(weights + " is not an rla run or checkpoint: name the model (--model)");
+    io::LoadReport report;
+    m.net = io::load_model(model, weights, config, {}, io::LoadOptions{strict}, &report);
+    if (load_report != nullptr && !report.ok()) *load_report = report.summary();
+    m.model = model;
+    m.config = models::resolve_config(models::find_model(model), config);
+  }
+  m.net->eval();
+  return m;
 }
 
 }  // namespace rla::engine

@@ -79,6 +79,9 @@ void build(Run& r) {
   c.model_config.in_channels = r.data.input_shape[0];
   c.model_config = models::resolve_config(models::find_model(c.model), c.model_config);
   c.input_shape = r.data.input_shape;
+  c.input_mean = r.data.normalization.mean;
+  c.input_std = r.data.normalization.std;
+  c.class_names = r.data.train->class_names();
   r.net = build_model(c);
   if (!c.init_checkpoint.empty()) load_checkpoint(c.init_checkpoint, *r.net, nullptr);
   if (!c.exits.empty()) {

@@ -79,12 +79,25 @@ std::vector<std::string> read_labels(const std::string& path) {
   return labels;
 }
 
-at::Tensor load_image_for(const models::ModelEntry& entry, const std::string& path, int64_t channels) {
-  const auto input = entry.default_input();  // [C, S, S]
-  const int64_t size = input.at(1);
-  auto image = data::read_image(path, static_cast<int>(channels)).to(torch::kFloat).div_(255.0);
-  const bool imagenet = entry.family == "imagenet";
-  if (imagenet) {
+ImageInput image_input_for(const models::ModelEntry& entry, int64_t channels) {
+  ImageInput in;
+  in.channels = channels;
+  in.size = entry.default_input().at(1);
+  in.center_crop = entry.family == "imagenet";
+  in.mean =
+      in.center_crop ? std::vector<double>{0.485, 0.456, 0.406} : std::vector<double>{0.4914, 0.4822, 0.4465};
+  in.std =
+      in.center_crop ? std::vector<double>{0.229, 0.224, 0.225} : std::vector<double>{0.2470, 0.2435, 0.2616};
+  return in;
+}
+
+at::Tensor load_image_input(const std::string& path, const ImageInput& in) {
+  const int64_t size = in.size;
+  TORCH_CHECK(
+      in.mean.size() >= static_cast<size_t>(in.channels) && in.std.size() >= static_cast<size_t>(in.channels),
+      "image input: ", in.channels, " channels but ", in.mean.size(), " means");
+  auto image = data::read_image(path, static_cast<int>(in.channels)).to(torch::kFloat).div_(255.0);
+  if (in.center_crop) {
     // Resize the short side to S / 0.875 (256 for 224), then centre-crop S x S.
     const int64_t h = image.size(1), w = image.size(2);
     const int64_t short_side = static_cast<int64_t>(std::lround(size / 0.875));
@@ -97,12 +110,8 @@ at::Tensor load_image_for(const models::ModelEntry& entry, const std::string& pa
   } else {
     image = data::resize_image(image, size, size);
   }
-  const std::vector<double> mean =
-      imagenet ? std::vector<double>{0.485, 0.456, 0.406} : std::vector<double>{0.4914, 0.4822, 0.4465};
-  const std::vector<double> stdev =
-      imagenet ? std::vector<double>{0.229, 0.224, 0.225} : std::vector<double>{0.2470, 0.2435, 0.2616};
-  const auto m = torch::tensor(mean, torch::kFloat).narrow(0, 0, image.size(0)).view({-1, 1, 1});
-  const auto s = torch::tensor(stdev, torch::kFloat).narrow(0, 0, image.size(0)).view({-1, 1, 1});
+  const auto m = torch::tensor(in.mean, torch::kFloat).narrow(0, 0, in.channels).view({-1, 1, 1});
+  const auto s = torch::tensor(in.std, torch::kFloat).narrow(0, 0, in.channels).view({-1, 1, 1});
   return ((image - m) / s).unsqueeze(0).contiguous();
 }
 

@@ -90,7 +90,7 @@ TEST(IoCli, PredictPrintsTopFiveWithLabels) {
   net->eval();
   torch::NoGradGuard no_grad;
   const auto& entry = rla::models::find_model("rla_resnet20");
-  const auto logits = net->forward(rla::io::load_image_for(entry, image))[0];
+  const auto logits = net->forward(rla::io::load_image_input(image, rla::io::image_input_for(entry)))[0];
   const auto top = rla::io::top_k(logits, 5, rla::io::read_labels(labels));
   ASSERT_EQ(top.size(), 5u);
   EXPECT_NE(r.output.find(top[0].label), std::string::npos) << r.output;

@@ -1,5 +1,5 @@
 // The zoo's state_dict layout and counts against the official PyTorch models
-// (../shared/fixtures/*.keys.txt, written from the authors' code and torchvision 0.14).
+// (tests/fixtures/*.keys.txt, written from the authors' code and torchvision 0.14).
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -93,7 +93,7 @@ TEST_P(SpecTable, ExactParametersAndThopOpsAt224) {
   EXPECT_EQ(s.output, (std::vector<int64_t>{1, 1000}));
 }
 
-// SPEC §2, "Exact counts [official, checked]".
+// docs/models.md, "Exact counts" (read off the official code).
 INSTANTIATE_TEST_SUITE_P(Official, SpecTable,
                          ::testing::Values(CountRow{"resnet50", 25557032, 320, 4111514624},
                                            CountRow{"rla_resnet50", 25870696, 413, 4477903584},
@@ -110,7 +110,7 @@ INSTANTIATE_TEST_SUITE_P(Official, SpecTable,
 
 TEST(CifarZoo, ClassicParameterCounts) {
   // He et al. 2016, Table 6: ResNet-20 0.27 M, ResNet-32 0.46 M (10 classes). Those use the
-  // parameter-free option-A shortcut (269,722 and 464,154); SPEC §3.1 asks for option B, which
+  // parameter-free option-A shortcut (269,722 and 464,154); docs/models.md specifies option B, which
   // adds two 1x1 conv + BN shortcuts: 16*32 + 2*32 + 32*64 + 2*64 = 2,752 parameters.
   auto p20 = rla::models::count_parameters(*create_model("resnet20"));
   auto p32 = rla::models::count_parameters(*create_model("resnet32"));

@@ -1,5 +1,5 @@
 #pragma once
-// CIFAR-10 and CIFAR-100 in their binary distributions (SPEC §7). Both return a TensorDataset
+// CIFAR-10 and CIFAR-100 in their binary distributions (docs/data.md). Both return a TensorDataset
 // over uint8 [N, 3, 32, 32] images, read in file order.
 #include <string>
 #include <vector>

@@ -1,6 +1,6 @@
 #pragma once
 // Datasets: random access to (image, label) pairs. Readers validate everything they read and
-// throw DataError naming the file and the problem (SPEC §7).
+// throw DataError naming the file and the problem (docs/data.md).
 #include <torch/torch.h>
 
 #include <memory>

@@ -1,5 +1,5 @@
 #pragma once
-// Image folders in the ImageNet layout (SPEC §7): root/<class>/**/*.{jpg,jpeg,png}, the class
+// Image folders in the ImageNet layout (docs/data.md): root/<class>/**/*.{jpg,jpeg,png}, the class
 // index being the position of <class> among the sorted folder names (torchvision.datasets.
 // ImageFolder). Images are decoded lazily, one per get(), at their own size.
 #include <string>

@@ -1,6 +1,6 @@
 #pragma once
 // Image files: JPEG (libturbojpeg) and PNG (libpng) to and from uint8 [C, H, W] tensors.
-// Every failure is a DataError whose message starts with the file's name (SPEC §7).
+// Every failure is a DataError whose message starts with the file's name (docs/data.md).
 #include <torch/torch.h>
 
 #include <cstdint>

@@ -30,6 +30,9 @@ TrainState load_checkpoint(const std::string& path, torch::nn::Module& model,
                            torch::optim::Optimizer* optimizer, torch::nn::Module* extra = nullptr);
 /// The training configuration (JSON text) stored in a checkpoint; empty if it has none.
 std::string read_checkpoint_config(const std::string& path);
+/// True for a readable checkpoint written by save_checkpoint (false for other files, e.g. a
+/// torch.save state dict, and for files that cannot be read).
+bool is_training_checkpoint(const std::string& path);
 /// True if the checkpoint stores an extra module (e.g. exit heads).
 bool checkpoint_has_extra(const std::string& path);
 

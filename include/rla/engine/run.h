@@ -46,8 +46,11 @@ struct TrainConfig {
   double exit_weight = 0.5;      ///< joint training: loss = final + exit_weight * mean exit loss
   bool freeze_backbone = false;  ///< post-hoc exit heads: the model is frozen (eval mode)
   bool freeze_bn = false;        ///< BatchNorm keeps its running statistics (eval mode) while training
-  /// Recorded by train(), not an option: the input [C, H, W] the model saw.
+  /// Recorded by train(), not options: what the model's inputs were, so that a run can be used
+  /// for inference without its dataset (the input [C, H, W], the normalisation, class names).
   std::vector<int64_t> input_shape;
+  std::vector<double> input_mean, input_std;
+  std::vector<std::string> class_names;
 };
 
 /// One line of metrics.jsonl. `val_*` is the held-out split evaluated after every epoch: the
@@ -119,5 +122,24 @@ struct LoadRunOptions {
   size_t limit_test = 0;  ///< 0: the stored value
 };
 LoadedRun load_run(const std::string& run_or_checkpoint, const LoadRunOptions& options = {});
+
+/// A model ready for inference (eval mode), with what its inputs look like when known.
+struct InferenceModel {
+  std::string model;
+  models::ModelConfig config;  ///< resolved
+  models::Network net;
+  std::vector<int64_t> input_shape;           ///< [C, H, W]; empty when unknown
+  std::vector<double> input_mean, input_std;  ///< empty when unknown
+  std::vector<std::string> class_names;       ///< empty when unknown
+  std::string dataset;                        ///< what it was trained on; empty when unknown
+};
+/// `weights` a run folder or an rla checkpoint: the model it trained, built from its stored
+/// configuration (`model` must be empty or equal its name; `config` fields must be unset or equal
+/// the stored ones). Any other checkpoint (a torch.save state dict, an official checkpoint):
+/// registered model `model` built with `config` and loaded by name (`strict`: every key must
+/// match). Throws std::invalid_argument / std::runtime_error naming the file and the mismatch.
+InferenceModel load_for_inference(const std::string& weights, const std::string& model,
+                                  const models::ModelConfig& config, bool strict = true,
+                                  std::string* load_report = nullptr);
 
 }  // namespace rla::engine

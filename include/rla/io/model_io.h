@@ -44,9 +44,17 @@ std::vector<Prediction> top_k(const at::Tensor& logits, int64_t k,
 /// One label per line (blank lines kept as empty labels, so line i is class i).
 std::vector<std::string> read_labels(const std::string& path);
 
-/// An image file as the model's input [1, C, S, S]: ImageNet models get Resize(S/0.875) +
-/// CenterCrop(S) and ImageNet mean/std; CIFAR-style models a resize to S x S and CIFAR-10
-/// mean/std (S from ModelEntry::default_input()).
-at::Tensor load_image_for(const models::ModelEntry& entry, const std::string& path, int64_t channels = 3);
+/// How an image file becomes a model input.
+struct ImageInput {
+  int64_t channels = 3, size = 224;
+  bool center_crop = true;        ///< Resize(size / 0.875) + CenterCrop(size); else a resize to size x size
+  std::vector<double> mean, std;  ///< per channel (the first `channels` entries are used)
+};
+/// The defaults of a registered model: ImageNet models Resize + CenterCrop and ImageNet
+/// mean/std; CIFAR-style models a resize to S x S and CIFAR-10 mean/std (S from
+/// ModelEntry::default_input()).
+ImageInput image_input_for(const models::ModelEntry& entry, int64_t channels = 3);
+/// An image file (JPEG / PNG) as a model input [1, C, S, S].
+at::Tensor load_image_input(const std::string& path, const ImageInput& input);
 
 }  // namespace rla::io

@@ -1,5 +1,5 @@
 #pragma once
-// CIFAR-style DenseNet (Huang et al.) and RLA-DenseNet (SPEC §3.4). Names: conv1,
+// CIFAR-style DenseNet (Huang et al.) and RLA-DenseNet (docs/models.md). Names: conv1,
 // blocks.{b}.{l}.{bn1,conv1[,bn2,conv2]}, transitions.{b}.{bn,conv}, bn_final, fc; RLA adds
 // conv_outs.{b}, recurrent_convs.{b}, stage_bns.{b}.{l} and bn2 (the state's head BN).
 #include "rla/models/network.h"

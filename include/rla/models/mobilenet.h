@@ -1,7 +1,7 @@
 #pragma once
 // MobileNetV2 (torchvision names: features.* classifier.1) and its RLA forms (official names:
 // conv1 stages conv_outs recurrent_convs|recurrent_dsconvs stage_bns conv2 bn2 classifier.1),
-// SPEC §2.1. One recurrent conv is shared by the whole network; the official code lists it once
+// docs/models.md. One recurrent conv is shared by the whole network; the official code lists it once
 // per stride-2 "cell", so it appears under several keys that hold one tensor.
 #include "rla/models/network.h"
 #include "rla/models/rla_cell.h"

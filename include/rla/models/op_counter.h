@@ -18,7 +18,7 @@ struct OpRecord {
   std::string label;                          ///< name for functional ops (e.g. "maxpool")
   std::vector<int64_t> out_shape;
   int64_t macs = 0;      ///< multiply-accumulates (conv and linear only)
-  int64_t thop_ops = 0;  ///< what thop's `profile` counts for this call (SPEC §4)
+  int64_t thop_ops = 0;  ///< what thop's `profile` counts for this call (docs/models.md, "Counting")
 };
 
 /// RAII scope: while alive, counted layers on this thread append to `records`.

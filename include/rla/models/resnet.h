@@ -1,5 +1,5 @@
 #pragma once
-// ResNet, ResNeXt and their RLA forms (SPEC §2, §3.1–3.3), ImageNet- and CIFAR-style, in one
+// ResNet, ResNeXt and their RLA forms (docs/models.md), ImageNet- and CIFAR-style, in one
 // configurable class. Plain nets use torchvision's names (conv1 bn1 layer1.. fc); RLA nets use
 // the official RLA_ResNet names (conv_outs recurrent_convs stages stage_bns bn2 fc).
 #include <vector>

@@ -1,5 +1,5 @@
 #pragma once
-// The recurrent layer aggregation cell G (SPEC §2, §3.5): folds a block's output y into the
+// The recurrent layer aggregation cell G (docs/models.md): folds a block's output y into the
 // state h. Its convolutions are owned by the model (so their names match the official
 // state_dict: conv_outs.{s}, recurrent_convs.{s}, stage_bns.{s}.{b}) and shared by the blocks of
 // a stage; this header holds only the update rule.

@@ -1,5 +1,5 @@
 #pragma once
-// Per-layer and total parameter / operation counts of a model (SPEC §4), as `rla summary`
+// Per-layer and total parameter / operation counts of a model (docs/models.md, "Counting"), as `rla summary`
 // prints them. Two conventions: MACs (conv and linear multiply-accumulates) and thop-compatible
 // ops (conv + BN 2*numel + linear + avg-pools, what the paper's table used).
 #include <nlohmann/json.hpp>

@@ -1,5 +1,5 @@
 #pragma once
-// Side-by-side speed benchmark (issue 7): per model, training img/s, inference latency at
+// Side-by-side speed benchmark (docs/performance.md): per model, training img/s, inference latency at
 // batch 1 and throughput at batch 32 — eager LibTorch, the fast inference path
 // (inference/fast_inference.h) and eager PyTorch (benchmarks/python/bench_worker.py, a child
 // process) measured ALTERNATELY in one run (C++, fast, Python, C++, ...; medians) — plus peak

@@ -1,5 +1,5 @@
 #pragma once
-// Feature-map visualisation (SPEC §6): for given images and depths, the main path's activation
+// Feature-map visualisation (docs/early_exit.md): for given images and depths, the main path's activation
 // map (channel mean of |x_i|) and, on RLA nets, the state's (channel mean of |h_i|), each
 // normalised to [0, 1], upsampled to the image and put over it as a colour map, in a labelled
 // PNG grid (rows: images; columns: depths; models side by side).
@@ -72,7 +72,7 @@ struct VisualizeConfig {
   double alpha = 0.5;                    ///< colour-map opacity over the image
 };
 
-/// `rla visualize`: builds the feature-map grid of SPEC §6 for the runs and images and writes it
+/// `rla visualize`: builds the feature-map grid of docs/early_exit.md for the runs and images and writes it
 /// to config.out. Returns the grid (for printing and tests).
 TileGrid run_visualize(const VisualizeConfig& config);
 

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Builds and checks PyTorch files for the C++ interop tests (tests/parity/test_parity_interop.cpp).
 
-The model below is the official RLA_ResNet / RLA_Bottleneck (SPEC section 2), written out here
+The model below is the official RLA_ResNet / RLA_Bottleneck (docs/models.md, "The RLA cell"), written out here
 so that the test owns its reference: same module names, same forward.
 
   make-checkpoint CKPT IO --layers 2,1,1,1   official-style DDP checkpoint + input/logits
