@@ -22,9 +22,9 @@ FlowState NetworkImpl::initial_state(torch::Tensor x, int64_t k) {
   if (k > 0 && s.x.is_mkldnn()) return s;
   // The state takes x's memory format: a channels-last x with an NCHW h would make cat(x, h)
   // and everything after it fall back to NCHW (and mixed-format kernels) in the first block.
+  // (at::zeros ignores a memory format in its options: allocate in the format, then zero.)
   if (k > 0) {
-    s.h = torch::zeros({s.x.size(0), k, s.x.size(2), s.x.size(3)},
-                       s.x.options().memory_format(s.x.suggest_memory_format()));
+    s.h = at::empty({s.x.size(0), k, s.x.size(2), s.x.size(3)}, s.x.options(), s.x.suggest_memory_format()).zero_();
   }
   return s;
 }
