@@ -1,4 +1,4 @@
-// Side-by-side speed benchmark (issue 7): eager LibTorch, the fast inference path and eager
+// Side-by-side speed benchmark (docs/performance.md): eager LibTorch, the fast inference path and eager
 // PyTorch, alternated in one run, with the machine's sgemm / 3x3-conv ceiling.
 //   ./build/benchmarks/bench_compare [--quick] [--models a,b] [--device cuda] [--jsonl out.jsonl]
 // scripts/bench_compare.sh wraps it (load average before / after, log file).

@@ -60,15 +60,12 @@ run() {
 
 # Runs the lines of a job file (each: DIR ARGS...) JOBS at a time.
 run_all() {
-  local jobfile=$1 active=0
+  local jobfile=$1
   while read -r -a job; do
     [ ${#job[@]} -gt 0 ] || continue
+    # Counts the jobs really running: `wait -n` also returns for runs that were skipped at once.
+    while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
     run "${job[@]}" &
-    active=$((active + 1))
-    if [ "$active" -ge "$JOBS" ]; then
-      wait -n || true
-      active=$((active - 1))
-    fi
   done < "$jobfile"
   wait
 }

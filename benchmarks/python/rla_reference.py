@@ -1,4 +1,4 @@
-"""Eager-PyTorch reference of RLA-ResNet (SPEC §2) and the CIFAR-style RLA/plain ResNets (§3.1-3.2),
+"""Eager-PyTorch reference of RLA-ResNet (docs/models.md) and the CIFAR-style RLA/plain ResNets,
 written for the side-by-side benchmark and parity checks. Parameter names follow the official
 RLA_ResNet so that state_dicts written by `rla` load here by name."""
 import torch
@@ -18,7 +18,7 @@ class Block(nn.Module):
         super().__init__()
         self.bottleneck = bottleneck
         # The official RLA_Bottleneck's `y` aliases its output (in-place add and ReLU), so the
-        # state reads relu(branch + shortcut); CIFAR models (SPEC 3.2) read the branch.
+        # state reads relu(branch + shortcut); CIFAR models read what --state-input says (docs/models.md).
         self.state_from_output = state_from_output
         exp = 4 if bottleneck else 1
         out = planes * exp
@@ -110,7 +110,7 @@ def conv_bn_relu6(cin, cout, k, stride=1, groups=1):
 
 
 class RLAInvertedResidual(nn.Module):
-    """Official dsRLA inverted residual (SPEC §2.1): h joins after the 1x1 expansion and goes
+    """Official dsRLA inverted residual (docs/models.md): h joins after the 1x1 expansion and goes
     through the depthwise 3x3 with the expanded features; `y` is the projected output."""
 
     def __init__(self, inp, oup, stride, t, k):

@@ -122,7 +122,8 @@ void DenseNetImpl::prepare_inference(const InferenceOptions& o) {
     folded_cells_.push_back(fold_cell(options_.aggregation(), cells_[blocks_[i].stage], bn));
     folded_ += bn != nullptr;
   }
-  for (auto& f : folded_cells_) f.use_onednn(o.channels_last(), false);
+  if (!o.portable())
+    for (auto& f : folded_cells_) f.use_onednn(o.channels_last(), false);
 }
 
 torch::Tensor DenseNetImpl::head(const FlowState& s) {

@@ -163,7 +163,8 @@ void MobileNetV2Impl::prepare_inference(const InferenceOptions& o) {
     }
   }
   finish_inference(o, false, o.channels_last() ? "channels-last" : "nchw");
-  for (auto& f : folded_cells_) f.use_onednn(o.channels_last(), false);
+  if (!o.portable())
+    for (auto& f : folded_cells_) f.use_onednn(o.channels_last(), false);
 }
 
 torch::Tensor MobileNetV2Impl::head(const FlowState& s) {

@@ -24,7 +24,8 @@ FlowState NetworkImpl::initial_state(torch::Tensor x, int64_t k) {
   // and everything after it fall back to NCHW (and mixed-format kernels) in the first block.
   // (at::zeros ignores a memory format in its options: allocate in the format, then zero.)
   if (k > 0) {
-    s.h = at::empty({s.x.size(0), k, s.x.size(2), s.x.size(3)}, s.x.options(), s.x.suggest_memory_format()).zero_();
+    s.h = at::empty({s.x.size(0), k, s.x.size(2), s.x.size(3)}, s.x.options(), s.x.suggest_memory_format())
+              .zero_();
   }
   return s;
 }
@@ -55,10 +56,12 @@ void NetworkImpl::prepare_inference(const InferenceOptions& options) {
 void NetworkImpl::finish_inference(const InferenceOptions& options, bool pack, std::string backend) {
   eval();
   if (options.channels_last()) to_channels_last(*this);
-  for (auto& m : modules(/*include_self=*/false)) {
-    if (auto* conv = m->as<Conv2dImpl>()) conv->use_onednn(pack);
+  if (!options.portable()) {
+    for (auto& m : modules(/*include_self=*/false)) {
+      if (auto* conv = m->as<Conv2dImpl>()) conv->use_onednn(pack);
+    }
   }
-  backend_ = std::move(backend);
+  backend_ = options.portable() ? "portable" : std::move(backend);
   prepared_channels_last_ = options.channels_last();
 }
 

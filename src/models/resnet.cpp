@@ -225,7 +225,8 @@ void ResNetImpl::prepare_inference(const InferenceOptions& o) {
   if (onednn && k > 0)
     head_bn_conv_ = register_module("head_bn_conv", Conv2d(bn2_->as_conv(/*with_shift=*/true)));
   finish_inference(o, onednn, onednn ? "mkldnn" : (o.channels_last() ? "channels-last" : "nchw"));
-  for (auto& f : folded_cells_) f.use_onednn(o.channels_last(), onednn);
+  if (!o.portable())
+    for (auto& f : folded_cells_) f.use_onednn(o.channels_last(), onednn);
 }
 
 }  // namespace rla::models

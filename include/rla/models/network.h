@@ -30,6 +30,9 @@ struct InferenceOptions {
   /// ResNets without SE/ECA; others fall back to dense); "dense": ordinary tensors; "auto": what
   /// measured faster on this machine for the family (docs/performance.md).
   TORCH_ARG(std::string, backend) = "auto";
+  /// Plain ATen operations only (no direct oneDNN calls, no oneDNN layout): what graph export
+  /// (ONNX, TorchScript) traces.
+  TORCH_ARG(bool, portable) = false;
 };
 
 /// Static description of one block, for exit heads and reports.
