@@ -88,7 +88,9 @@ TEST_P(SpecTable, ExactParametersAndThopOpsAt224) {
   auto net = create_model(row.model);
   auto s = rla::models::summarize(*net, {3, 224, 224});
   EXPECT_EQ(s.params, row.params) << row.model;
-  if (row.entries >= 0) EXPECT_EQ(s.state_dict_entries, row.entries) << row.model;
+  if (row.entries >= 0) {
+    EXPECT_EQ(s.state_dict_entries, row.entries) << row.model;
+  }
   EXPECT_EQ(s.thop_ops, row.thop_ops) << row.model;
   EXPECT_EQ(s.output, (std::vector<int64_t>{1, 1000}));
 }
