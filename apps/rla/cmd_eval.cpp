@@ -19,6 +19,7 @@ struct EvalConfig {
   int64_t batch_size = 256;
   bool json = false;
   bool fast = false;
+  std::string weights = "raw";
 };
 }  // namespace
 
@@ -32,6 +33,10 @@ Command add_eval_command(CLI::App& root) {
   add_data_options(cmd, cfg->data);
   cmd->add_option("--batch-size,-b", cfg->batch_size, "Batch size")->capture_default_str();
   cmd->add_flag("--json", cfg->json, "Print one JSON object");
+  cmd->add_option("--weights", cfg->weights,
+                  "raw: the trained weights; ema: their moving average (runs trained with --ema-decay)")
+      ->check(CLI::IsMember({"raw", "ema"}))
+      ->capture_default_str();
   cmd->add_flag("--fast", cfg->fast,
                 "Use the fast inference path (BN folded, oneDNN; equal to the plain forward within 1e-4)");
   return {cmd, [cfg, cmd]() {
@@ -40,6 +45,7 @@ Command add_eval_command(CLI::App& root) {
             if (cmd->count("--dataset")) lro.dataset = cfg->data.dataset;
             if (cmd->count("--data-root")) lro.data_root = cfg->data.root;
             lro.limit_test = cfg->data.limit_test;
+            lro.average = cfg->weights == "ema";
             auto run = engine::load_run(cfg->checkpoint, lro);
             auto& bundle = run.data;
             auto& net = run.net;
@@ -62,6 +68,7 @@ Command add_eval_command(CLI::App& root) {
               j["model"] = model_name;
               j["checkpoint"] = cfg->checkpoint;
               j["fast"] = cfg->fast;
+              j["weights"] = cfg->weights;
               j["dataset"] = bundle.test->description();
               std::cout << j.dump(2) << "\n";
               return 0;

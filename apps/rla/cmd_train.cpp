@@ -19,6 +19,90 @@ extern "C" void on_sigint(int) {
   engine::request_stop();
 }
 
+// A --recipe preset: option values applied where the command line leaves the option unset.
+struct Recipe {
+  const char* name;
+  const char* summary;
+  std::vector<std::pair<const char*, const char*>> options;
+};
+
+const std::vector<Recipe>& recipes() {
+  static const std::vector<Recipe> all = {
+      {"paper",
+       "the official RLA-Net ImageNet recipe (docs/models.md)",
+       {{"--optimizer", "sgd"},
+        {"--lr", "0.1"},
+        {"--momentum", "0.9"},
+        {"--nesterov", "false"},
+        {"--wd", "1e-4"},
+        {"--norm-weight-decay", "1e-4"},
+        {"--schedule", "step"},
+        {"--step-size", "30"},
+        {"--gamma", "0.1"},
+        {"--warmup-epochs", "0"},
+        {"--epochs", "120"},
+        {"--batch-size", "256"},
+        {"--label-smoothing", "0"},
+        {"--auto-augment", "none"},
+        {"--random-erasing", "0"},
+        {"--mixup", "0"},
+        {"--cutmix", "0"},
+        {"--ema-decay", "0"},
+        {"--clip-grad-norm", "0"}}},
+      {"modern",
+       "torchvision's ResNet-50 recipe of 2021 (docs/training.md; its batch is 8 x 128, scale --lr with "
+       "--batch-size)",
+       {{"--optimizer", "sgd"},
+        {"--lr", "0.5"},
+        {"--momentum", "0.9"},
+        {"--nesterov", "false"},
+        {"--wd", "2e-5"},
+        {"--norm-weight-decay", "0"},
+        {"--schedule", "cosine"},
+        {"--warmup-epochs", "5"},
+        {"--epochs", "600"},
+        {"--batch-size", "1024"},
+        {"--label-smoothing", "0.1"},
+        {"--auto-augment", "trivialaugment"},
+        {"--random-erasing", "0.1"},
+        {"--mixup", "0.2"},
+        {"--cutmix", "1.0"},
+        {"--ema-decay", "0.99998"},
+        {"--ema-steps", "32"},
+        {"--clip-grad-norm", "0"}}},
+  };
+  return all;
+}
+
+const Recipe& find_recipe(const std::string& name) {
+  for (const auto& r : recipes())
+    if (name == r.name) return r;
+  throw std::invalid_argument(fmt::format("--recipe: unknown '{}' (expected paper or modern)", name));
+}
+
+std::string describe(const Recipe& r) {
+  std::string out = fmt::format("--recipe {}: {}\n ", r.name, r.summary);
+  for (const auto& [flag, value] : r.options) {
+    const std::string v = value;  // flags print as typed: --nesterov / --no-nesterov
+    if (v == "true" || v == "false") {
+      out += v == "true" ? fmt::format(" {}", flag) : fmt::format(" --no-{}", flag + 2);
+    } else {
+      out += fmt::format(" {} {}", flag, value);
+    }
+  }
+  return out + "\n";
+}
+
+// Applies the recipe's values to the options the command line did not set.
+void apply_recipe(CLI::App* cmd, const Recipe& r) {
+  for (const auto& [flag, value] : r.options) {
+    auto* option = cmd->get_option(flag);
+    if (option->count() > 0) continue;
+    option->add_result(value);
+    option->run_callback();
+  }
+}
+
 }  // namespace
 
 Command add_train_command(CLI::App& root) {
@@ -26,6 +110,9 @@ Command add_train_command(CLI::App& root) {
   auto milestones = std::make_shared<std::string>();
   auto no_augment = std::make_shared<bool>(false);
   auto model_flags = std::make_shared<ModelFlags>();
+  auto recipe = std::make_shared<std::string>();
+  auto show_recipe = std::make_shared<bool>(false);
+  auto betas = std::make_shared<std::string>();
   auto* cmd =
       root.add_subcommand("train", "Train a model; writes metrics.jsonl, config.json and checkpoints");
   cmd->add_option("--model,-m", cfg->model, "Model name (see `rla list`)")->capture_default_str();
@@ -50,11 +137,50 @@ Command add_train_command(CLI::App& root) {
   cmd->add_option("--warmup-epochs", cfg->schedule.warmup_epochs,
                   "Linear warm-up length (epochs, fractional ok)")
       ->capture_default_str();
-  cmd->add_option("--momentum", cfg->momentum, "SGD momentum")->capture_default_str();
-  cmd->add_flag("--nesterov,!--no-nesterov", cfg->nesterov, "Nesterov momentum")->capture_default_str();
+  cmd->add_option("--optimizer", cfg->optimizer, "sgd | adamw | rmsprop")
+      ->check(CLI::IsMember({"sgd", "adamw", "rmsprop"}))
+      ->capture_default_str();
+  cmd->add_option("--momentum", cfg->momentum, "Momentum (SGD, RMSprop)")->capture_default_str();
+  cmd->add_flag("--nesterov,!--no-nesterov", cfg->nesterov, "Nesterov momentum (SGD)")->capture_default_str();
   cmd->add_option("--wd,--weight-decay", cfg->weight_decay, "Weight decay")->capture_default_str();
+  cmd->add_option(
+      "--norm-weight-decay", cfg->norm_weight_decay,
+      "Weight decay of norm-layer parameters and biases (default: --wd; 0 as torchvision's recipe)");
+  cmd->add_option("--betas", *betas, "AdamW betas B1,B2 (default 0.9,0.999)");
+  cmd->add_option("--rmsprop-alpha", cfg->rmsprop_alpha, "RMSprop smoothing constant")->capture_default_str();
+  cmd->add_option("--opt-eps", cfg->opt_eps, "AdamW / RMSprop epsilon")->capture_default_str();
+  cmd->add_option("--clip-grad-norm", cfg->grad_clip,
+                  "Clip the gradients' global L2 norm (after the data-parallel all-reduce); 0 = off")
+      ->capture_default_str();
   cmd->add_option("--label-smoothing", cfg->label_smoothing, "Label smoothing")->capture_default_str();
+  cmd->add_option("--ema-decay", cfg->ema_decay,
+                  "Keep an exponential moving average of the weights (torchvision's --model-ema-decay, "
+                  "adjusted for the budget; 0 = off); evaluated and checkpointed beside the raw weights")
+      ->capture_default_str();
+  cmd->add_option("--ema-steps", cfg->ema_steps, "Update the weight average every N steps")
+      ->capture_default_str();
+  cmd->add_option("--mixup", cfg->mixup_alpha, "Mixup alpha (0 = off)")->capture_default_str();
+  cmd->add_option("--cutmix", cfg->cutmix_alpha, "CutMix alpha (0 = off)")->capture_default_str();
+  cmd->add_option("--mix-prob", cfg->mix_prob, "Probability that a batch is mixed")->capture_default_str();
+  cmd->add_option("--mix-switch-prob", cfg->mix_switch_prob, "With both alphas: probability of CutMix")
+      ->capture_default_str();
+  cmd->add_option("--auto-augment", cfg->data.auto_augment,
+                  "After crop + flip: none | trivialaugment (TrivialAugmentWide) | randaugment")
+      ->check(CLI::IsMember({"none", "trivialaugment", "randaugment"}))
+      ->capture_default_str();
+  cmd->add_option("--randaugment-n", cfg->data.randaugment_ops, "RandAugment: operations per image (N)")
+      ->capture_default_str();
+  cmd->add_option("--randaugment-m", cfg->data.randaugment_magnitude,
+                  "RandAugment: magnitude bin M in [0, 30]")
+      ->capture_default_str();
+  cmd->add_option("--random-erasing", cfg->data.random_erasing, "RandomErasing probability (0 = off)")
+      ->capture_default_str();
   cmd->add_flag("--no-augment", *no_augment, "Disable training augmentation");
+  std::string recipe_help = "Start from a preset; options given on the command line win:\n";
+  for (const auto& r : recipes()) recipe_help += describe(r);
+  cmd->add_option("--recipe", *recipe, recipe_help)->check(CLI::IsMember({"paper", "modern"}));
+  cmd->add_flag("--show-recipe", *show_recipe,
+                "Print the options --recipe sets (all presets without --recipe) and exit");
   cmd->add_option("--seed", cfg->seed, "Random seed (data order, augmentation, init)")->capture_default_str();
   cmd->add_option("--workers", cfg->workers, "Data-loading threads")->capture_default_str();
   cmd->add_flag("--channels-last,!--nchw", cfg->channels_last,
@@ -83,7 +209,20 @@ Command add_train_command(CLI::App& root) {
       ->capture_default_str();
   cmd->add_flag("!--no-overlap", dist->second.overlap,
                 "Data parallel: all-reduce after backward, not during it");
-  return {cmd, [cfg, milestones, no_augment, dist, model_flags]() {
+  return {cmd, [cmd, cfg, milestones, no_augment, dist, model_flags, recipe, show_recipe, betas]() {
+            if (*show_recipe) {
+              for (const auto& r : recipes())
+                if (recipe->empty() || *recipe == r.name) fmt::print("{}", describe(r));
+              return 0;
+            }
+            if (!recipe->empty()) {
+              apply_recipe(cmd, find_recipe(*recipe));
+              cfg->recipe = *recipe;
+            }
+            if (!betas->empty()) {
+              const auto b = util::parse_double_list(*betas, 2, "--betas");
+              cfg->beta1 = b[0], cfg->beta2 = b[1];
+            }
             cfg->threads = torch::get_num_threads();  // set from --threads by main
             cfg->model_config = model_flags->to_config();
             cfg->data.augment = !*no_augment;

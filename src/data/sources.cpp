@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "rla/data/augment.h"
 #include "rla/data/cifar.h"
 #include "rla/data/idx.h"
 #include "rla/data/image_folder.h"
@@ -54,7 +55,27 @@ std::vector<std::string> dataset_names() {
   return {"fashion-mnist", "mnist", "cifar10", "cifar100", "folder", "synthetic"};
 }
 
+void validate_augmentation(const DataConfig& c) {
+  if (c.auto_augment != "none" && c.auto_augment != "trivialaugment" && c.auto_augment != "randaugment")
+    throw std::invalid_argument(fmt::format(
+        "--auto-augment: unknown '{}' (expected none, trivialaugment or randaugment)", c.auto_augment));
+  const bool extra = c.auto_augment != "none" || c.random_erasing > 0;
+  if (extra && !c.augment)
+    throw std::invalid_argument("--no-augment contradicts --auto-augment / --random-erasing");
+  if (c.auto_augment == "randaugment") {
+    if (c.randaugment_ops < 1)
+      throw std::invalid_argument(fmt::format("--randaugment-n must be >= 1, got {}", c.randaugment_ops));
+    if (c.randaugment_magnitude < 0 || c.randaugment_magnitude > 30)
+      throw std::invalid_argument(fmt::format(
+          "--randaugment-m must be a magnitude bin in [0, 30] (31 bins), got {}", c.randaugment_magnitude));
+  }
+  if (!(c.random_erasing >= 0 && c.random_erasing <= 1))
+    throw std::invalid_argument(
+        fmt::format("--random-erasing must be a probability in [0, 1], got {}", c.random_erasing));
+}
+
 DataBundle open_data(const DataConfig& config) {
+  validate_augmentation(config);
   DataConfig c = config;
   DataBundle b;
   if (c.dataset == "fashion-mnist") {
@@ -101,7 +122,11 @@ DataBundle open_data(const DataConfig& config) {
     throw std::invalid_argument(fmt::format("unknown dataset '{}' (expected one of: {})", c.dataset,
                                             fmt::join(dataset_names(), ", ")));
   }
+  if (c.auto_augment == "trivialaugment") b.train_transforms.push_back(trivial_augment_wide());
+  if (c.auto_augment == "randaugment")
+    b.train_transforms.push_back(rand_augment(c.randaugment_ops, c.randaugment_magnitude));
   b.train_transforms.push_back(normalize(b.normalization));
+  if (c.random_erasing > 0) b.train_transforms.push_back(random_erasing(c.random_erasing));
   b.eval_transforms.push_back(normalize(b.normalization));
   if (c.val_size > 0) std::tie(b.train, b.val) = stratified_split(b.train, c.val_size, c.val_seed);
   b.train = take_first(b.train, c.limit_train);

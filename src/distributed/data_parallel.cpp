@@ -64,7 +64,6 @@ struct Sync {
   std::vector<int64_t> offset_of;
   std::vector<char> ready;
   size_t next_launch = 0;
-  int64_t meter_calls = 0;
   std::vector<torch::Tensor> buffers;
 
   void build(std::vector<torch::Tensor> ps) {
@@ -223,10 +222,14 @@ engine::TrainHooks make_data_parallel_hooks(ProcessGroup& pg, engine::TrainHooks
     std::vector<torch::Tensor> msg = {meter.to_tensor()};
     sync->pg->all_reduce_sum(msg, "reducing metrics");
     meter.from_tensor(msg[0]);
-    // train() reduces the training meter and then evaluates: give every rank rank 0's BatchNorm
-    // statistics first, so that all ranks evaluate the model rank 0 checkpoints.
-    if (sync->meter_calls++ % 2 == 0 && !sync->buffers.empty())
-      broadcast_flat(*sync->pg, sync->buffers, "broadcasting rank 0's buffers before evaluation");
+  };
+  // Every rank evaluates the network rank 0 checkpoints: its BatchNorm statistics (the model's
+  // or the weight average's) come from rank 0.
+  h.before_evaluation = [sync, prev = base.before_evaluation](models::NetworkImpl& net) {
+    if (prev) prev(net);
+    const auto buffers = buffers_of(&net);
+    if (!buffers.empty())
+      broadcast_flat(*sync->pg, buffers, "broadcasting rank 0's buffers before evaluation");
   };
   return h;
 }

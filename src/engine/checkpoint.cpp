@@ -15,6 +15,7 @@ namespace {
 
 constexpr const char* kModelPrefix = "model/";
 constexpr const char* kExtraPrefix = "extra/";
+constexpr const char* kAveragePrefix = "ema/";
 
 torch::serialize::InputArchive open_archive(const std::string& path) {
   if (!std::filesystem::exists(path)) throw std::runtime_error(fmt::format("{}: no such checkpoint", path));
@@ -53,16 +54,17 @@ std::vector<std::pair<torch::Tensor, torch::Tensor>> read_module(torch::serializ
         "{}",
         fmt::join(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(std::min<size_t>(5, v.size())), ", "));
   };
-  throw std::runtime_error(fmt::format("{}: does not fit the {}: {} missing [{}], {} mismatched [{}]", path,
-                                       prefix == kModelPrefix ? "model" : "extra module", missing.size(),
-                                       first(missing), mismatched.size(), first(mismatched)));
+  throw std::runtime_error(fmt::format(
+      "{}: does not fit the {}: {} missing [{}], {} mismatched [{}]", path,
+      prefix == kModelPrefix ? "model" : (prefix == kExtraPrefix ? "extra module" : "weight average"),
+      missing.size(), first(missing), mismatched.size(), first(mismatched)));
 }
 
 }  // namespace
 
 void save_checkpoint(const std::string& path, const torch::nn::Module& model,
-                     torch::optim::Optimizer* optimizer, const TrainState& s,
-                     const torch::nn::Module* extra) {
+                     torch::optim::Optimizer* optimizer, const TrainState& s, const torch::nn::Module* extra,
+                     const torch::nn::Module* average) {
   torch::serialize::OutputArchive archive;
   for (const auto& [name, tensor] : models::state_dict(model))
     archive.write(kModelPrefix + name, tensor.detach());
@@ -70,6 +72,11 @@ void save_checkpoint(const std::string& path, const torch::nn::Module& model,
     for (const auto& [name, tensor] : models::state_dict(*extra))
       archive.write(kExtraPrefix + name, tensor.detach());
     archive.write("state/has_extra", c10::IValue(true));
+  }
+  if (average) {
+    for (const auto& [name, tensor] : models::state_dict(*average))
+      archive.write(kAveragePrefix + name, tensor.detach());
+    archive.write("state/has_average", c10::IValue(true));
   }
   if (optimizer) {
     torch::serialize::OutputArchive opt;
@@ -85,6 +92,23 @@ void save_checkpoint(const std::string& path, const torch::nn::Module& model,
   std::ostringstream bytes;
   archive.save_to(bytes);
   util::write_file_atomic(path, bytes.str());
+}
+
+bool checkpoint_has_average(const std::string& path) {
+  auto archive = open_archive(path);
+  c10::IValue v;
+  return archive.try_read("state/has_average", v) && v.toBool();
+}
+
+void load_checkpoint_average(const std::string& path, torch::nn::Module& model) {
+  auto archive = open_archive(path);
+  c10::IValue v;
+  if (!(archive.try_read("state/has_average", v) && v.toBool()))
+    throw std::runtime_error(
+        fmt::format("{}: holds no weight average (the run was trained without --ema-decay)", path));
+  auto copies = read_module(archive, kAveragePrefix, model, path);
+  torch::NoGradGuard no_grad;
+  for (auto& [destination, stored] : copies) destination.copy_(stored);
 }
 
 bool checkpoint_has_extra(const std::string& path) {
@@ -110,13 +134,21 @@ bool is_training_checkpoint(const std::string& path) {
 }
 
 TrainState load_checkpoint(const std::string& path, torch::nn::Module& model,
-                           torch::optim::Optimizer* optimizer, torch::nn::Module* extra) {
+                           torch::optim::Optimizer* optimizer, torch::nn::Module* extra,
+                           torch::nn::Module* average) {
   auto archive = open_archive(path);
   // Everything is read and checked before anything is copied: a checkpoint that does not fit
   // leaves the model (and the extra module) untouched.
   auto copies = read_module(archive, kModelPrefix, model, path);
   if (extra) {
     auto more = read_module(archive, kExtraPrefix, *extra, path);
+    copies.insert(copies.end(), more.begin(), more.end());
+  }
+  if (average) {
+    c10::IValue has;
+    if (!(archive.try_read("state/has_average", has) && has.toBool()))
+      throw std::runtime_error(fmt::format("{}: holds no weight average to resume (--ema-decay)", path));
+    auto more = read_module(archive, kAveragePrefix, *average, path);
     copies.insert(copies.end(), more.begin(), more.end());
   }
   {

@@ -74,10 +74,27 @@ nlohmann::json to_json(const TrainConfig& c) {
           {"step_size", c.schedule.step_size},
           {"gamma", c.schedule.gamma},
           {"warmup_epochs", c.schedule.warmup_epochs},
+          {"auto_augment", c.data.auto_augment},
+          {"randaugment_ops", c.data.randaugment_ops},
+          {"randaugment_magnitude", c.data.randaugment_magnitude},
+          {"random_erasing", c.data.random_erasing},
+          {"optimizer", c.optimizer},
           {"momentum", c.momentum},
           {"nesterov", c.nesterov},
           {"weight_decay", c.weight_decay},
+          {"norm_weight_decay", c.norm_weight_decay},
+          {"betas", {c.beta1, c.beta2}},
+          {"rmsprop_alpha", c.rmsprop_alpha},
+          {"opt_eps", c.opt_eps},
+          {"grad_clip", c.grad_clip},
           {"label_smoothing", c.label_smoothing},
+          {"ema_decay", c.ema_decay},
+          {"ema_steps", c.ema_steps},
+          {"mixup_alpha", c.mixup_alpha},
+          {"cutmix_alpha", c.cutmix_alpha},
+          {"mix_prob", c.mix_prob},
+          {"mix_switch_prob", c.mix_switch_prob},
+          {"recipe", c.recipe},
           {"seed", c.seed},
           {"threads", c.threads},
           {"workers", c.workers},
@@ -127,10 +144,29 @@ TrainConfig train_config_from_json(const nlohmann::json& j) {
   s.step_size = get_or(j, "step_size", s.step_size);
   s.gamma = get_or(j, "gamma", s.gamma);
   s.warmup_epochs = get_or(j, "warmup_epochs", s.warmup_epochs);
+  d.auto_augment = get_or(j, "auto_augment", d.auto_augment);
+  d.randaugment_ops = get_or(j, "randaugment_ops", d.randaugment_ops);
+  d.randaugment_magnitude = get_or(j, "randaugment_magnitude", d.randaugment_magnitude);
+  d.random_erasing = get_or(j, "random_erasing", d.random_erasing);
+  c.optimizer = get_or(j, "optimizer", c.optimizer);
   c.momentum = get_or(j, "momentum", c.momentum);
   c.nesterov = get_or(j, "nesterov", c.nesterov);
   c.weight_decay = get_or(j, "weight_decay", c.weight_decay);
+  c.norm_weight_decay = get_or(j, "norm_weight_decay", c.norm_weight_decay);
+  const auto betas = get_or(j, "betas", std::vector<double>{c.beta1, c.beta2});
+  if (betas.size() != 2) throw std::invalid_argument("config key 'betas' must hold two numbers");
+  c.beta1 = betas[0], c.beta2 = betas[1];
+  c.rmsprop_alpha = get_or(j, "rmsprop_alpha", c.rmsprop_alpha);
+  c.opt_eps = get_or(j, "opt_eps", c.opt_eps);
+  c.grad_clip = get_or(j, "grad_clip", c.grad_clip);
   c.label_smoothing = get_or(j, "label_smoothing", c.label_smoothing);
+  c.ema_decay = get_or(j, "ema_decay", c.ema_decay);
+  c.ema_steps = get_or(j, "ema_steps", c.ema_steps);
+  c.mixup_alpha = get_or(j, "mixup_alpha", c.mixup_alpha);
+  c.cutmix_alpha = get_or(j, "cutmix_alpha", c.cutmix_alpha);
+  c.mix_prob = get_or(j, "mix_prob", c.mix_prob);
+  c.mix_switch_prob = get_or(j, "mix_switch_prob", c.mix_switch_prob);
+  c.recipe = get_or(j, "recipe", c.recipe);
   c.seed = get_or(j, "seed", c.seed);
   d.seed = c.seed;
   c.threads = get_or(j, "threads", c.threads);
@@ -151,11 +187,17 @@ TrainConfig train_config_from_json(const nlohmann::json& j) {
 }
 
 nlohmann::json to_json(const EpochMetrics& m) {
-  return {{"epoch", m.epoch},           {"lr", m.lr},
-          {"train_loss", m.train_loss}, {"train_top1", m.train_top1},
-          {"train_top5", m.train_top5}, {"val_loss", m.val_loss},
-          {"val_top1", m.val_top1},     {"val_top5", m.val_top5},
-          {"seconds", m.seconds},       {"train_img_per_s", m.train_img_per_s}};
+  nlohmann::json j = {{"epoch", m.epoch},           {"lr", m.lr},
+                      {"train_loss", m.train_loss}, {"train_top1", m.train_top1},
+                      {"train_top5", m.train_top5}, {"val_loss", m.val_loss},
+                      {"val_top1", m.val_top1},     {"val_top5", m.val_top5},
+                      {"seconds", m.seconds},       {"train_img_per_s", m.train_img_per_s}};
+  if (m.ema_val_top1) {
+    j["ema_val_loss"] = *m.ema_val_loss;
+    j["ema_val_top1"] = *m.ema_val_top1;
+    j["ema_val_top5"] = *m.ema_val_top5;
+  }
+  return j;
 }
 
 EpochMetrics epoch_metrics_from_json(const nlohmann::json& j) {
@@ -170,6 +212,9 @@ EpochMetrics epoch_metrics_from_json(const nlohmann::json& j) {
   m.val_top5 = get_or(j, "val_top5", m.val_top5);
   m.seconds = get_or(j, "seconds", m.seconds);
   m.train_img_per_s = get_or(j, "train_img_per_s", m.train_img_per_s);
+  m.ema_val_loss = get_optional<double>(j, "ema_val_loss");
+  m.ema_val_top1 = get_optional<double>(j, "ema_val_top1");
+  m.ema_val_top5 = get_optional<double>(j, "ema_val_top5");
   return m;
 }
 
@@ -183,6 +228,12 @@ nlohmann::json to_json(const RunResult& r) {
     j["val_top1"] = *r.val_top1;
     j["val_top5"] = *r.val_top5;
   }
+  const std::pair<const char*, const std::optional<double>*> ema[] = {
+      {"ema_val_loss", &r.ema_val_loss},   {"ema_val_top1", &r.ema_val_top1},
+      {"ema_val_top5", &r.ema_val_top5},   {"ema_test_loss", &r.ema_test_loss},
+      {"ema_test_top1", &r.ema_test_top1}, {"ema_test_top5", &r.ema_test_top5}};
+  for (const auto& [key, value] : ema)
+    if (*value) j[key] = **value;
   return j;
 }
 
@@ -195,6 +246,12 @@ RunResult run_result_from_json(const nlohmann::json& j) {
   r.test_loss = get_or(j, "test_loss", r.test_loss);
   r.test_top1 = get_or(j, "test_top1", r.test_top1);
   r.test_top5 = get_or(j, "test_top5", r.test_top5);
+  r.ema_val_loss = get_optional<double>(j, "ema_val_loss");
+  r.ema_val_top1 = get_optional<double>(j, "ema_val_top1");
+  r.ema_val_top5 = get_optional<double>(j, "ema_val_top5");
+  r.ema_test_loss = get_optional<double>(j, "ema_test_loss");
+  r.ema_test_top1 = get_optional<double>(j, "ema_test_top1");
+  r.ema_test_top5 = get_optional<double>(j, "ema_test_top5");
   return r;
 }
 
@@ -292,7 +349,11 @@ LoadedRun load_run(const std::string& run_or_checkpoint, const LoadRunOptions& o
   if (!mc.in_channels) mc.in_channels = r.data.input_shape[0];
   r.config.channels_last = false;
   r.net = build_model(r.config);
-  load_checkpoint(r.checkpoint, *r.net, nullptr);
+  if (options.average) {
+    load_checkpoint_average(r.checkpoint, *r.net);
+  } else {
+    load_checkpoint(r.checkpoint, *r.net, nullptr);
+  }
   r.net->eval();
   return r;
 }
@@ -351,6 +412,17 @@ InferenceModel load_for_inference(const std::string& weights, const std::string&
   }
   m.net->eval();
   return m;
+}
+
+io::ImageInput image_input(const InferenceModel& m) {
+  auto input = io::image_input_for(models::find_model(m.model), m.config.in_channels.value_or(3));
+  if (m.input_shape.size() == 3) {
+    input.channels = m.input_shape[0];
+    input.size = m.input_shape[1];
+    input.center_crop = m.dataset == "folder";
+  }
+  if (!m.input_mean.empty()) input.mean = m.input_mean, input.std = m.input_std;
+  return input;
 }
 
 }  // namespace rla::engine

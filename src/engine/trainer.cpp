@@ -8,7 +8,9 @@
 
 #include <fmt/format.h>
 
+#include "rla/data/augment.h"
 #include "rla/engine/checkpoint.h"
+#include "rla/engine/optim.h"
 #include "rla/engine/progress.h"
 #include "rla/io/plot.h"
 #include "rla/io/state_dict.h"
@@ -38,7 +40,8 @@ struct Run {
   models::Network net;
   models::ExitHeads heads{nullptr};
   std::vector<torch::Tensor> params;
-  std::unique_ptr<torch::optim::SGD> optimizer;
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
+  std::unique_ptr<WeightAverage> average;  // EMA of the weights (TrainConfig::ema_decay)
   TrainState state;
   TrainResult result;
   int64_t steps = 0;
@@ -46,11 +49,40 @@ struct Run {
   Run(const TrainConfig& config, const TrainHooks& h) : c(config), hooks(h) {}
   bool stop_now() const { return stop_requested() || (c.max_steps > 0 && steps >= c.max_steps); }
   torch::nn::Module* extra() { return heads ? heads.get() : nullptr; }
+  torch::nn::Module* averaged() { return average ? &average->model() : nullptr; }
+  bool mixing() const { return c.mixup_alpha > 0 || c.cutmix_alpha > 0; }
 };
 
 // Rejects contradictory options before any work starts and fills in the defaults.
 void check_config(TrainConfig& c) {
   validate(c.schedule);
+  validate(optimizer_config(c));
+  data::validate_augmentation(c.data);
+  if (!(c.grad_clip >= 0))
+    throw std::invalid_argument(fmt::format("--clip-grad-norm must be >= 0, got {}", c.grad_clip));
+  if (!(c.label_smoothing >= 0 && c.label_smoothing < 1))
+    throw std::invalid_argument(
+        fmt::format("--label-smoothing must be in [0, 1), got {}", c.label_smoothing));
+  if (c.ema_decay != 0) {
+    if (!(c.ema_decay > 0 && c.ema_decay < 1))
+      throw std::invalid_argument(fmt::format("--ema-decay must be in (0, 1) (0: off), got {}", c.ema_decay));
+    if (c.ema_steps < 1)
+      throw std::invalid_argument(fmt::format("--ema-steps must be >= 1, got {}", c.ema_steps));
+  }
+  if (!(c.mixup_alpha >= 0 && c.cutmix_alpha >= 0))
+    throw std::invalid_argument(fmt::format("--mixup / --cutmix alphas must be >= 0 (0: off), got {} / {}",
+                                            c.mixup_alpha, c.cutmix_alpha));
+  if (c.mixup_alpha > 0 || c.cutmix_alpha > 0) {
+    if (!(c.mix_prob > 0 && c.mix_prob <= 1))
+      throw std::invalid_argument(fmt::format("--mix-prob must be in (0, 1], got {}", c.mix_prob));
+    if (!(c.mix_switch_prob >= 0 && c.mix_switch_prob <= 1))
+      throw std::invalid_argument(
+          fmt::format("--mix-switch-prob must be in [0, 1], got {}", c.mix_switch_prob));
+    if (!c.exits.empty())
+      throw std::invalid_argument(
+          "--mixup / --cutmix cannot train exit heads (--exits): their losses use hard labels");
+    if (!c.data.augment) throw std::invalid_argument("--no-augment contradicts --mixup / --cutmix");
+  }
   TORCH_CHECK(c.epochs > 0, "--epochs must be positive, got ", c.epochs);
   TORCH_CHECK(c.batch_size > 0, "--batch-size must be positive, got ", c.batch_size);
   if (c.freeze_backbone && (c.exits.empty() || c.init_checkpoint.empty()))
@@ -89,19 +121,18 @@ void build(Run& r) {
                                 models::parse_exit_input(c.exit_input));
     if (c.channels_last) models::to_channels_last(*r.heads);
   }
+  ParameterGroups groups;
   if (c.freeze_backbone) {
     for (auto& p : r.net->parameters()) p.set_requires_grad(false);
   } else {
-    r.params = models::unique_parameters(*r.net);
+    groups = split_for_weight_decay(*r.net);
   }
-  if (r.heads) {
-    for (auto& p : models::unique_parameters(*r.heads)) r.params.push_back(p);
-  }
+  if (r.heads) append_groups(groups, split_for_weight_decay(*r.heads));
+  r.params = groups.all;
   TORCH_CHECK(!r.params.empty(), "nothing to train: the model is frozen and there are no exit heads");
-  r.optimizer = std::make_unique<torch::optim::SGD>(r.params, torch::optim::SGDOptions(c.schedule.base_lr)
-                                                                  .momentum(c.momentum)
-                                                                  .nesterov(c.nesterov && c.momentum > 0)
-                                                                  .weight_decay(c.weight_decay));
+  r.optimizer = make_optimizer(optimizer_config(c), groups);
+  if (c.ema_decay > 0)
+    r.average = std::make_unique<WeightAverage>(*r.net, ema_update_decay(c, r.hooks.world_size), c.ema_steps);
 }
 
 // Resumes from last.ckpt and metrics.jsonl, or starts the run folder afresh.
@@ -111,7 +142,8 @@ void restore_or_start(Run& r, const std::string& config_json) {
   r.state.config_json = config_json;
   const auto metrics_file = metrics_path(c.out_dir);
   if (c.resume && fs::exists(last_checkpoint_path(c.out_dir))) {
-    r.state = load_checkpoint(last_checkpoint_path(c.out_dir), *r.net, r.optimizer.get(), r.extra());
+    r.state =
+        load_checkpoint(last_checkpoint_path(c.out_dir), *r.net, r.optimizer.get(), r.extra(), r.averaged());
     r.state.config_json = config_json;
     // Drop lines of epochs after the checkpoint (a crash between the two writes).
     for (const auto& m : read_metrics(c.out_dir))
@@ -138,7 +170,24 @@ void set_train_mode(Run& r) {
   if (r.heads) r.heads->train();
 }
 
-std::pair<torch::Tensor, torch::Tensor> forward_loss(Run& r, const data::Batch& batch) {
+std::pair<torch::Tensor, torch::Tensor> forward_loss(Run& r, const data::Batch& batch, int64_t epoch,
+                                                     size_t b) {
+  if (r.mixing()) {
+    // One generator per (seed, epoch, batch, rank): a resumed run mixes its batches as an
+    // uninterrupted one does.
+    data::Rng rng(r.c.seed * 0x9E3779B97F4A7C15ULL ^ (static_cast<uint64_t>(epoch) << 40) ^
+                  (static_cast<uint64_t>(b) << 8) ^ static_cast<uint64_t>(r.hooks.rank));
+    const auto mixed = data::mix_batch(batch.images, batch.labels,
+                                       data::BatchMixOptions()
+                                           .num_classes(r.data.train->num_classes())
+                                           .mixup_alpha(r.c.mixup_alpha)
+                                           .cutmix_alpha(r.c.cutmix_alpha)
+                                           .prob(r.c.mix_prob)
+                                           .switch_prob(r.c.mix_switch_prob),
+                                       rng);
+    auto logits = r.net->forward(mixed.images);
+    return {logits, data::soft_target_cross_entropy(logits, mixed.targets, r.c.label_smoothing)};
+  }
   if (r.heads)
     return models::exit_loss(*r.net, *r.heads, batch.images, batch.labels,
                              r.c.freeze_backbone ? -1.0 : r.c.exit_weight);
@@ -158,9 +207,8 @@ bool train_epoch(Run& r, int64_t epoch, data::DataLoader& loader, Classification
   size_t b = static_cast<size_t>(r.state.next_batch);
   while (auto batch = loader.next()) {
     lr = lr_at(c.schedule, static_cast<double>(epoch) + static_cast<double>(b) / static_cast<double>(nb));
-    for (auto& group : r.optimizer->param_groups())
-      static_cast<torch::optim::SGDOptions&>(group.options()).lr(lr);
-    auto [logits, loss] = forward_loss(r, *batch);
+    set_learning_rate(*r.optimizer, lr);
+    auto [logits, loss] = forward_loss(r, *batch, epoch, b);
     const double loss_value = loss.item<double>();
     if (!std::isfinite(loss_value)) {
       throw NonFiniteLoss(
@@ -171,7 +219,16 @@ bool train_epoch(Run& r, int64_t epoch, data::DataLoader& loader, Classification
     r.optimizer->zero_grad();
     loss.backward();
     if (r.hooks.after_backward) r.hooks.after_backward(r.params);
+    if (c.grad_clip > 0) torch::nn::utils::clip_grad_norm_(r.params, c.grad_clip);
     r.optimizer->step();
+    if (r.average) {
+      // torchvision resets the average to the weights while the learning rate warms up.
+      if (static_cast<double>(epoch) < c.schedule.warmup_epochs) {
+        r.average->reset(*r.net);
+      } else {
+        r.average->update(*r.net, epoch * static_cast<int64_t>(nb) + static_cast<int64_t>(b) + 1);
+      }
+    }
     meter.update(logits, batch->labels, loss_value);
     ++b;
     ++r.steps;
@@ -180,11 +237,15 @@ bool train_epoch(Run& r, int64_t epoch, data::DataLoader& loader, Classification
                     fmt::format("loss {:.4f} top-1 {:.2f}% lr {:.4f}", meter.loss(), meter.top1(), lr));
     if (!r.stop_now()) continue;
     r.state.next_batch = static_cast<int64_t>(b);
-    r.state.partial_meter = meter.to_tensor();
     if (b >= nb) return true;  // stopped exactly at the end of the epoch: finish it normally
+    // The checkpoint holds the epoch's meter summed over ranks; rank 0 alone resumes from it.
+    ClassificationMeter total = meter;
+    if (r.hooks.reduce_meter) r.hooks.reduce_meter(total);
+    r.state.partial_meter = total.to_tensor();
     r.state.epochs_done = epoch;
     if (r.lead)
-      save_checkpoint(last_checkpoint_path(c.out_dir), *r.net, r.optimizer.get(), r.state, r.extra());
+      save_checkpoint(last_checkpoint_path(c.out_dir), *r.net, r.optimizer.get(), r.state, r.extra(),
+                      r.averaged());
     if (!c.quiet) {
       progress.finish("stopped");
       fmt::print(stderr, "stopped at epoch {} batch {}/{}; checkpoint saved, continue with --resume\n",
@@ -201,6 +262,7 @@ void finish_epoch(Run& r, int64_t epoch, ClassificationMeter& meter, double lr, 
   const auto& c = r.c;
   const int64_t classes = r.data.train->num_classes();
   if (r.hooks.reduce_meter) r.hooks.reduce_meter(meter);
+  if (r.hooks.before_evaluation) r.hooks.before_evaluation(*r.net);
   auto val = evaluate(*r.net, held_out_loader, classes);
   if (r.hooks.reduce_meter) r.hooks.reduce_meter(val);
   EpochMetrics m;
@@ -214,6 +276,12 @@ void finish_epoch(Run& r, int64_t epoch, ClassificationMeter& meter, double lr, 
   m.val_top5 = val.top5();
   m.seconds = progress.elapsed_seconds();
   m.train_img_per_s = train_seconds > 0 ? static_cast<double>(meter.count()) / train_seconds : 0;
+  if (r.average) {
+    if (r.hooks.before_evaluation) r.hooks.before_evaluation(r.average->model());
+    auto ema = evaluate(r.average->model(), held_out_loader, classes);
+    if (r.hooks.reduce_meter) r.hooks.reduce_meter(ema);
+    m.ema_val_loss = ema.loss(), m.ema_val_top1 = ema.top1(), m.ema_val_top5 = ema.top5();
+  }
   r.result.history.push_back(m);
   if (r.lead) {
     append_line(metrics_path(c.out_dir), to_json(m).dump());
@@ -228,20 +296,34 @@ void finish_epoch(Run& r, int64_t epoch, ClassificationMeter& meter, double lr, 
         "img/s\n",
         m.epoch, c.epochs, m.train_loss, m.train_top1, r.held_out_name, m.val_loss, m.val_top1, m.val_top5,
         m.train_img_per_s);
+  if (!c.quiet && m.ema_val_top1)
+    fmt::print(stderr, "  weight average (EMA): {} loss {:.4f} top-1 {:.2f}%\n", r.held_out_name,
+               *m.ema_val_loss, *m.ema_val_top1);
   r.state.epochs_done = epoch + 1;
   r.state.next_batch = 0;
   r.state.partial_meter = torch::Tensor();
-  const bool best = m.val_top1 > r.state.best_top1;
+  // The better of the raw weights and their average on the held-out split.
+  const bool ema_better = m.ema_val_top1 && *m.ema_val_top1 > m.val_top1;
+  const double top1 = ema_better ? *m.ema_val_top1 : m.val_top1;
+  const bool best = top1 > r.state.best_top1;
   if (best) {
-    r.state.best_top1 = m.val_top1;
+    r.state.best_top1 = top1;
     r.state.best_epoch = m.epoch;
   }
   if (!r.lead) return;
-  save_checkpoint(last_checkpoint_path(c.out_dir), *r.net, r.optimizer.get(), r.state, r.extra());
+  save_checkpoint(last_checkpoint_path(c.out_dir), *r.net, r.optimizer.get(), r.state, r.extra(),
+                  r.averaged());
   if (best) {
-    save_checkpoint(best_checkpoint_path(c.out_dir), *r.net, nullptr, r.state, r.extra());
-    // The same weights as a torch.save state_dict, for Python (torch.load(..., weights_only=True)).
-    io::save_module((fs::path(c.out_dir) / "best_model.pt").string(), *r.net);
+    save_checkpoint(best_checkpoint_path(c.out_dir), *r.net, nullptr, r.state, r.extra(), r.averaged());
+    // The same weights as a torch.save state_dict, for Python (torch.load(..., weights_only=True)),
+    // and best_model.json saying which weights they are.
+    io::save_module((fs::path(c.out_dir) / "best_model.pt").string(),
+                    ema_better ? static_cast<const torch::nn::Module&>(r.average->model()) : *r.net);
+    const nlohmann::json which = {{"weights", ema_better ? "ema" : "raw"},
+                                  {"epoch", m.epoch},
+                                  {"held_out", r.held_out_name},
+                                  {"top1", top1}};
+    util::write_file_atomic((fs::path(c.out_dir) / "best_model.json").string(), which.dump(2) + "\n");
   }
 }
 
@@ -255,15 +337,46 @@ RunResult final_result(Run& r, const data::LoaderOptions& lo) {
   } else {
     f.val_loss = last.val_loss, f.val_top1 = last.val_top1, f.val_top5 = last.val_top5;
     data::DataLoader test_loader(r.data.test, r.data.eval_transforms, lo);
+    if (r.hooks.before_evaluation) r.hooks.before_evaluation(*r.net);
     auto test = evaluate(*r.net, test_loader, r.data.test->num_classes());
     if (r.hooks.reduce_meter) r.hooks.reduce_meter(test);
     f.test_loss = test.loss(), f.test_top1 = test.top1(), f.test_top5 = test.top5();
+  }
+  if (r.average) {
+    if (r.data.val)
+      f.ema_val_loss = last.ema_val_loss, f.ema_val_top1 = last.ema_val_top1,
+      f.ema_val_top5 = last.ema_val_top5;
+    data::DataLoader test_loader(r.data.test, r.data.eval_transforms, lo);
+    if (r.hooks.before_evaluation) r.hooks.before_evaluation(r.average->model());
+    auto test = evaluate(r.average->model(), test_loader, r.data.test->num_classes());
+    if (r.hooks.reduce_meter) r.hooks.reduce_meter(test);
+    f.ema_test_loss = test.loss(), f.ema_test_top1 = test.top1(), f.ema_test_top5 = test.top5();
   }
   if (r.lead) util::write_file_atomic(result_path(r.c.out_dir), to_json(f).dump(2) + "\n");
   return f;
 }
 
 }  // namespace
+
+OptimizerConfig optimizer_config(const TrainConfig& c) {
+  OptimizerConfig o;
+  o.kind = c.optimizer;
+  o.lr = c.schedule.base_lr;
+  o.momentum = c.momentum;
+  o.nesterov = c.nesterov;
+  o.weight_decay = c.weight_decay;
+  o.norm_weight_decay = c.norm_weight_decay;
+  o.beta1 = c.beta1, o.beta2 = c.beta2;
+  o.alpha = c.rmsprop_alpha;
+  o.eps = c.opt_eps;
+  return o;
+}
+
+double ema_update_decay(const TrainConfig& c, int world_size) {
+  const double adjust = static_cast<double>(world_size) * static_cast<double>(c.batch_size) *
+                        static_cast<double>(c.ema_steps) / static_cast<double>(c.epochs);
+  return 1.0 - std::min(1.0, (1.0 - c.ema_decay) * adjust);
+}
 
 void request_stop() {
   g_stop = true;
@@ -355,7 +468,8 @@ TrainResult train(const TrainConfig& config, const TrainHooks& hooks) {
     torch::manual_seed(c.seed * 1000003 + static_cast<uint64_t>(epoch));
     ClassificationMeter meter(r.data.train->num_classes());
     const size_t first = static_cast<size_t>(r.state.next_batch);
-    if (first > 0 && r.state.partial_meter.defined()) meter.from_tensor(r.state.partial_meter);
+    if (first > 0 && r.state.partial_meter.defined() && hooks.rank == 0)
+      meter.from_tensor(r.state.partial_meter);
     train_loader.start_epoch(epoch, first);
     set_train_mode(r);
     Progress progress(fmt::format("epoch {}/{}", epoch + 1, c.epochs), nb - std::min(first, nb));

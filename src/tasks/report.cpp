@@ -97,7 +97,10 @@ std::vector<ModelRow> summarize_runs(const std::vector<RunRecord>& runs,
     std::vector<ModelRow> group;  // one per configuration (or one in all)
     for (const auto& r : runs) {
       if (r.config.model != name) continue;
-      const std::string label = name + (by_config ? config_label(r.config.model_config) : "");
+      const std::string label =
+          name + (by_config ? config_label(r.config.model_config) +
+                                  (r.config.recipe.empty() ? "" : " [recipe " + r.config.recipe + "]")
+                            : "");
       auto it = std::find_if(group.begin(), group.end(), [&](const ModelRow& m) { return m.label == label; });
       if (it == group.end()) {
         ModelRow row;

@@ -18,8 +18,13 @@ struct DataConfig {
   /// seed), so every run with the same val_size / val_seed sees the same split.
   size_t val_size = 0;
   uint64_t val_seed = 0;
-  bool augment = true;       ///< training augmentation (crop + flip)
-  int64_t image_size = 224;  ///< image folders: crop size
+  bool augment = true;  ///< training augmentation (crop + flip)
+  /// After crop + flip (data/augment.h): "none", "trivialaugment" (TrivialAugmentWide) or
+  /// "randaugment" (RandAugment with randaugment_ops / randaugment_magnitude, 31 bins).
+  std::string auto_augment = "none";
+  int64_t randaugment_ops = 2, randaugment_magnitude = 9;
+  double random_erasing = 0.0;  ///< probability of RandomErasing after normalisation
+  int64_t image_size = 224;     ///< image folders: crop size
   int64_t synthetic_size = 512;
   uint64_t seed = 0;
 };
@@ -34,6 +39,9 @@ struct DataBundle {
 
 /// Known dataset names, for --help and error messages.
 std::vector<std::string> dataset_names();
+/// Throws std::invalid_argument with a one-line message when the augmentation options contradict
+/// each other or are out of range (checked by open_data too).
+void validate_augmentation(const DataConfig& config);
 /// Opens train and test splits. Throws DataError naming the missing/bad file.
 DataBundle open_data(const DataConfig& config);
 

@@ -19,15 +19,23 @@ struct TrainState {
 
 /// Writes model, optimizer (may be null), state and an optional extra module trained alongside
 /// the model (e.g. exit heads, stored under "extra/") to `path` atomically.
+/// `average` (may be null): an exponential moving average of the model's weights ("ema/").
 void save_checkpoint(const std::string& path, const torch::nn::Module& model,
                      torch::optim::Optimizer* optimizer, const TrainState& state,
-                     const torch::nn::Module* extra = nullptr);
+                     const torch::nn::Module* extra = nullptr, const torch::nn::Module* average = nullptr);
 /// Reads a checkpoint into `model` (names and shapes must match; the error lists what differs,
 /// and then nothing has been changed),
 /// `optimizer` (may be null) and `extra` (may be null; must then be in the file) and returns the
 /// stored state. Throws std::runtime_error naming the file.
+/// `average` (may be null; must then be in the file): the weight average saved beside the model.
 TrainState load_checkpoint(const std::string& path, torch::nn::Module& model,
-                           torch::optim::Optimizer* optimizer, torch::nn::Module* extra = nullptr);
+                           torch::optim::Optimizer* optimizer, torch::nn::Module* extra = nullptr,
+                           torch::nn::Module* average = nullptr);
+/// Reads only the weight average stored in a checkpoint into `model` (a network of the same
+/// structure). Throws std::runtime_error naming the file when it has none or it does not fit.
+void load_checkpoint_average(const std::string& path, torch::nn::Module& model);
+/// True if the checkpoint stores a weight average (EMA).
+bool checkpoint_has_average(const std::string& path);
 /// The training configuration (JSON text) stored in a checkpoint; empty if it has none.
 std::string read_checkpoint_config(const std::string& path);
 /// True for a readable checkpoint written by save_checkpoint (false for other files, e.g. a

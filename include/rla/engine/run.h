@@ -15,6 +15,7 @@
 
 #include "rla/data/sources.h"
 #include "rla/engine/schedule.h"
+#include "rla/io/model_io.h"
 #include "rla/models/registry.h"
 
 namespace rla::engine {
@@ -27,11 +28,26 @@ struct TrainConfig {
   data::DataConfig data;
   int64_t epochs = 4;
   int64_t batch_size = 128;
-  ScheduleConfig schedule;  ///< base_lr, kind, warm-up...
-  double momentum = 0.9;
+  ScheduleConfig schedule;        ///< base_lr, kind, warm-up...
+  std::string optimizer = "sgd";  ///< sgd | adamw | rmsprop (engine/optim.h)
+  double momentum = 0.9;          ///< SGD and RMSprop
   bool nesterov = true;
   double weight_decay = 5e-4;
+  double norm_weight_decay = -1.0;    ///< norm layers and biases; < 0: weight_decay
+  double beta1 = 0.9, beta2 = 0.999;  ///< AdamW
+  double rmsprop_alpha = 0.99;
+  double opt_eps = 1e-8;   ///< AdamW and RMSprop
+  double grad_clip = 0.0;  ///< clip the gradients' global L2 norm to this (after the all-reduce); 0: off
   double label_smoothing = 0.0;
+  /// Exponential moving average of the weights, as torchvision's --model-ema: 0 = off; else the
+  /// nominal decay, updated every ema_steps steps with torchvision's budget adjustment
+  /// (trainer.h, ema_update_decay) and reset to the weights during warm-up.
+  double ema_decay = 0.0;
+  int64_t ema_steps = 32;
+  /// Mixup / CutMix of each training batch (data/augment.h, BatchMixOptions): 0 alphas = off.
+  double mixup_alpha = 0.0, cutmix_alpha = 0.0;
+  double mix_prob = 1.0, mix_switch_prob = 0.5;
+  std::string recipe;  ///< the --recipe preset the options started from ("" = none)
   uint64_t seed = 0;
   int threads = 0;            ///< 0: all cores
   int workers = 1;            ///< loader threads
@@ -61,6 +77,8 @@ struct EpochMetrics {
   double train_loss = 0, train_top1 = 0, train_top5 = 0;
   double val_loss = 0, val_top1 = 0, val_top5 = 0;
   double seconds = 0, train_img_per_s = 0;
+  /// The weight average (TrainConfig::ema_decay) on the same held-out split.
+  std::optional<double> ema_val_loss, ema_val_top1, ema_val_top5;
 };
 
 /// result.json: the finished run's final weights on the validation split (when there is one)
@@ -69,6 +87,9 @@ struct RunResult {
   int64_t epochs = 0;
   std::optional<double> val_loss, val_top1, val_top5;
   double test_loss = 0, test_top1 = 0, test_top5 = 0;
+  /// The final weight average, when the run kept one.
+  std::optional<double> ema_val_loss, ema_val_top1, ema_val_top5;
+  std::optional<double> ema_test_loss, ema_test_top1, ema_test_top5;
 };
 
 nlohmann::json to_json(const models::ModelConfig& c);  ///< only the fields that are set
@@ -120,6 +141,7 @@ struct LoadedRun {
 struct LoadRunOptions {
   std::optional<std::string> dataset, data_root;
   size_t limit_test = 0;  ///< 0: the stored value
+  bool average = false;   ///< the checkpoint's weight average (EMA) instead of its raw weights
 };
 LoadedRun load_run(const std::string& run_or_checkpoint, const LoadRunOptions& options = {});
 
@@ -141,5 +163,8 @@ struct InferenceModel {
 InferenceModel load_for_inference(const std::string& weights, const std::string& model,
                                   const models::ModelConfig& config, bool strict = true,
                                   std::string* load_report = nullptr);
+/// How an image file becomes this model's input: what its run recorded (channels, size,
+/// normalisation; a centre crop for image-folder runs), else its family's defaults.
+io::ImageInput image_input(const InferenceModel& model);
 
 }  // namespace rla::engine

@@ -12,6 +12,7 @@
 
 #include "rla/data/loader.h"
 #include "rla/engine/metrics.h"
+#include "rla/engine/optim.h"
 #include "rla/engine/run.h"
 #include "rla/models/network.h"
 
@@ -41,8 +42,17 @@ struct TrainHooks {
   std::function<void(const std::vector<torch::Tensor>& params)> after_backward;
   /// Combines a meter across processes (e.g. all-reduce of its sums).
   std::function<void(ClassificationMeter& meter)> reduce_meter;
+  /// Called before a held-out evaluation of `net` (the model or its weight average), e.g. to give
+  /// every rank rank 0's BatchNorm statistics.
+  std::function<void(models::NetworkImpl& net)> before_evaluation;
   int rank = 0, world_size = 1;  ///< data sharding; only rank 0 writes files and logs
 };
+
+/// The optimiser settings of a training configuration (engine/optim.h).
+OptimizerConfig optimizer_config(const TrainConfig& config);
+/// The decay applied at each weight-average update: torchvision's budget adjustment of the
+/// nominal --ema-decay, 1 - min(1, (1 - ema_decay) * world_size * batch_size * ema_steps / epochs).
+double ema_update_decay(const TrainConfig& config, int world_size = 1);
 
 /// Runs (or resumes) a training run. Throws on bad config, data errors, non-finite loss.
 TrainResult train(const TrainConfig& config, const TrainHooks& hooks = {});
