@@ -22,7 +22,7 @@ PHASES=${PHASES:-"ablation table report"}
 RUNS=${RUNS:-experiments}  # committed: configs, metrics, results and logs (weights are ignored)
 JOBS=${JOBS:-2}        # runs side by side
 THREADS=${THREADS:-1}  # intra-op threads per run
-[ -n "${RLA:-}" ] || { [ -x build/rla ] || bash scripts/build.sh; }
+[ -n "${RLA:-}" ] || { [ -x build/rla ] || bash scripts/build.sh rla; }
 mkdir -p "$RUNS/.bin"
 # Every run of this invocation uses one frozen copy of the tool, so that rebuilding build/
 # meanwhile cannot change a run halfway.

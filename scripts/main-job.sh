@@ -7,6 +7,6 @@
 # (e.g. --epochs 10, or --resume to continue after a Ctrl-C).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/build.sh
+bash scripts/build.sh rla  # the tool alone; the test command builds the rest
 exec ./build/rla train --model rla_resnet20 --dataset fashion-mnist --epochs 3 --batch-size 128 --lr 0.1 \
   --schedule cosine --wd 5e-4 --no-augment --channels-last --out runs/main "$@"

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-experiments/recipe}
 JOBS=${JOBS:-2}
 THREADS=${THREADS:-1}
-[ -n "${RLA:-}" ] || { [ -x build/rla ] || bash scripts/build.sh; }
+[ -n "${RLA:-}" ] || { [ -x build/rla ] || bash scripts/build.sh rla; }
 mkdir -p "$RUNS/.bin"
 if [ -z "${RLA:-}" ]; then
   cp build/rla "$RUNS/.bin/rla.$$"

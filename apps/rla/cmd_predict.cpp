@@ -41,13 +41,7 @@ Command add_predict_command(CLI::App& root) {
             if (cfg->classes > 0) mc.num_classes = cfg->classes;
             auto m = engine::load_for_inference(cfg->weights, cfg->model, mc);
             // A run knows its inputs; for a plain state dict, the family's defaults.
-            auto input = io::image_input_for(models::find_model(m.model), *m.config.in_channels);
-            if (m.input_shape.size() == 3) {
-              input.channels = m.input_shape[0];
-              input.size = m.input_shape[1];
-              input.center_crop = m.dataset == "folder";
-            }
-            if (!m.input_mean.empty()) input.mean = m.input_mean, input.std = m.input_std;
+            const auto input = engine::image_input(m);
             const auto labels = cfg->labels.empty() ? m.class_names : io::read_labels(cfg->labels);
             torch::NoGradGuard no_grad;
             for (const auto& path : cfg->images) {
