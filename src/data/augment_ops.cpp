@@ -148,9 +148,10 @@ torch::Tensor sharpness(const torch::Tensor& image, double factor) {
   auto kernel = torch::ones({3, 3}, torch::kFloat);
   kernel[1][1] = 5.0;
   kernel /= kernel.sum();
-  const auto blurred = torch::conv2d(image.unsqueeze(0).to(torch::kFloat), kernel.expand({c, 1, 3, 3}),
-                                     /*bias=*/torch::Tensor(), /*stride=*/at::IntArrayRef{1, 1},
-                                     /*padding=*/at::IntArrayRef{0, 0}, /*dilation=*/at::IntArrayRef{1, 1}, c);
+  const auto blurred =
+      torch::conv2d(image.unsqueeze(0).to(torch::kFloat), kernel.expand({c, 1, 3, 3}),
+                    /*bias=*/torch::Tensor(), /*stride=*/at::IntArrayRef{1, 1},
+                    /*padding=*/at::IntArrayRef{0, 0}, /*dilation=*/at::IntArrayRef{1, 1}, c);
   auto degenerate = image.clone();
   degenerate.slice(1, 1, h - 1).slice(2, 1, w - 1).copy_(blurred.squeeze(0).round().to(torch::kByte));
   return blend(image, degenerate, factor);
