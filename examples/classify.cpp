@@ -17,7 +17,8 @@ int main(int argc, char** argv) {
     torch::NoGradGuard no_grad;
     auto logits = model.net->forward(image)[0];
     for (const auto& p : rla::io::top_k(logits, 5, model.class_names))
-      std::printf("%6.2f%%  %3lld  %s\n", 100.0 * p.probability, static_cast<long long>(p.index), p.label.c_str());
+      std::printf("%6.2f%%  %3lld  %s\n", 100.0 * p.probability, static_cast<long long>(p.index),
+                  p.label.c_str());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "classify: %s\n", e.what());
     return 1;

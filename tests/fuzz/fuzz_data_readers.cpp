@@ -28,7 +28,8 @@ const fs::path& scratch() {
 
 void write(const fs::path& path, const uint8_t* data, size_t size) {
   fs::create_directories(path.parent_path());
-  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
+  std::ofstream(path, std::ios::binary)
+      .write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
 }
 
 void touch_all(const rla::data::Dataset& ds) {

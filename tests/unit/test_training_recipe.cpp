@@ -128,7 +128,8 @@ TEST(WeightAverage, FollowsTheFormulaEveryNSteps) {
   const auto now = models::state_dict(avg.model()), src = models::state_dict(*net);
   for (size_t i = 0; i < now.size(); ++i) {
     if (now[i].second.is_floating_point()) {
-      EXPECT_TRUE(torch::allclose(now[i].second, 0.9 * old[i] + 0.1 * src[i].second, 1e-5, 1e-6)) << now[i].first;
+      EXPECT_TRUE(torch::allclose(now[i].second, 0.9 * old[i] + 0.1 * src[i].second, 1e-5, 1e-6))
+          << now[i].first;
     } else {
       EXPECT_TRUE(now[i].second.equal(src[i].second)) << now[i].first;  // integer buffers are copied
     }
@@ -234,9 +235,10 @@ TEST(TrainerRecipe, PresetsFillWhatTheCommandLineLeavesUnset) {
   EXPECT_NE(shown.output.find("--recipe modern"), std::string::npos);
   EXPECT_NE(shown.output.find("--auto-augment trivialaugment"), std::string::npos);
   const auto dir = temp_dir("preset");
-  const auto r = test::run_rla("--threads 1 train --dataset synthetic --recipe modern --lr 0.05 --batch-size 32 "
-                               "--max-steps 1 --quiet --out " +
-                               dir.string());
+  const auto r = test::run_rla(
+      "--threads 1 train --dataset synthetic --recipe modern --lr 0.05 --batch-size 32 "
+      "--max-steps 1 --quiet --out " +
+      dir.string());
   ASSERT_EQ(r.exit_code, 130) << r.output;  // stopped by --max-steps
   const auto cfg = read_json(dir / "config.json");
   EXPECT_EQ(cfg["recipe"], "modern");
@@ -257,7 +259,8 @@ TEST(TrainerRecipe, ContradictoryOptionsAreOneLineErrorsBeforeWork) {
         "--betas 0.9", "--clip-grad-norm -1", "--recipe nosuch", "--mixup 0.2 --exits block",
         "--auto-augment trivialaugment --no-augment"}) {
     const auto dir = temp_dir("bad");
-    const auto r = test::run_rla("--threads 1 train --dataset synthetic --quiet " + bad + " --out " + dir.string());
+    const auto r =
+        test::run_rla("--threads 1 train --dataset synthetic --quiet " + bad + " --out " + dir.string());
     EXPECT_NE(r.exit_code, 0) << bad;
     EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << bad << "\n" << r.output;
     EXPECT_FALSE(fs::exists(dir / "last.ckpt")) << bad;
