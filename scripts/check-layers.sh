@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fails when an include points up the layer order (docs/design.md):
+# Fails when an include points up the layer order (README, "Layout"):
 #   util < models < data < io < engine < inference | distributed < tasks < apps
 # A layer may include its own folder and any lower one; inference and distributed, siblings,
 # may not include each other.
