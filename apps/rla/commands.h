@@ -26,5 +26,6 @@ Command add_infer_command(CLI::App& root);
 Command add_predict_command(CLI::App& root);
 Command add_exits_command(CLI::App& root);
 Command add_visualize_command(CLI::App& root);
+Command add_export_command(CLI::App& root);
 
 }  // namespace rla::app

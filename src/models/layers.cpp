@@ -80,6 +80,7 @@ std::shared_ptr<Conv2dImpl> Conv2dImpl::folded(const BatchNorm2dImpl* bn, int64_
   if (with_bias) f->bias.set_data(b.to(weight.scalar_type()));
   f->to(weight.device());
   f->eval();
+  for (auto& p : f->parameters()) p.set_requires_grad(false);  // inference only (e.g. traced as constants)
   return f;
 }
 
@@ -142,6 +143,7 @@ std::shared_ptr<Conv2dImpl> BatchNorm2dImpl::as_conv(bool with_shift) const {
   c->weight.set_data(scale.reshape({channels, 1, 1, 1}).contiguous());
   if (with_shift) c->bias.set_data(shift.reshape({channels}).contiguous());
   c->eval();
+  for (auto& p : c->parameters()) p.set_requires_grad(false);
   return c;
 }
 
@@ -192,7 +194,7 @@ SEImpl::SEImpl(int64_t channels, int64_t reduction) {
 
 torch::Tensor SEImpl::forward(const torch::Tensor& x) {
   auto w = torch::sigmoid(fc2_(torch::relu(fc1_(global_avg_pool(x)))));
-  return x * w.view({x.size(0), x.size(1), 1, 1});
+  return x * w.view({-1, x.size(1), 1, 1});
 }
 
 ECAImpl::ECAImpl(int64_t kernel) {
@@ -203,7 +205,7 @@ ECAImpl::ECAImpl(int64_t kernel) {
 torch::Tensor ECAImpl::forward(const torch::Tensor& x) {
   // [N, C] -> [N, 1, C]: the 1-D conv slides across channels.
   auto w = conv_(global_avg_pool(x).unsqueeze(1));
-  return x * torch::sigmoid(w).view({x.size(0), x.size(1), 1, 1});
+  return x * torch::sigmoid(w).view({-1, x.size(1), 1, 1});
 }
 
 torch::Tensor avg_pool_2x2(const torch::Tensor& x, const char* label) {

@@ -22,10 +22,10 @@ FlowState NetworkImpl::initial_state(torch::Tensor x, int64_t k) {
   if (k > 0 && s.x.is_mkldnn()) return s;
   // The state takes x's memory format: a channels-last x with an NCHW h would make cat(x, h)
   // and everything after it fall back to NCHW (and mixed-format kernels) in the first block.
-  // (at::zeros ignores a memory format in its options: allocate in the format, then zero.)
+  // It is built from x itself, not from x's sizes, so that a traced graph (io/torchscript.h)
+  // keeps the batch size free.
   if (k > 0) {
-    s.h = at::empty({s.x.size(0), k, s.x.size(2), s.x.size(3)}, s.x.options(), s.x.suggest_memory_format())
-              .zero_();
+    s.h = at::zeros_like(s.x.narrow(1, 0, 1)).expand({-1, k, -1, -1}).contiguous(s.x.suggest_memory_format());
   }
   return s;
 }

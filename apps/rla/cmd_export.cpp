@@ -1,0 +1,56 @@
+// `rla export`: writes a trained model (a run, an rla checkpoint or a state dict) in a format
+// other programs load: TorchScript for Python's torch.jit.load and LibTorch's torch::jit::load.
+#include <fmt/format.h>
+
+#include "commands.h"
+#include "options.h"
+#include "rla/engine/run.h"
+#include "rla/io/torchscript.h"
+#include "rla/util/parse.h"
+
+namespace rla::app {
+namespace {
+struct ExportConfig {
+  std::string weights, model, format = "torchscript", output, input;
+  bool keep_bn = false;
+  ModelFlags flags;
+};
+}  // namespace
+
+Command add_export_command(CLI::App& root) {
+  auto cfg = std::make_shared<ExportConfig>();
+  auto* cmd = root.add_subcommand("export", "Write a model as TorchScript (torch.jit.load in Python or LibTorch)");
+  cmd->add_option("weights", cfg->weights,
+                  "A run folder or rla checkpoint (the model comes from it), or a torch.save state dict "
+                  "(then name --model)")
+      ->required();
+  cmd->add_option("--format,-f", cfg->format, "torchscript")->capture_default_str();
+  cmd->add_option("--output,-o", cfg->output, "File to write")->required();
+  cmd->add_option("--model,-m", cfg->model, "Model name; needed for a plain state dict");
+  add_model_options(cmd, cfg->flags);
+  cmd->add_option("--input", cfg->input,
+                  "C,H,W of the example the trace runs on (default: the run's input, else the model's)");
+  cmd->add_flag("--keep-bn", cfg->keep_bn, "Keep the BatchNorms (default: folded into the convolutions)");
+  return {cmd, [cfg]() {
+            if (cfg->format != "torchscript")
+              throw std::invalid_argument(fmt::format(
+                  "--format: '{}' is not available (this build writes: torchscript)", cfg->format));
+            auto m = engine::load_for_inference(cfg->weights, cfg->model, cfg->flags.to_config());
+            io::TorchScriptOptions o;
+            o.fold_batchnorm = !cfg->keep_bn;
+            if (!cfg->input.empty()) {
+              o.input_shape = util::parse_int_list(cfg->input, 3, "--input");
+            } else if (m.input_shape.size() == 3) {
+              o.input_shape = m.input_shape;
+            } else {
+              o.input_shape = models::find_model(m.model).default_input();
+              o.input_shape[0] = m.config.in_channels.value_or(o.input_shape[0]);
+            }
+            io::export_torchscript(*m.net, cfg->output, o);
+            fmt::print("{}: {} as TorchScript (input [N, {}], BatchNorm {}) -> {}\n", cfg->weights, m.model,
+                       fmt::join(o.input_shape, ", "), o.fold_batchnorm ? "folded" : "kept", cfg->output);
+            return 0;
+          }};
+}
+
+}  // namespace rla::app
