@@ -1,5 +1,6 @@
-// Side-by-side speed benchmark (docs/performance.md): eager LibTorch, the fast inference path and eager
-// PyTorch, alternated in one run, with the machine's sgemm / 3x3-conv ceiling.
+// Side-by-side speed benchmark (docs/performance.md): eager LibTorch, the fast inference path, eager
+// PyTorch as a plain script runs it and PyTorch tuned, alternated in one run, with the machine's
+// sgemm / 3x3-conv ceiling.
 //   ./build/benchmarks/bench_compare [--quick] [--models a,b] [--device cuda] [--jsonl out.jsonl]
 // scripts/bench_compare.sh wraps it (load average before / after, log file).
 #include <CLI/CLI.hpp>
@@ -32,6 +33,10 @@ int main(int argc, char** argv) {
   app.add_option("--python", cfg.python, "Python with torch 1.13");
   app.add_option("--python-dir", cfg.python_dir, "Folder holding bench_worker.py");
   app.add_flag("--no-python", no_python, "C++ only");
+  app.add_flag("!--no-tuned", cfg.tuned_python, "No 'PyTorch tuned' column");
+  app.add_option("--tuned-heap", cfg.tuned_heap, "Heap of the tuned PyTorch worker")
+      ->check(CLI::IsMember({"jemalloc", "glibc", "default"}))
+      ->capture_default_str();
   app.add_option("--train-format", cfg.train_format, "auto, nchw or channels_last")
       ->check(CLI::IsMember({"auto", "nchw", "channels_last"}));
   app.add_flag("--split-concat", cfg.split_concat, "Fast path: two convs instead of conv(cat(x, h))");

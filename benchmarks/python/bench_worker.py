@@ -9,9 +9,13 @@ line, so that C++ and Python workloads can alternate within one run:
   {"op": "quit"}
 
 Training is one SGD step (momentum 0.9, weight decay 1e-4) on cross-entropy of a fixed random
-batch; inference is model.eval() under torch.inference_mode(). Both use NCHW, eager mode, the
-way a plain PyTorch script runs. hwm_kb is the peak resident set during the `run` (VmHWM, reset
-through /proc/self/clear_refs before it starts).
+batch; inference is model.eval() under torch.inference_mode(). By default both use NCHW and eager
+mode, the way a plain PyTorch script runs. With "tuned": true in the prepare request, the way a
+speed-minded PyTorch user runs them: channels-last model and input, and for inference a traced,
+frozen module through torch.jit.optimize_for_inference (BatchNorm folded, oneDNN) under
+torch.inference_mode(); the heap settings come from the environment the driver starts this
+process with (jemalloc preloaded, or glibc's malloc tunables). hwm_kb is the peak resident set
+during the `run` (VmHWM, reset through /proc/self/clear_refs before it starts).
 """
 import json
 import os
@@ -50,10 +54,12 @@ class Workload:
         torch.manual_seed(0)
         torch.set_num_threads(int(req["threads"]))
         self.device = torch.device(req.get("device", "cpu"))
-        self.model = rla_reference.create(req["model"]).to(self.device)
+        tuned = bool(req.get("tuned", False))
+        fmt = torch.channels_last if tuned else torch.contiguous_format
+        self.model = rla_reference.create(req["model"]).to(self.device).to(memory_format=fmt)
         self.mode = req["mode"]
         b, s = int(req["batch"]), int(req["size"])
-        self.x = torch.randn(b, 3, s, s, device=self.device)
+        self.x = torch.randn(b, 3, s, s, device=self.device).contiguous(memory_format=fmt)
         classes = self.model.fc.out_features if hasattr(self.model, "fc") else 1000
         self.y = torch.randint(classes, (b,), device=self.device)
         if self.mode == "train":
@@ -61,6 +67,10 @@ class Workload:
             self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
         else:
             self.model.eval()
+            if tuned:
+                with torch.no_grad():
+                    traced = torch.jit.trace(self.model, self.x)
+                    self.model = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
 
     def step(self):
         if self.mode == "train":

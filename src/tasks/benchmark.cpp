@@ -51,10 +51,14 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+constexpr const char* kJemalloc = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
+
 /// The eager-PyTorch child process (benchmarks/python/bench_worker.py), one JSON line each way.
 class PythonWorker {
  public:
-  PythonWorker(const std::string& python, const std::string& script) {
+  /// `env`: variables set in the child only (e.g. the tuned worker's heap).
+  PythonWorker(const std::string& python, const std::string& script,
+               const std::vector<std::pair<std::string, std::string>>& env = {}) {
     int to_child[2], from_child[2];
     if (pipe(to_child) != 0 || pipe(from_child) != 0) throw std::runtime_error("bench: pipe() failed");
     pid_ = fork();
@@ -64,6 +68,7 @@ class PythonWorker {
       dup2(from_child[1], 1);
       close(to_child[1]);
       close(from_child[0]);
+      for (const auto& [name, value] : env) setenv(name.c_str(), value.c_str(), 1);
       execl(python.c_str(), python.c_str(), script.c_str(), static_cast<char*>(nullptr));
       _exit(127);
     }
@@ -159,6 +164,15 @@ bool train_channels_last(const std::string& format) {
   return format != "nchw";
 }
 
+// The tuned PyTorch worker's heap: jemalloc preloaded, glibc's malloc tuned as rla tunes its own
+// (util/memory.h: no mmap for large blocks, no trimming), or the default.
+std::vector<std::pair<std::string, std::string>> tuned_heap_env(const std::string& heap) {
+  if (heap == "jemalloc") return {{"LD_PRELOAD", kJemalloc}};
+  if (heap == "glibc") return {{"MALLOC_MMAP_MAX_", "0"}, {"MALLOC_TRIM_THRESHOLD_", "2147483647"}};
+  if (heap == "default") return {};
+  throw std::invalid_argument("--tuned-heap: unknown '" + heap + "' (jemalloc, glibc or default)");
+}
+
 struct Workload {
   std::string name;
   bool train;
@@ -170,7 +184,7 @@ int cores() {
 }
 
 BenchRow run_workload(const BenchConfig& cfg, const std::string& model, const Workload& w, PythonWorker* py,
-                      std::ostream& log) {
+                      PythonWorker* tuned, std::ostream& log) {
   const torch::Device dev = select_device(cfg.device);
   const int rounds = cfg.quick ? std::min(cfg.rounds, 3) : cfg.rounds;
   const int threads = util::threads_for_batch(w.batch);  // 1 thread measured faster at batch 1 here
@@ -221,30 +235,35 @@ BenchRow run_workload(const BenchConfig& cfg, const std::string& model, const Wo
   // A training step lasts seconds here: one warm-up step, then one step per sample.
   eager.calibrate(w.train ? 0.0 : cfg.min_sample_s);
   if (fast.step) fast.calibrate(cfg.min_sample_s);
-  int py_iters = 0;
-  if (py) {
-    auto r = py->call({{"op", "prepare"},
-                       {"model", model},
-                       {"mode", w.train ? "train" : "infer"},
-                       {"batch", w.batch},
-                       {"size", w.size},
-                       {"threads", threads},
-                       {"device", cfg.device},
-                       {"warmup", w.train ? 1 : 2}});
-    const double t = w.train ? 1e9 : r["warmup_s"].get<double>() / 2;
-    py_iters = std::clamp(static_cast<int>(std::ceil(cfg.min_sample_s / std::max(t, 1e-6))), 1, 500);
-  }
+  // Each Python worker: prepared once, then `iters` steps per timed sample.
+  auto prepare = [&](PythonWorker* worker, bool is_tuned) {
+    if (!worker) return 0;
+    auto r = worker->call({{"op", "prepare"},
+                           {"model", model},
+                           {"mode", w.train ? "train" : "infer"},
+                           {"batch", w.batch},
+                           {"size", w.size},
+                           {"threads", threads},
+                           {"device", cfg.device},
+                           {"tuned", is_tuned},
+                           {"warmup", w.train ? 1 : 3}});
+    const double t = w.train ? 1e9 : r["warmup_s"].get<double>() / 3;
+    return std::clamp(static_cast<int>(std::ceil(cfg.min_sample_s / std::max(t, 1e-6))), 1, 500);
+  };
+  const int py_iters = prepare(py, false), tuned_iters = prepare(tuned, true);
+  auto sample = [](PythonWorker* worker, int iters, std::vector<double>& times, int64_t& hwm) {
+    auto j = worker->call({{"op", "run"}, {"iters", iters}});
+    times.push_back(j["seconds"].get<double>() / iters);
+    hwm = std::max<int64_t>(hwm, j["hwm_kb"].get<int64_t>() / 1024);
+  };
 
-  std::vector<double> te, tf, tp;
-  int64_t py_hwm = 0;
-  for (int r = 0; r < rounds; ++r) {  // alternate: C++ eager, C++ fast, Python
+  std::vector<double> te, tf, tp, tt;
+  int64_t py_hwm = 0, tuned_hwm = 0;
+  for (int r = 0; r < rounds; ++r) {  // alternate: C++ eager, C++ fast, PyTorch default, PyTorch tuned
     te.push_back(eager.sample());
     if (fast.step) tf.push_back(fast.sample());
-    if (py) {
-      auto j = py->call({{"op", "run"}, {"iters", py_iters}});
-      tp.push_back(j["seconds"].get<double>() / py_iters);
-      py_hwm = std::max<int64_t>(py_hwm, j["hwm_kb"].get<int64_t>() / 1024);
-    }
+    if (py) sample(py, py_iters, tp, py_hwm);
+    if (tuned) sample(tuned, tuned_iters, tt, tuned_hwm);
   }
   auto rate = [&](double t) { return t > 0 ? static_cast<double>(w.batch) / t : 0.0; };
   row.cpp_ms = 1e3 * median(te);
@@ -253,12 +272,16 @@ BenchRow run_workload(const BenchConfig& cfg, const std::string& model, const Wo
   row.cpp_img_s = rate(median(te));
   row.fast_img_s = rate(median(tf));
   row.py_img_s = rate(median(tp));
+  row.tuned_ms = 1e3 * median(tt);
+  row.tuned_img_s = rate(median(tt));
+  row.tuned_hwm_mb = tuned_hwm;
   row.cpp_hwm_mb = std::max(eager.hwm_mb, fast.hwm_mb);
   row.py_hwm_mb = py_hwm;
   log << fmt::format(
-      "  {:<22} {:<9} batch {:>3} @{:>3}  C++ {:9.1f} img/s  fast {:9.1f}  PyTorch {:9.1f}  ({} threads, "
-      "{} rounds)\n",
-      model, w.name, w.batch, w.size, row.cpp_img_s, row.fast_img_s, row.py_img_s, threads, rounds);
+      "  {:<22} {:<9} batch {:>3} @{:>3}  C++ {:9.1f} img/s  fast {:9.1f}  PyTorch {:9.1f}  tuned {:9.1f}  "
+      "({} threads, {} rounds)\n",
+      model, w.name, w.batch, w.size, row.cpp_img_s, row.fast_img_s, row.py_img_s, row.tuned_img_s, threads,
+      rounds);
   log.flush();
   return row;
 }
@@ -276,7 +299,7 @@ double best_gflops(const std::function<void()>& op, double flop, const torch::De
   return best;
 }
 
-nlohmann::json row_json(const BenchRow& r) {
+nlohmann::json row_json(const BenchRow& r, const std::string& tuned_heap) {
   return {{"model", r.model},
           {"workload", r.workload},
           {"batch", r.batch},
@@ -284,6 +307,10 @@ nlohmann::json row_json(const BenchRow& r) {
           {"cpp_img_s", r.cpp_img_s},
           {"fast_img_s", r.fast_img_s},
           {"py_img_s", r.py_img_s},
+          {"py_tuned_img_s", r.tuned_img_s},
+          {"py_tuned_ms", r.tuned_ms},
+          {"py_tuned_peak_mb", r.tuned_hwm_mb},
+          {"py_tuned_heap", tuned_heap},
           {"cpp_ms", r.cpp_ms},
           {"fast_ms", r.fast_ms},
           {"py_ms", r.py_ms},
@@ -326,9 +353,13 @@ BenchReport run_benchmark(const BenchConfig& cfg, std::ostream& log) {
   report.config = cfg;
   report.threads = cores();
   select_device(cfg.device);  // fail before any work
-  std::unique_ptr<PythonWorker> py;
-  if (!cfg.python_dir.empty())
+  std::unique_ptr<PythonWorker> py, tuned;
+  if (!cfg.python_dir.empty()) {
     py = std::make_unique<PythonWorker>(cfg.python, cfg.python_dir + "/bench_worker.py");
+    if (cfg.tuned_python)
+      tuned = std::make_unique<PythonWorker>(cfg.python, cfg.python_dir + "/bench_worker.py",
+                                             tuned_heap_env(cfg.tuned_heap));
+  }
   std::ofstream jsonl;
   if (!cfg.jsonl.empty()) jsonl.open(cfg.jsonl);
 
@@ -344,8 +375,8 @@ BenchReport run_benchmark(const BenchConfig& cfg, std::ostream& log) {
                                          {"infer b32", false, 32, size}};
     for (const auto& w : loads) {
       if ((w.train && cfg.only_inference) || (!w.train && cfg.only_training)) continue;
-      report.rows.push_back(run_workload(cfg, model, w, py.get(), log));
-      if (jsonl) jsonl << row_json(report.rows.back()).dump() << "\n" << std::flush;
+      report.rows.push_back(run_workload(cfg, model, w, py.get(), tuned.get(), log));
+      if (jsonl) jsonl << row_json(report.rows.back(), cfg.tuned_heap).dump() << "\n" << std::flush;
     }
   }
   util::set_intra_op_threads(cores());
@@ -360,15 +391,20 @@ std::string format_report(const BenchReport& r) {
       "1 "
       "(both sides).\n"
       "GFLOP/s = GFLOP per image x img/s with 2 x MACs for inference and 6 x MACs for training "
-      "(forward + backward); share = of the conv ceiling, best C++ path.\n\n",
+      "(forward + backward); share = of the conv ceiling, best C++ path.\n"
+      "PyTorch tuned: channels-last, inference_mode, frozen optimize_for_inference TorchScript for "
+      "inference, "
+      "heap '{}'.\n\n",
       c.device, r.threads, c.quick ? "QUICK" : "full", c.quick ? std::min(c.rounds, 3) : c.rounds,
       c.quick ? ", ImageNet training at batch 4 instead of 32" : "", r.ceiling.sgemm_gflops,
-      r.ceiling.conv_gflops, r.threads);
+      r.ceiling.conv_gflops, r.threads, c.tuned_heap);
   out +=
-      "| model | workload | batch@size | C++ eager img/s | C++ fast img/s | PyTorch img/s | eager/Py | "
-      "fast/Py "
-      "| C++ best ms | Py ms | GFLOP/s | % conv ceiling | peak RSS MB C++ / Py |\n";
-  out += "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+      "| model | workload | batch@size | C++ eager img/s | C++ fast img/s | PyTorch img/s | PyTorch tuned "
+      "img/s "
+      "| best C++/Py | best C++/tuned | C++ best ms | tuned ms | GFLOP/s | % conv ceiling | peak RSS MB C++ "
+      "/ Py "
+      "/ tuned |\n";
+  out += "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   auto ratio = [](double a, double b) {
     return (a > 0 && b > 0) ? fmt::format("{:.2f}x", a / b) : std::string("-");
   };
@@ -377,14 +413,16 @@ std::string format_report(const BenchReport& r) {
     const double best = std::max(row.cpp_img_s, row.fast_img_s);
     const double best_ms = row.fast_ms > 0 ? std::min(row.cpp_ms, row.fast_ms) : row.cpp_ms;
     const double gflops = best * row.gflop_per_img;
+    auto mb = [](int64_t v) { return v > 0 ? std::to_string(v) : std::string("-"); };
     out += fmt::format(
-        "| {} | {}{} | {}@{} | {} | {} | {} | {} | {} | {:.1f} | {} | {:.1f} | {:.0f}% | {} / {} |\n",
+        "| {} | {}{} | {}@{} | {} | {} | {} | {} | {} | {} | {:.1f} | {} | {:.1f} | {:.0f}% | {} / {} / {} "
+        "|\n",
         row.model, row.workload,
         row.workload == "train" ? " (" + row.cpp_format + ")" : " (fast: " + row.fast_backend + ")",
-        row.batch, row.size, num(row.cpp_img_s), num(row.fast_img_s), num(row.py_img_s),
-        ratio(row.cpp_img_s, row.py_img_s), ratio(row.fast_img_s, row.py_img_s), best_ms, num(row.py_ms),
-        gflops, 100.0 * gflops / std::max(r.ceiling.conv_gflops, 1e-9), row.cpp_hwm_mb,
-        row.py_hwm_mb > 0 ? std::to_string(row.py_hwm_mb) : "-");
+        row.batch, row.size, num(row.cpp_img_s), num(row.fast_img_s), num(row.py_img_s), num(row.tuned_img_s),
+        ratio(best, row.py_img_s), ratio(best, row.tuned_img_s), best_ms, num(row.tuned_ms), gflops,
+        100.0 * gflops / std::max(r.ceiling.conv_gflops, 1e-9), row.cpp_hwm_mb, mb(row.py_hwm_mb),
+        mb(row.tuned_hwm_mb));
   }
   return out;
 }

@@ -1,8 +1,9 @@
 #pragma once
 // Side-by-side speed benchmark (docs/performance.md): per model, training img/s, inference latency at
 // batch 1 and throughput at batch 32 — eager LibTorch, the fast inference path
-// (inference/fast_inference.h) and eager PyTorch (benchmarks/python/bench_worker.py, a child
-// process) measured ALTERNATELY in one run (C++, fast, Python, C++, ...; medians) — plus peak
+// (inference/fast_inference.h), eager PyTorch as a plain script runs it and PyTorch tuned
+// (benchmarks/python/bench_worker.py, two child processes) measured ALTERNATELY in one run
+// (C++, fast, PyTorch, tuned, C++, ...; medians) — plus peak
 // memory and the machine's measured ceiling (sgemm and 3x3-conv GFLOP/s).
 #include <iosfwd>
 #include <string>
@@ -20,6 +21,10 @@ struct BenchConfig {
   std::string device = "cpu";  ///< "cpu" or "cuda" (fails if CUDA is not available)
   std::string python = "/usr/bin/python3";
   std::string python_dir;  ///< folder of bench_worker.py; empty: no Python side
+  /// A second PyTorch column, as a speed-minded user runs it (bench_worker.py "tuned"), with
+  /// this heap: "jemalloc" (preloaded), "glibc" (malloc tunables) or "default".
+  bool tuned_python = true;
+  std::string tuned_heap = "jemalloc";
   /// Memory format of the eager C++ training run: "auto" (= channels-last, the trainer default),
   /// "nchw" or "channels_last".
   std::string train_format = "auto";
@@ -34,9 +39,9 @@ struct BenchConfig {
 struct BenchRow {
   std::string model, workload;  ///< workload: "train", "infer b1", "infer b32"
   int64_t batch = 0, size = 0;
-  double cpp_img_s = 0, fast_img_s = 0, py_img_s = 0;  ///< 0 = not measured
-  double cpp_ms = 0, fast_ms = 0, py_ms = 0;           ///< median time per iteration
-  int64_t cpp_hwm_mb = 0, py_hwm_mb = 0;               ///< peak RSS during the workload
+  double cpp_img_s = 0, fast_img_s = 0, py_img_s = 0, tuned_img_s = 0;  ///< 0 = not measured
+  double cpp_ms = 0, fast_ms = 0, py_ms = 0, tuned_ms = 0;              ///< median time per iteration
+  int64_t cpp_hwm_mb = 0, py_hwm_mb = 0, tuned_hwm_mb = 0;              ///< peak RSS during the workload
   double gflop_per_img = 0;  ///< 2 * MACs (inference) or 6 * MACs (training: fwd + 2x bwd)
   std::string cpp_format;    ///< memory format of the eager C++ run
   std::string fast_backend;  ///< FastNetwork::backend() of the fast path (inference rows)
