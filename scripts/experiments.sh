@@ -14,11 +14,15 @@
 #             state input and the one init policy of the next phase (rule: docs/results.md).
 #   table     resnet20 resnet29 resnet32 rla_resnet20 rla_resnet29 rla_resnet29_s (3 seeds)
 #             and resnet56 rla_resnet56_s (2 seeds), 10 epochs, the picked init for all.
+#   exits     post-hoc exit heads on the frozen seed-0 backbones (rla_resnet29, rla_resnet20: heads
+#             reading h, x or both; resnet29, resnet32: x), then `rla exits` reports with easy/hard
+#             defined by agreement of every finished table run.
+#   figures   the feature-map grid resnet32 vs rla_resnet29 (docs/figures/).
 #   report    docs/results_ablation.md and docs/results_table.md from the finished runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PHASES=${PHASES:-"ablation table report"}
+PHASES=${PHASES:-"ablation table exits figures report"}
 RUNS=${RUNS:-experiments}  # committed: configs, metrics, results and logs (weights are ignored)
 JOBS=${JOBS:-2}        # runs side by side
 THREADS=${THREADS:-1}  # intra-op threads per run
@@ -122,6 +126,47 @@ table_jobs() {
   done
 }
 
+# Step 3: post-hoc exit heads after every block on frozen seed-0 backbones, reading h alone (state),
+# x alone (main) or cat(x, h) (both); 3 epochs, the same recipe.
+exit_jobs() {
+  local state=$1 init=$2
+  for backbone in rla_resnet29 rla_resnet20 resnet29 resnet32; do
+    local inputs="state main both" extra=""
+    case $backbone in
+      rla_*) extra="--state-input $state" ;;
+      *) inputs="main" ;;
+    esac
+    for input in $inputs; do
+      echo "$RUNS/exits/$backbone-$input --model $backbone --zero-init-residual $init $extra --epochs 3 --seed 0" \
+        "--exits block --exit-input $input --freeze-backbone --init-from $RUNS/table/$backbone-seed0/last.ckpt"
+    done
+  done
+}
+
+# The exit reports: easy = the test images every finished step-2 run classifies correctly.
+exit_reports() {
+  local finished=()
+  for dir in "$RUNS"/table/*/; do [ -f "$dir/result.json" ] && finished+=("${dir%/}"); done
+  [ ${#finished[@]} -gt 0 ] || { echo "no finished table runs"; return 1; }
+  for backbone in rla_resnet29 rla_resnet20; do
+    local runs=()
+    for input in state main both; do
+      [ -f "$RUNS/exits/$backbone-$input/result.json" ] && runs+=("$RUNS/exits/$backbone-$input")
+    done
+    [ ${#runs[@]} -gt 0 ] || continue
+    "$RLA" --threads 1 exits "${runs[@]}" --easy-from "${finished[@]}" -o "$RUNS/exits/report-$backbone" \
+      --repeats 3 > "$RUNS/exits/report-$backbone.txt"
+  done
+}
+
+# Step 4: the feature-map grid of resnet32 vs rla_resnet29 (seed 0), the first 4 test images.
+figures() {
+  local a="$RUNS/table/resnet32-seed0" b="$RUNS/table/rla_resnet29-seed0"
+  [ -f "$a/result.json" ] && [ -f "$b/result.json" ] || { echo "figures: seed-0 runs not finished"; return 0; }
+  mkdir -p docs/figures
+  "$RLA" --threads 1 visualize "$a" "$b" --dataset-indices 0,1,2,3 -o docs/figures/feature_maps_resnet32_vs_rla_resnet29.png
+}
+
 report() {
   mkdir -p docs
   if [ -d "$RUNS/ablation" ]; then
@@ -154,7 +199,14 @@ for phase in $PHASES; do
       table_jobs "$state" "$init" > "$RUNS/table.jobs"
       run_all "$RUNS/table.jobs"
       ;;
+    exits)
+      read -r state init < "$RUNS/choice.txt"
+      exit_jobs "$state" "$init" > "$RUNS/exits.jobs"
+      run_all "$RUNS/exits.jobs"
+      exit_reports
+      ;;
+    figures) figures ;;
     report) report ;;
-    *) echo "unknown phase '$phase' (ablation, table, report)"; exit 2 ;;
+    *) echo "unknown phase '$phase' (ablation, table, exits, figures, report)"; exit 2 ;;
   esac
 done

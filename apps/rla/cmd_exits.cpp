@@ -11,10 +11,13 @@ Command add_exits_command(CLI::App& root) {
   auto cfg = std::make_shared<tasks::ExitReportConfig>();
   auto* cmd = root.add_subcommand(
       "exits",
-      "Early-exit reports of one or two runs trained with --exits: depth sweep and dynamic inference");
-  cmd->add_option("runs", cfg->runs, "Run folders (their last.ckpt) or checkpoints; two for a side-by-side")
+      "Early-exit reports of runs trained with --exits, side by side: depth sweep and dynamic inference");
+  cmd->add_option("runs", cfg->runs, "Run folders (their last.ckpt) or checkpoints, 1 to 6")
       ->required()
-      ->expected(1, 2);
+      ->expected(1, static_cast<int>(tasks::kMaxExitRuns));
+  cmd->add_option("--easy-from", cfg->easy_from,
+                  "Define easy = the test images every one of these runs classifies correctly, the same "
+                  "samples for every compared run (default: per run, its more confident half)");
   cmd->add_option("--taus", cfg->taus, "Confidence thresholds, comma-separated (1 = no early exit)")
       ->delimiter(',')
       ->capture_default_str();
@@ -27,7 +30,14 @@ Command add_exits_command(CLI::App& root) {
   return {cmd, [cfg]() {
             fmt::print("config {}\n", tasks::to_json(*cfg).dump());
             const auto reports = tasks::run_exit_reports(*cfg);
-            fmt::print("{}\n\n", tasks::kEasyHardDefinition);
+            if (cfg->easy_from.empty()) {
+              fmt::print("{}\n\n", tasks::kEasyHardDefinition);
+            } else {
+              fmt::print(
+                  "easy = the test images that all {} --easy-from runs classify correctly; hard = the rest "
+                  "(the same samples for every run)\n\n",
+                  cfg->easy_from.size());
+            }
             for (const auto& r : reports) fmt::print("{}\n", tasks::format_depth_table(r));
             for (const auto& r : reports) fmt::print("{}\n", tasks::format_dynamic_table(r));
             fmt::print("wrote CSV files, depth_sweep.png and dynamic.png to {}\n", cfg->out_dir);

@@ -78,8 +78,34 @@ std::vector<data::Batch> collect_batches(data::DataLoader& loader) {
   return out;
 }
 
+torch::Tensor easy_by_agreement(const std::vector<std::string>& runs, size_t limit_test) {
+  if (runs.empty()) throw std::invalid_argument("--easy-from needs at least one run");
+  torch::Tensor easy;
+  for (const auto& run : runs) {
+    engine::LoadRunOptions lro;
+    lro.limit_test = limit_test;
+    auto r = engine::load_run(run, lro);
+    data::LoaderOptions lo;
+    lo.batch_size = 256;
+    lo.shuffle = false;
+    lo.workers = 0;
+    data::DataLoader loader(r.data.test, r.data.eval_transforms, lo);
+    std::vector<torch::Tensor> correct;
+    torch::NoGradGuard no_grad;
+    loader.start_epoch(0);
+    while (auto b = loader.next()) correct.push_back(r.net->forward(b->images).argmax(1) == b->labels);
+    const auto c = torch::cat(correct);
+    if (easy.defined() && easy.numel() != c.numel())
+      throw std::invalid_argument(
+          fmt::format("--easy-from: {} has {} test images, the others {}", run, c.numel(), easy.numel()));
+    easy = easy.defined() ? easy.logical_and(c) : c;
+  }
+  return easy;
+}
+
 DepthSweep depth_sweep(models::NetworkImpl& net, models::ExitHeadsImpl& heads,
-                       const std::vector<data::Batch>& batches, const std::vector<int64_t>& input_chw) {
+                       const std::vector<data::Batch>& batches, const std::vector<int64_t>& input_chw,
+                       const torch::Tensor& shared_easy) {
   if (batches.empty()) throw std::invalid_argument("depth sweep: no test samples");
   torch::NoGradGuard no_grad;
   net.eval();
@@ -96,7 +122,12 @@ DepthSweep depth_sweep(models::NetworkImpl& net, models::ExitHeadsImpl& heads,
   DepthSweep s;
   s.samples = conf.numel();
   s.median_confidence = conf.median().item<double>();
-  const auto easy = conf >= s.median_confidence, hard = easy.logical_not(), all = torch::ones_like(easy);
+  if (shared_easy.defined() && shared_easy.numel() != conf.numel())
+    throw std::invalid_argument(fmt::format("the easy/hard split covers {} images, the test set {}",
+                                            shared_easy.numel(), conf.numel()));
+  s.shared_easy = shared_easy.defined();
+  const auto easy = s.shared_easy ? shared_easy.to(torch::kBool) : conf >= s.median_confidence;
+  const auto hard = easy.logical_not(), all = torch::ones_like(easy);
   s.easy = easy.sum().item<int64_t>();
   s.hard = s.samples - s.easy;
   const auto macs = inference::exit_macs(net, heads, input_chw);
@@ -194,7 +225,9 @@ void write_dynamic_sweep_csv(const std::string& path, const DynamicSweep& sweep)
 }
 
 void save_depth_chart(const std::string& path, const std::vector<ModelExitReport>& reports) {
-  io::Chart c{"Error at each exit (easy = more confident half of the final head)",
+  const bool shared = !reports.empty() && reports.front().depth.shared_easy;
+  io::Chart c{shared ? "Error at each exit (easy = right in every reference run)"
+                     : "Error at each exit (easy = more confident half of the final head)",
               "MACs per image up to the exit (M)",
               "top-1 error (%)",
               {},
@@ -272,19 +305,23 @@ std::string format_dynamic_table(const ModelExitReport& rep) {
 }
 
 nlohmann::json to_json(const ExitReportConfig& c) {
-  return {{"runs", c.runs},
-          {"taus", c.taus},
-          {"out_dir", c.out_dir},
-          {"batch_size", c.batch_size},
-          {"limit_test", c.limit_test},
-          {"repeats", c.repeats},
-          {"threads", torch::get_num_threads()},
-          {"easy_hard", kEasyHardDefinition}};
+  return {
+      {"runs", c.runs},
+      {"taus", c.taus},
+      {"out_dir", c.out_dir},
+      {"batch_size", c.batch_size},
+      {"limit_test", c.limit_test},
+      {"repeats", c.repeats},
+      {"threads", torch::get_num_threads()},
+      {"easy_from", c.easy_from},
+      {"easy_hard", c.easy_from.empty() ? std::string(kEasyHardDefinition)
+                                        : "easy = the test images every easy_from run classifies correctly"}};
 }
 
 std::vector<ModelExitReport> run_exit_reports(const ExitReportConfig& config) {
-  if (config.runs.empty() || config.runs.size() > 2)
-    throw std::invalid_argument(fmt::format("rla exits takes one or two runs, got {}", config.runs.size()));
+  if (config.runs.empty() || config.runs.size() > kMaxExitRuns)
+    throw std::invalid_argument(
+        fmt::format("rla exits takes 1 to {} runs, got {}", kMaxExitRuns, config.runs.size()));
   if (config.out_dir.empty()) throw std::invalid_argument("--out is required");
   if (config.batch_size <= 0)
     throw std::invalid_argument(fmt::format("--batch-size must be positive, got {}", config.batch_size));
@@ -292,6 +329,8 @@ std::vector<ModelExitReport> run_exit_reports(const ExitReportConfig& config) {
   write_text((fs::path(config.out_dir) / "config.json").string(), to_json(config).dump(2) + "\n");
   std::vector<ModelExitReport> reports;
   std::string dataset;
+  const auto easy =
+      config.easy_from.empty() ? torch::Tensor() : easy_by_agreement(config.easy_from, config.limit_test);
   for (const auto& run : config.runs) {
     auto m = load_trained_model(run, /*with_exits=*/true, config.limit_test);
     const auto ds = m.config.data.dataset;
@@ -306,12 +345,18 @@ std::vector<ModelExitReport> run_exit_reports(const ExitReportConfig& config) {
     data::DataLoader loader(m.data.test, m.data.eval_transforms, lo);
     const auto batches = collect_batches(loader);
     ModelExitReport rep;
-    rep.label = m.model_name;
-    for (const auto& other : reports)
-      if (other.label == rep.label) rep.label += " (" + run + ")";
-    rep.depth = depth_sweep(*m.net, *m.heads, batches, m.data.input_shape);
+    // Runs of one model differ by what their exits read, else by their folder.
+    const std::string input = m.config.exit_input.empty() ? "both" : m.config.exit_input;
+    rep.label = m.model_name + " (exits read " + input + ")";
+    std::string stem_name = m.model_name + "-" + input;
+    for (const auto& other : reports) {
+      if (other.label != rep.label) continue;
+      rep.label += " (" + run + ")";
+      stem_name += "-" + std::to_string(reports.size());
+    }
+    rep.depth = depth_sweep(*m.net, *m.heads, batches, m.data.input_shape, easy);
     rep.dynamic = dynamic_sweep(*m.net, *m.heads, batches, config.taus, m.data.input_shape, config.repeats);
-    const auto stem = (fs::path(config.out_dir) / file_label(rep.label)).string();
+    const auto stem = (fs::path(config.out_dir) / file_label(stem_name)).string();
     write_depth_sweep_csv(stem + "_depth.csv", rep.depth);
     write_dynamic_sweep_csv(stem + "_dynamic.csv", rep.dynamic);
     reports.push_back(std::move(rep));

@@ -119,6 +119,45 @@ TEST(ExitReports, SweepsAgreeWithEachOtherAndWithExitMacs) {
   fs::remove_all(dir);
 }
 
+// Easy by agreement: a test image is easy when every reference run classifies it correctly; the
+// final head's error on easy images is then 0 when the model is itself one of the references.
+TEST(ExitReports, EasyByAgreementIsTheSameSamplesForEveryModel) {
+  torch::set_num_threads(1);
+  const auto other = scratch("other").string();
+  auto c = test::tiny_run_config(other);
+  c.data.synthetic_size = 128;
+  c.epochs = 1;
+  c.seed = 5;
+  engine::train(c);
+  const auto alone = tasks::easy_by_agreement({joint_run()}, 48);
+  const auto both = tasks::easy_by_agreement({joint_run(), other}, 48);
+  ASSERT_EQ(both.numel(), 48);
+  // Adding a reference can only remove easy images.
+  EXPECT_TRUE(both.logical_and(alone.logical_not()).sum().item<int64_t>() == 0);
+  EXPECT_LE(both.sum().item<int64_t>(), alone.sum().item<int64_t>());
+
+  auto m = tasks::load_trained_model(joint_run(), /*with_exits=*/true, /*limit_test=*/48);
+  data::LoaderOptions lo;
+  lo.batch_size = 20;
+  lo.shuffle = false;
+  lo.workers = 0;
+  data::DataLoader loader(m.data.test, m.data.eval_transforms, lo);
+  const auto depth =
+      tasks::depth_sweep(*m.net, *m.heads, tasks::collect_batches(loader), m.data.input_shape, alone);
+  EXPECT_TRUE(depth.shared_easy);
+  EXPECT_EQ(depth.easy, alone.sum().item<int64_t>());
+  if (depth.easy > 0) {
+    EXPECT_EQ(depth.rows.back().error_easy, 0.0);
+  }
+  if (depth.hard > 0) {
+    EXPECT_EQ(depth.rows.back().error_hard, 100.0);
+  }
+  EXPECT_THROW(tasks::depth_sweep(*m.net, *m.heads, tasks::collect_batches(loader), m.data.input_shape,
+                                  torch::ones({47}, torch::kBool)),
+               std::invalid_argument);
+  fs::remove_all(other);
+}
+
 TEST(ExitReports, RunExitReportsWritesTablesAndCharts) {
   if (!io::png_charts_available()) GTEST_SKIP() << "no PLplot pngcairo driver";
   const auto dir = scratch("report");
@@ -130,8 +169,8 @@ TEST(ExitReports, RunExitReportsWritesTablesAndCharts) {
   cfg.limit_test = 32;
   const auto reports = tasks::run_exit_reports(cfg);
   ASSERT_EQ(reports.size(), 1u);
-  EXPECT_EQ(reports[0].label, "rla_resnet20");
-  for (const char* f : {"rla_resnet20_depth.csv", "rla_resnet20_dynamic.csv", "depth_sweep.png",
+  EXPECT_EQ(reports[0].label, "rla_resnet20 (exits read both)");
+  for (const char* f : {"rla_resnet20-both_depth.csv", "rla_resnet20-both_dynamic.csv", "depth_sweep.png",
                         "dynamic.png", "config.json"})
     EXPECT_TRUE(fs::exists(dir / f)) << f;
   EXPECT_NE(tasks::format_depth_table(reports[0]).find("final"), std::string::npos);

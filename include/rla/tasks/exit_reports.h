@@ -38,8 +38,14 @@ std::vector<data::Batch> collect_batches(data::DataLoader& loader);
 
 // ---- depth sweep --------------------------------------------------------------------------------
 
-/// How easy and hard samples are defined, printed with every report.
+/// How easy and hard samples are defined by default (per model), printed with every report.
 extern const char* const kEasyHardDefinition;
+
+/// Easy samples defined once, independently of the models compared: the test samples that every
+/// one of `runs` (finished trainings, e.g. every run of an experiment) classifies correctly; hard =
+/// the rest. Returns bool [N] over the test set in order (limit_test: its first N images). Throws
+/// std::invalid_argument when the runs' test sets differ.
+torch::Tensor easy_by_agreement(const std::vector<std::string>& runs, size_t limit_test = 0);
 
 struct DepthSweepRow {
   size_t exit = 0;         ///< 0..E-1: exit heads; E: the final classifier
@@ -53,11 +59,14 @@ struct DepthSweep {
   std::vector<DepthSweepRow> rows;  ///< E exits, then the final classifier
   int64_t samples = 0, easy = 0, hard = 0;
   double median_confidence = 0;  ///< the final classifier's median max-softmax
+  bool shared_easy = false;      ///< easy came from easy_by_agreement, not from this model
 };
 
 /// Top-1 error of every exit and the final classifier on `batches` (eval mode, one pass each).
+/// `easy` (bool [N], optional): the easy samples; undefined: kEasyHardDefinition for this model.
 DepthSweep depth_sweep(models::NetworkImpl& net, models::ExitHeadsImpl& heads,
-                       const std::vector<data::Batch>& batches, const std::vector<int64_t>& input_chw);
+                       const std::vector<data::Batch>& batches, const std::vector<int64_t>& input_chw,
+                       const torch::Tensor& easy = {});
 
 /// CSV: exit,depth,block_name,macs_per_image,error_all,error_easy,error_hard (errors in %).
 void write_depth_sweep_csv(const std::string& path, const DepthSweep& sweep);
@@ -108,7 +117,9 @@ std::string format_depth_table(const ModelExitReport& report);
 std::string format_dynamic_table(const ModelExitReport& report);
 
 struct ExitReportConfig {
-  std::vector<std::string> runs;  ///< one or two run folders or checkpoints
+  std::vector<std::string> runs;  ///< run folders or checkpoints (up to kMaxExitRuns)
+  /// Runs whose agreement defines easy / hard (easy_by_agreement); empty: per model.
+  std::vector<std::string> easy_from;
   std::vector<double> taus = {0.5, 0.8, 0.9, 0.95, 0.99, 1.0};
   std::string out_dir;
   int64_t batch_size = 256;
@@ -116,6 +127,8 @@ struct ExitReportConfig {
   int repeats = 3;  ///< timed passes per tau; the fastest is reported
 };
 nlohmann::json to_json(const ExitReportConfig& c);
+
+constexpr size_t kMaxExitRuns = 6;
 
 /// `rla exits`: for each run, the depth sweep and the dynamic sweep; writes
 /// <out>/<label>_depth.csv, <label>_dynamic.csv, depth_sweep.png, dynamic.png and config.json.
