@@ -19,7 +19,8 @@ struct ExportConfig {
 
 Command add_export_command(CLI::App& root) {
   auto cfg = std::make_shared<ExportConfig>();
-  auto* cmd = root.add_subcommand("export", "Write a model as TorchScript (torch.jit.load in Python or LibTorch)");
+  auto* cmd =
+      root.add_subcommand("export", "Write a model as TorchScript (torch.jit.load in Python or LibTorch)");
   cmd->add_option("weights", cfg->weights,
                   "A run folder or rla checkpoint (the model comes from it), or a torch.save state dict "
                   "(then name --model)")
