@@ -11,8 +11,8 @@ PACKAGES=(
   libturbojpeg0-dev libpng-dev zlib1g-dev
   libplplot-dev plplot-driver-cairo
   dataset-fashion-mnist
-  python3-torch python3-torchvision python3-onnx
-  libopencv-dev libonnx-dev libjemalloc2
+  python3-torch python3-torchvision
+  libjemalloc2
   clang-format clang libclang-rt-14-dev
 )
 

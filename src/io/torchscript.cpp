@@ -17,13 +17,14 @@ void export_torchscript(const models::NetworkImpl& source, const std::string& pa
                         const TorchScriptOptions& options) {
   const auto& shape = options.input_shape;
   if (shape.size() != 3 || shape[0] < 1 || shape[1] < 1 || shape[2] < 1)
-    throw std::invalid_argument(fmt::format("TorchScript export needs an input shape C,H,W; got [{}]",
-                                            fmt::join(shape, ",")));
+    throw std::invalid_argument(
+        fmt::format("TorchScript export needs an input shape C,H,W; got [{}]", fmt::join(shape, ",")));
   torch::NoGradGuard no_grad;  // folded weights are computed from parameters: without gradients
   auto net = source.copy();
   net->eval();
   if (options.fold_batchnorm)
-    net->prepare_inference(models::InferenceOptions().portable(true).channels_last(false).split_concat(false));
+    net->prepare_inference(
+        models::InferenceOptions().portable(true).channels_last(false).split_concat(false));
   // The weights become constants of the graph, which must not require gradients.
   for (auto& p : net->parameters()) p.set_requires_grad(false);
   // Two images: a batch of one would let the trace mistake the batch size for a constant 1.

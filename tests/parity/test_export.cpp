@@ -97,8 +97,8 @@ TEST(TorchScriptExport, EveryStructuralVariantLoadsInLibTorchAndPython) {
   }
   if (std::system((std::string(kPython) + " -c 'import torch' >/dev/null 2>&1").c_str()) != 0)
     GTEST_SKIP() << kPython << " cannot import torch";
-  const auto cmd = std::string(kPython) + " " + RLA_SOURCE_DIR + "/tests/parity/python/check_torchscript.py " +
-                   dir.string();
+  const auto cmd = std::string(kPython) + " " + RLA_SOURCE_DIR +
+                   "/tests/parity/python/check_torchscript.py " + dir.string();
   EXPECT_EQ(std::system(cmd.c_str()), 0);
   fs::remove_all(dir);
 }
@@ -106,9 +106,10 @@ TEST(TorchScriptExport, EveryStructuralVariantLoadsInLibTorchAndPython) {
 TEST(TorchScriptExport, CommandExportsARunAndRejectsBadInputInOneLine) {
   const auto dir = temp_dir("cli");
   const auto run = (dir / "run").string();
-  auto r = test::run_rla("--threads 1 train --dataset synthetic --limit-train 64 --limit-test 32 --epochs 1 "
-                         "--batch-size 32 -q --out " +
-                         run);
+  auto r = test::run_rla(
+      "--threads 1 train --dataset synthetic --limit-train 64 --limit-test 32 --epochs 1 "
+      "--batch-size 32 -q --out " +
+      run);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto out = (dir / "model.ts.pt").string();
   r = test::run_rla("--threads 1 export " + run + " -o " + out);
@@ -118,7 +119,7 @@ TEST(TorchScriptExport, CommandExportsARunAndRejectsBadInputInOneLine) {
   for (const std::string bad :
        {"export " + run + " -f onnx -o " + (dir / "x.onnx").string(),
         "export " + (dir / "nosuch").string() + " -o " + (dir / "x.pt").string(),
-        "export " + run + "/best_model.pt -o " + (dir / "x.pt").string(),  // a state dict without --model
+        "export " + run + "/best_model.pt -o " + (dir / "x.pt").string(),     // a state dict without --model
         "export " + run + " --model resnet20 -o " + (dir / "x.pt").string(),  // another model
         "export " + run + " --input 1,28 -o " + (dir / "x.pt").string()}) {
     const auto b = test::run_rla("--threads 1 " + bad);

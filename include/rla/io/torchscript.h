@@ -22,6 +22,7 @@ struct TorchScriptOptions {
 /// Traces `net` (not modified: a copy is traced) and writes the TorchScript archive to `path`
 /// atomically. The module's forward takes float [N, C, H, W] and returns the logits [N, classes].
 /// Throws std::invalid_argument on a bad input shape, std::runtime_error when writing fails.
-void export_torchscript(const models::NetworkImpl& net, const std::string& path, const TorchScriptOptions& options);
+void export_torchscript(const models::NetworkImpl& net, const std::string& path,
+                        const TorchScriptOptions& options);
 
 }  // namespace rla::io
