@@ -102,15 +102,8 @@ void BM_DecodeAndTransform(benchmark::State& state) {
 }
 BENCHMARK(BM_DecodeAndTransform)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-// One full epoch per iteration through the DataLoader; Arg = worker threads (0 = inline).
-void BM_Loader(benchmark::State& state) {
-  const auto& ds = folder().dataset();
-  torch::set_num_threads(1);
-  LoaderOptions options;
-  options.batch_size = 64;
-  options.workers = static_cast<int>(state.range(0));
-  options.seed = 1;
-  DataLoader loader(ds, train_transforms(), options);
+// One full epoch of `loader` per benchmark iteration; items = images.
+void run_epochs(benchmark::State& state, DataLoader& loader) {
   int64_t epoch = 0, images = 0;
   for (auto _ : state) {
     loader.start_epoch(epoch++);
@@ -120,6 +113,18 @@ void BM_Loader(benchmark::State& state) {
     }
   }
   state.SetItemsProcessed(images);
+}
+
+// One full epoch per iteration through the DataLoader; Arg = worker threads (0 = inline).
+void BM_Loader(benchmark::State& state) {
+  const auto& ds = folder().dataset();
+  torch::set_num_threads(1);
+  LoaderOptions options;
+  options.batch_size = 64;
+  options.workers = static_cast<int>(state.range(0));
+  options.seed = 1;
+  DataLoader loader(ds, train_transforms(), options);
+  run_epochs(state, loader);
 }
 BENCHMARK(BM_Loader)->Arg(0)->Arg(1)->Arg(2)->Arg(4)->Unit(benchmark::kMillisecond)->UseRealTime();
 
@@ -148,15 +153,7 @@ void BM_FashionPipeline(benchmark::State& state) {
   options.workers = 0;
   options.seed = 1;
   DataLoader loader(b.train, b.train_transforms, options);
-  int64_t epoch = 0, images = 0;
-  for (auto _ : state) {
-    loader.start_epoch(epoch++);
-    while (auto batch = loader.next()) {
-      benchmark::DoNotOptimize(batch->images.data_ptr<float>());
-      images += batch->images.size(0);
-    }
-  }
-  state.SetItemsProcessed(images);
+  run_epochs(state, loader);
 }
 BENCHMARK(BM_FashionPipeline)->DenseRange(0, 4)->Iterations(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 

@@ -21,58 +21,21 @@
 #   report    docs/results_ablation.md and docs/results_table.md from the finished runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=lib/runs.sh
+source scripts/lib/runs.sh
 
 PHASES=${PHASES:-"ablation table exits figures report"}
 RUNS=${RUNS:-experiments}  # committed: configs, metrics, results and logs (weights are ignored)
 JOBS=${JOBS:-2}        # runs side by side
 THREADS=${THREADS:-1}  # intra-op threads per run
-[ -n "${RLA:-}" ] || { [ -x build/rla ] || bash scripts/build.sh rla; }
-mkdir -p "$RUNS/.bin"
-# Every run of this invocation uses one frozen copy of the tool, so that rebuilding build/
-# meanwhile cannot change a run halfway.
-if [ -z "${RLA:-}" ]; then
-  cp build/rla "$RUNS/.bin/rla.$$"
-  RLA="$RUNS/.bin/rla.$$"
-  trap 'rm -f "$RLA"' EXIT
-fi
+freeze_tool "$RUNS"
 
 # The one recipe (docs/results.md, "Protocol"): Fashion-MNIST, a fixed class-stratified
 # 5,000-image validation split of the 60,000 training images (split seed 0), training on the
 # other 55,000 with random crop (pad 2) + horizontal flip, SGD + Nesterov 0.9, lr 0.1 cosine to 0,
 # weight decay 5e-4, batch 128; the test set is evaluated once, after the last epoch.
-recipe=(--dataset fashion-mnist --val-size 5000 --val-seed 0 --batch-size 128 --lr 0.1 --schedule cosine
+COMMON=(--dataset fashion-mnist --val-size 5000 --val-seed 0 --batch-size 128 --lr 0.1 --schedule cosine
         --wd 5e-4 --momentum 0.9 --quiet)
-
-# run DIR ARGS...: one training run, skipped when finished or locked by another process.
-run() {
-  local dir=$1
-  shift
-  mkdir -p "$dir"
-  if [ -f "$dir/result.json" ]; then return 0; fi
-  (
-    flock -n 9 || { echo "busy elsewhere: $dir"; exit 0; }
-    local start
-    start=$(date +%s)
-    echo "$(date +%H:%M) start  $dir"
-    if "$RLA" --threads "$THREADS" train --out "$dir" --resume "${recipe[@]}" "$@" > "$dir/train.log" 2>&1; then
-      echo "$(date +%H:%M) done   $dir ($(( $(date +%s) - start )) s)"
-    else
-      echo "$(date +%H:%M) FAILED $dir (see $dir/train.log)"
-    fi
-  ) 9> "$dir.lock"
-}
-
-# Runs the lines of a job file (each: DIR ARGS...) JOBS at a time.
-run_all() {
-  local jobfile=$1
-  while read -r -a job; do
-    [ ${#job[@]} -gt 0 ] || continue
-    # Counts the jobs really running: `wait -n` also returns for runs that were skipped at once.
-    while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
-    run "${job[@]}" &
-  done < "$jobfile"
-  wait
-}
 
 ablation_jobs() {
   for seed in 0 1; do

@@ -8,46 +8,19 @@
 #   JOBS=1 THREADS=2 bash scripts/recipe-experiment.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=lib/runs.sh
+source scripts/lib/runs.sh
 RUNS=${RUNS:-experiments/recipe}
 JOBS=${JOBS:-2}
 THREADS=${THREADS:-1}
-[ -n "${RLA:-}" ] || { [ -x build/rla ] || bash scripts/build.sh rla; }
-mkdir -p "$RUNS/.bin"
-if [ -z "${RLA:-}" ]; then
-  cp build/rla "$RUNS/.bin/rla.$$"
-  RLA="$RUNS/.bin/rla.$$"
-  trap 'rm -f "$RLA"' EXIT
-fi
-common=(--model rla_resnet20 --dataset fashion-mnist --val-size 5000 --val-seed 0 --epochs 4 --quiet)
+freeze_tool "$RUNS"
+COMMON=(--model rla_resnet20 --dataset fashion-mnist --val-size 5000 --val-seed 0 --epochs 4 --quiet)
 
-run() {
-  local dir=$1
-  shift
-  mkdir -p "$dir"
-  [ -f "$dir/result.json" ] && return 0
-  (
-    flock -n 9 || { echo "busy elsewhere: $dir"; exit 0; }
-    echo "$(date +%H:%M) start  $dir"
-    if "$RLA" --threads "$THREADS" train --out "$dir" --resume "${common[@]}" "$@" > "$dir/train.log" 2>&1; then
-      echo "$(date +%H:%M) done   $dir"
-    else
-      echo "$(date +%H:%M) FAILED $dir (see $dir/train.log)"
-    fi
-  ) 9> "$dir.lock"
-}
-
-jobs_list() {
-  for seed in 0 1; do
-    echo "$RUNS/default-seed$seed --seed $seed"
-    echo "$RUNS/modern-seed$seed --seed $seed --recipe modern --batch-size 128 --lr 0.0625 --warmup-epochs 0.0333"
-  done
-}
-
-while read -r -a job; do
-  while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
-  run "${job[@]}" &
-done < <(jobs_list)
-wait
+for seed in 0 1; do
+  echo "$RUNS/default-seed$seed --seed $seed"
+  echo "$RUNS/modern-seed$seed --seed $seed --recipe modern --batch-size 128 --lr 0.0625 --warmup-epochs 0.0333"
+done > "$RUNS/jobs.txt"
+run_all "$RUNS/jobs.txt"
 
 "$RLA" report "$RUNS" --by-config
 # The modern preset keeps a weight average: its reported weights are the ones with the better

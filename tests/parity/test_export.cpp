@@ -7,6 +7,7 @@
 
 #include <filesystem>
 
+#include "../support/batchnorm.h"
 #include "../support/test_util.h"
 #include "rla/io/pytorch_archive.h"
 #include "rla/io/state_dict.h"
@@ -16,28 +17,15 @@
 
 namespace {
 
+using rla::test::randomize_batchnorms;
+
 namespace fs = std::filesystem;
 using namespace rla;
 
 const char* kPython = "/usr/bin/python3";
 
 fs::path temp_dir(const std::string& name) {
-  auto dir = fs::temp_directory_path() / ("rla_export_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
-void randomize_batchnorms(torch::nn::Module& net) {
-  torch::NoGradGuard no_grad;
-  for (auto& m : net.modules(/*include_self=*/false)) {
-    if (auto* bn = m->as<models::BatchNorm2dImpl>()) {
-      bn->weight.uniform_(0.5, 1.5);
-      bn->bias.normal_(0.0, 0.2);
-      bn->running_mean.normal_(0.0, 0.2);
-      bn->running_var.uniform_(0.5, 2.0);
-    }
-  }
+  return test::scratch_dir("export", name);
 }
 
 struct Case {
@@ -116,7 +104,7 @@ TEST(TorchScriptExport, CommandExportsARunAndRejectsBadInputInOneLine) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto module = torch::jit::load(out);
   EXPECT_EQ(module.forward({torch::rand({4, 1, 28, 28})}).toTensor().sizes(), torch::IntArrayRef({4, 10}));
-  for (const std::string bad :
+  for (const std::string& bad :
        {"export " + run + " -f onnx -o " + (dir / "x.onnx").string(),
         "export " + (dir / "nosuch").string() + " -o " + (dir / "x.pt").string(),
         "export " + run + "/best_model.pt -o " + (dir / "x.pt").string(),     // a state dict without --model

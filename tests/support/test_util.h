@@ -6,6 +6,8 @@
 #include <string>
 #include <thread>
 
+#include <unistd.h>
+
 namespace rla::test {
 
 inline std::string fixture(const std::string& name) {
@@ -43,6 +45,16 @@ inline bool wait_for_first_epoch(const std::string& run_dir, double seconds) {
   while (std::chrono::steady_clock::now() < until && !written())
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   return written();
+}
+
+/// A fresh, empty folder under the system temp folder, unique to this process:
+/// <tmp>/rla_<prefix>_<name>_<pid>.
+inline std::filesystem::path scratch_dir(const std::string& prefix, const std::string& name) {
+  auto dir = std::filesystem::temp_directory_path() /
+             ("rla_" + prefix + "_" + name + "_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
 }
 
 }  // namespace rla::test

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <set>
 
+#include "../support/test_util.h"
 #include "../support/tiny_run.h"
 #include "rla/data/idx.h"
 #include "rla/data/loader.h"
@@ -22,10 +23,7 @@ namespace fs = std::filesystem;
 using namespace rla;
 
 fs::path temp_dir(const std::string& name) {
-  auto dir = fs::temp_directory_path() / ("rla_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
+  return test::scratch_dir("test", name);
 }
 
 void put_be32(std::string& s, uint32_t v) {
@@ -221,14 +219,10 @@ TEST(Trainer, ResumeAfterStopMatchesUninterruptedRun) {
   ASSERT_EQ(full.history.size(), 3u);
   EXPECT_FALSE(full.stopped_early);
 
-  auto cut = tiny_run(cut_dir.string());
-  cut.max_steps = 14;  // 10 batches per epoch: stops inside the second epoch
-  auto first = engine::train(cut);
+  // 10 batches per epoch: stops inside the second epoch.
+  auto [first, resumed] = test::train_stopped_and_resumed(tiny_run(cut_dir.string()), 14);
   EXPECT_TRUE(first.stopped_early);
   ASSERT_EQ(first.history.size(), 1u);
-  cut.max_steps = 0;
-  cut.resume = true;
-  auto resumed = engine::train(cut);
   ASSERT_EQ(resumed.history.size(), 3u);
   for (size_t e = 0; e < 3; ++e) {
     EXPECT_NEAR(resumed.history[e].train_loss, full.history[e].train_loss, 1e-5) << "epoch " << e + 1;

@@ -6,6 +6,7 @@
 
 #include <optional>
 
+#include "../support/batchnorm.h"
 #include "rla/data/loader.h"
 #include "rla/data/synthetic.h"
 #include "rla/engine/trainer.h"
@@ -14,20 +15,9 @@
 
 namespace {
 
-using namespace rla;
+using rla::test::randomize_batchnorms;
 
-/// Non-trivial running statistics and affine parameters, so that folding has work to do.
-void randomize_batchnorms(torch::nn::Module& net) {
-  torch::NoGradGuard no_grad;
-  for (auto& m : net.modules(/*include_self=*/false)) {
-    if (auto* bn = m->as<models::BatchNorm2dImpl>()) {
-      bn->weight.uniform_(0.5, 1.5);
-      bn->bias.normal_(0.0, 0.2);
-      bn->running_mean.normal_(0.0, 0.2);
-      bn->running_var.uniform_(0.5, 2.0);
-    }
-  }
-}
+using namespace rla;
 
 double relative_error(const torch::Tensor& a, const torch::Tensor& b) {
   return (a - b).abs().max().item<double>() / std::max(b.abs().max().item<double>(), 1e-12);

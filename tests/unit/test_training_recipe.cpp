@@ -21,10 +21,7 @@ namespace fs = std::filesystem;
 using namespace rla;
 
 fs::path temp_dir(const std::string& name) {
-  auto dir = fs::temp_directory_path() / ("rla_recipe_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
+  return test::scratch_dir("recipe", name);
 }
 
 models::Network small_net() {
@@ -172,12 +169,9 @@ TEST(TrainerRecipe, ResumedModernRunDrawsTheSameAugmentations) {
   const auto full_dir = temp_dir("full"), cut_dir = temp_dir("cut"), plain_dir = temp_dir("plain");
   auto full = engine::train(modern_run(full_dir.string()));
   ASSERT_EQ(full.history.size(), 3u);
-  auto cut = modern_run(cut_dir.string());
-  cut.max_steps = 14;  // 10 batches per epoch: stops inside the second epoch
-  ASSERT_TRUE(engine::train(cut).stopped_early);
-  cut.max_steps = 0;
-  cut.resume = true;
-  auto resumed = engine::train(cut);
+  // 10 batches per epoch: stops inside the second epoch.
+  auto [first, resumed] = test::train_stopped_and_resumed(modern_run(cut_dir.string()), 14);
+  ASSERT_TRUE(first.stopped_early);
   ASSERT_EQ(resumed.history.size(), 3u);
   for (size_t e = 0; e < 3; ++e) {
     EXPECT_NEAR(resumed.history[e].train_loss, full.history[e].train_loss, 1e-5) << "epoch " << e + 1;
