@@ -222,8 +222,11 @@ bool train_epoch(Run& r, int64_t epoch, data::DataLoader& loader, Classification
     if (c.grad_clip > 0) torch::nn::utils::clip_grad_norm_(r.params, c.grad_clip);
     r.optimizer->step();
     if (r.average) {
-      // torchvision resets the average to the weights while the learning rate warms up.
-      if (static_cast<double>(epoch) < c.schedule.warmup_epochs) {
+      // torchvision resets the average to the weights while the learning rate warms up (here
+      // measured in fractional epochs, as the warm-up itself).
+      const double progress =
+          static_cast<double>(epoch) + static_cast<double>(b + 1) / static_cast<double>(nb);
+      if (progress <= c.schedule.warmup_epochs) {
         r.average->reset(*r.net);
       } else {
         r.average->update(*r.net, epoch * static_cast<int64_t>(nb) + static_cast<int64_t>(b) + 1);

@@ -193,6 +193,29 @@ TEST(TrainerRecipe, ResumedModernRunDrawsTheSameAugmentations) {
   for (const auto& d : {full_dir, cut_dir, plain_dir}) fs::remove_all(d);
 }
 
+// The average is reset to the weights while the learning rate warms up, measured in fractional
+// epochs: a warm-up covering the whole (only) epoch leaves the average equal to the weights, a
+// warm-up of half an epoch does not.
+TEST(TrainerRecipe, WeightAverageRestartsUntilTheWarmUpEnds) {
+  for (const double warmup : {1.0, 0.5}) {
+    const auto dir = temp_dir("warmup");
+    auto c = test::tiny_run_config(dir.string());
+    c.data.synthetic_size = 320;  // 10 steps
+    c.epochs = 1;
+    c.ema_decay = 0.999;
+    c.ema_steps = 1;
+    c.schedule.warmup_epochs = warmup;
+    const auto r = engine::train(c);
+    ASSERT_TRUE(r.history.at(0).ema_val_loss);
+    if (warmup == 1.0) {
+      EXPECT_NEAR(*r.history[0].ema_val_loss, r.history[0].val_loss, 1e-6);
+    } else {
+      EXPECT_GT(std::abs(*r.history[0].ema_val_loss - r.history[0].val_loss), 1e-4);
+    }
+    fs::remove_all(dir);
+  }
+}
+
 TEST(TrainerRecipe, EvalPicksRawOrAverageWeights) {
   const auto dir = temp_dir("eval");
   auto c = test::tiny_run_config(dir.string());
