@@ -104,21 +104,24 @@ int main(int argc, char** argv) {
   for (int i = 0; i < 2; ++i) step();
   const auto t0 = std::chrono::steady_clock::now();
   for (int64_t i = 0; i < steps; ++i) step();
-  const double plain_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() /
-                          static_cast<double>(steps);
+  const double plain_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() /
+      static_cast<double>(steps);
 
-  prof::enableProfilerLegacy(torch::profiler::impl::ProfilerConfig(torch::profiler::impl::ProfilerState::CPU));
+  prof::enableProfilerLegacy(
+      torch::profiler::impl::ProfilerConfig(torch::profiler::impl::ProfilerState::CPU));
   for (int64_t i = 0; i < steps; ++i) step();
   const auto times = self_times(prof::disableProfilerLegacy());
 
   std::vector<std::pair<std::string, OpTime>> rows(times.begin(), times.end());
-  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.self_us > b.second.self_us; });
+  std::sort(rows.begin(), rows.end(),
+            [](const auto& a, const auto& b) { return a.second.self_us > b.second.self_us; });
   double total = 0;
   for (const auto& r : rows) total += r.second.self_us;
   const double n = static_cast<double>(steps);
-  fmt::print("{} {} batch {} @{} ({}, {} threads{}): {:.2f} ms per step unprofiled, {:.2f} ms profiled\n", model,
-             mode, batch, size, nchw ? "NCHW" : "channels-last", torch::get_num_threads(), fast ? ", fast path" : "",
-             plain_ms, total / 1e3 / n);
+  fmt::print("{} {} batch {} @{} ({}, {} threads{}): {:.2f} ms per step unprofiled, {:.2f} ms profiled\n",
+             model, mode, batch, size, nchw ? "NCHW" : "channels-last", torch::get_num_threads(),
+             fast ? ", fast path" : "", plain_ms, total / 1e3 / n);
   fmt::print("| op | self ms per step | share | calls per step |\n|---|---|---|---|\n");
   for (int64_t i = 0; i < std::min<int64_t>(top, static_cast<int64_t>(rows.size())); ++i) {
     const auto& [name, t] = rows[static_cast<size_t>(i)];
