@@ -2,7 +2,7 @@
 # Fails if any C++ source differs from .clang-format (run with --fix to rewrite in place).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-files=$(git ls-files '*.cpp' '*.h' 2>/dev/null || find include src apps tests benchmarks -name '*.cpp' -o -name '*.h')
+files=$(git ls-files --cached --others --exclude-standard '*.cpp' '*.h' 2>/dev/null || find include src apps tests benchmarks -name '*.cpp' -o -name '*.h')
 if [ "${1:-}" = "--fix" ]; then
   clang-format -i $files
   exit 0
