@@ -123,8 +123,15 @@ torch::Tensor BatchNorm2dImpl::forward(const torch::Tensor& x) {
     torch::NoGradGuard ng;
     num_batches_tracked.add_(1);
   }
-  auto y = torch::batch_norm(x, weight, bias, running_mean, running_var, is_training(), momentum, eps,
-                             at::globalContext().userEnabledCuDNN());
+  // ATen's channels-last CPU kernels vectorise along channels: a channel count that fills no whole
+  // vector (the RLA state's k = 12) falls to scalar code, several times slower than NCHW
+  // (docs/performance.md, "Where RLA's time goes"). Such inputs run in NCHW and come back.
+  const bool narrow_channels_last = x.is_cpu() && x.size(1) % 8 != 0 &&
+                                    x.suggest_memory_format() == at::MemoryFormat::ChannelsLast &&
+                                    !x.is_contiguous();
+  auto y = torch::batch_norm(narrow_channels_last ? x.contiguous() : x, weight, bias, running_mean, running_var,
+                             is_training(), momentum, eps, at::globalContext().userEnabledCuDNN());
+  if (narrow_channels_last) y = y.contiguous(at::MemoryFormat::ChannelsLast);
   report(this, "BatchNorm2d", "", y, 0, 2 * x.numel());
   return y;
 }
