@@ -129,8 +129,9 @@ torch::Tensor BatchNorm2dImpl::forward(const torch::Tensor& x) {
   const bool narrow_channels_last = x.is_cpu() && x.size(1) % 8 != 0 &&
                                     x.suggest_memory_format() == at::MemoryFormat::ChannelsLast &&
                                     !x.is_contiguous();
-  auto y = torch::batch_norm(narrow_channels_last ? x.contiguous() : x, weight, bias, running_mean, running_var,
-                             is_training(), momentum, eps, at::globalContext().userEnabledCuDNN());
+  auto y =
+      torch::batch_norm(narrow_channels_last ? x.contiguous() : x, weight, bias, running_mean, running_var,
+                        is_training(), momentum, eps, at::globalContext().userEnabledCuDNN());
   if (narrow_channels_last) y = y.contiguous(at::MemoryFormat::ChannelsLast);
   report(this, "BatchNorm2d", "", y, 0, 2 * x.numel());
   return y;
