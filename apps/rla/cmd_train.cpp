@@ -183,6 +183,8 @@ Command add_train_command(CLI::App& root) {
                 "Print the options --recipe sets (all presets without --recipe) and exit");
   cmd->add_option("--seed", cfg->seed, "Random seed (data order, augmentation, init)")->capture_default_str();
   cmd->add_option("--workers", cfg->workers, "Data-loading threads")->capture_default_str();
+  cmd->add_option("--device", cfg->device, "cpu, cuda or cuda:N (data loading stays on the CPU)")
+      ->capture_default_str();
   cmd->add_flag("--channels-last,!--nchw", cfg->channels_last,
                 "Memory format: channels-last (NHWC, the default: faster here) or NCHW");
   cmd->add_option("--out,-o", cfg->out_dir, "Run folder (default runs/<model>-<dataset>)");

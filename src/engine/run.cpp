@@ -96,6 +96,7 @@ nlohmann::json to_json(const TrainConfig& c) {
           {"mix_switch_prob", c.mix_switch_prob},
           {"recipe", c.recipe},
           {"seed", c.seed},
+          {"device", c.device},
           {"threads", c.threads},
           {"workers", c.workers},
           {"channels_last", c.channels_last},
@@ -169,6 +170,7 @@ TrainConfig train_config_from_json(const nlohmann::json& j) {
   c.recipe = get_or(j, "recipe", c.recipe);
   c.seed = get_or(j, "seed", c.seed);
   d.seed = c.seed;
+  c.device = get_or(j, "device", c.device);
   c.threads = get_or(j, "threads", c.threads);
   c.workers = get_or(j, "workers", c.workers);
   c.channels_last = get_or(j, "channels_last", c.channels_last);

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include <fmt/format.h>
+#include <torch/cuda.h>
 
 #include "rla/data/augment.h"
 #include "rla/engine/checkpoint.h"
@@ -23,6 +24,15 @@ namespace {
 
 namespace fs = std::filesystem;
 std::atomic<bool> g_stop{false};
+
+// The batch's tensors on `device` (the loader makes them on the CPU).
+data::Batch on_device(const data::Batch& batch, const torch::Device& device) {
+  if (device.is_cpu()) return batch;
+  data::Batch b = batch;
+  b.images = batch.images.to(device, /*non_blocking=*/true);
+  b.labels = batch.labels.to(device, /*non_blocking=*/true);
+  return b;
+}
 
 void append_line(const std::string& path, const std::string& line) {
   std::ofstream out(path, std::ios::app);
@@ -45,6 +55,7 @@ struct Run {
   TrainState state;
   TrainResult result;
   int64_t steps = 0;
+  torch::Device device = torch::kCPU;
 
   Run(const TrainConfig& config, const TrainHooks& h) : c(config), hooks(h) {}
   bool stop_now() const { return stop_requested() || (c.max_steps > 0 && steps >= c.max_steps); }
@@ -53,8 +64,31 @@ struct Run {
   bool mixing() const { return c.mixup_alpha > 0 || c.cutmix_alpha > 0; }
 };
 
+// The device a config names. Throws std::invalid_argument with a one-line message when the name is
+// malformed or the device is not there.
+torch::Device parse_device(const std::string& name) {
+  std::optional<torch::Device> d;
+  try {
+    d = torch::Device(name);
+  } catch (const c10::Error&) {
+    throw std::invalid_argument(fmt::format("--device: '{}' is not a device (cpu, cuda or cuda:N)", name));
+  }
+  if (d->is_cuda()) {
+    if (!torch::cuda::is_available())
+      throw std::invalid_argument(
+          fmt::format("--device {}: no CUDA device (this LibTorch build or machine has none)", name));
+    if (d->has_index() && d->index() >= static_cast<int>(torch::cuda::device_count()))
+      throw std::invalid_argument(
+          fmt::format("--device {}: only {} CUDA devices", name, torch::cuda::device_count()));
+  } else if (!d->is_cpu()) {
+    throw std::invalid_argument(fmt::format("--device: '{}' is not supported (cpu or cuda)", name));
+  }
+  return *d;
+}
+
 // Rejects contradictory options before any work starts and fills in the defaults.
 void check_config(TrainConfig& c) {
+  parse_device(c.device);
   validate(c.schedule);
   validate(optimizer_config(c));
   data::validate_augmentation(c.data);
@@ -121,6 +155,9 @@ void build(Run& r) {
                                 models::parse_exit_input(c.exit_input));
     if (c.channels_last) models::to_channels_last(*r.heads);
   }
+  r.device = parse_device(c.device);
+  r.net->to(r.device);
+  if (r.heads) r.heads->to(r.device);
   ParameterGroups groups;
   if (c.freeze_backbone) {
     for (auto& p : r.net->parameters()) p.set_requires_grad(false);
@@ -205,10 +242,11 @@ bool train_epoch(Run& r, int64_t epoch, data::DataLoader& loader, Classification
   const auto& c = r.c;
   const size_t nb = loader.batches_per_epoch();
   size_t b = static_cast<size_t>(r.state.next_batch);
-  while (auto batch = loader.next()) {
+  while (auto loaded = loader.next()) {
+    const auto batch = on_device(*loaded, r.device);
     lr = lr_at(c.schedule, static_cast<double>(epoch) + static_cast<double>(b) / static_cast<double>(nb));
     set_learning_rate(*r.optimizer, lr);
-    auto [logits, loss] = forward_loss(r, *batch, epoch, b);
+    auto [logits, loss] = forward_loss(r, batch, epoch, b);
     const double loss_value = loss.item<double>();
     if (!std::isfinite(loss_value)) {
       throw NonFiniteLoss(
@@ -232,11 +270,11 @@ bool train_epoch(Run& r, int64_t epoch, data::DataLoader& loader, Classification
         r.average->update(*r.net, epoch * static_cast<int64_t>(nb) + static_cast<int64_t>(b) + 1);
       }
     }
-    meter.update(logits, batch->labels, loss_value);
+    meter.update(logits, batch.labels, loss_value);
     ++b;
     ++r.steps;
     if (!c.quiet)
-      progress.step(batch->labels.size(0),
+      progress.step(batch.labels.size(0),
                     fmt::format("loss {:.4f} top-1 {:.2f}% lr {:.4f}", meter.loss(), meter.top1(), lr));
     if (!r.stop_now()) continue;
     r.state.next_batch = static_cast<int64_t>(b);
@@ -394,8 +432,10 @@ void clear_stop_request() {
 ClassificationMeter evaluate(models::NetworkImpl& net, data::DataLoader& loader, int64_t num_classes,
                              bool show_progress) {
   net.eval();
-  return evaluate([&net](const torch::Tensor& x) { return net.forward(x); }, loader, num_classes,
-                  show_progress);
+  const auto params = net.parameters();
+  const auto device = params.empty() ? torch::Device(torch::kCPU) : params.front().device();
+  return evaluate([&net, device](const torch::Tensor& x) { return net.forward(x.to(device)); }, loader,
+                  num_classes, show_progress);
 }
 
 ClassificationMeter evaluate(const std::function<torch::Tensor(const torch::Tensor&)>& forward,
@@ -406,7 +446,8 @@ ClassificationMeter evaluate(const std::function<torch::Tensor(const torch::Tens
   Progress progress("  eval", loader.batches_per_epoch());
   while (auto batch = loader.next()) {
     auto logits = forward(batch->images);
-    const double loss = torch::nn::functional::cross_entropy(logits, batch->labels).item<double>();
+    const double loss =
+        torch::nn::functional::cross_entropy(logits, batch->labels.to(logits.device())).item<double>();
     meter.update(logits, batch->labels, loss);
     if (show_progress) progress.step(batch->labels.size(0));
   }

@@ -274,7 +274,7 @@ TEST(TrainerRecipe, ContradictoryOptionsAreOneLineErrorsBeforeWork) {
        {"--mixup 0.2 --no-augment", "--auto-augment randaugment --randaugment-m 31", "--ema-decay 1",
         "--ema-decay 0.9 --ema-steps 0", "--random-erasing 1.5", "--mixup -1", "--optimizer adagrad",
         "--betas 0.9", "--clip-grad-norm -1", "--recipe nosuch", "--mixup 0.2 --exits block",
-        "--auto-augment trivialaugment --no-augment"}) {
+        "--auto-augment trivialaugment --no-augment", "--device cuda:99", "--device tpu", "--device gpu0"}) {
     const auto dir = temp_dir("bad");
     const auto r =
         test::run_rla("--threads 1 train --dataset synthetic --quiet " + bad + " --out " + dir.string());

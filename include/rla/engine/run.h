@@ -49,6 +49,9 @@ struct TrainConfig {
   double mix_prob = 1.0, mix_switch_prob = 0.5;
   std::string recipe;  ///< the --recipe preset the options started from ("" = none)
   uint64_t seed = 0;
+  /// Where the model trains: "cpu", "cuda" or "cuda:N" (batches are moved there; data loading
+  /// stays on the CPU).
+  std::string device = "cpu";
   int threads = 0;            ///< 0: all cores
   int workers = 1;            ///< loader threads
   bool channels_last = true;  ///< NHWC activations and weights (measured faster for every family)
