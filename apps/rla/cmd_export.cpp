@@ -4,6 +4,7 @@
 
 #include "commands.h"
 #include "options.h"
+#include "rla/engine/checkpoint.h"
 #include "rla/engine/run.h"
 #include "rla/io/torchscript.h"
 #include "rla/util/parse.h"
@@ -13,6 +14,7 @@ namespace {
 struct ExportConfig {
   std::string weights, model, format = "torchscript", output, input;
   bool keep_bn = false;
+  std::string weights_kind = "raw";
   ModelFlags flags;
 };
 }  // namespace
@@ -32,11 +34,17 @@ Command add_export_command(CLI::App& root) {
   cmd->add_option("--input", cfg->input,
                   "C,H,W of the example the trace runs on (default: the run's input, else the model's)");
   cmd->add_flag("--keep-bn", cfg->keep_bn, "Keep the BatchNorms (default: folded into the convolutions)");
+  cmd->add_option("--weights", cfg->weights_kind,
+                  "raw: the trained weights; ema: their moving average (runs trained with --ema-decay)")
+      ->check(CLI::IsMember({"raw", "ema"}))
+      ->capture_default_str();
   return {cmd, [cfg]() {
             if (cfg->format != "torchscript")
               throw std::invalid_argument(fmt::format(
                   "--format: '{}' is not available (this build writes: torchscript)", cfg->format));
             auto m = engine::load_for_inference(cfg->weights, cfg->model, cfg->flags.to_config());
+            if (cfg->weights_kind == "ema")
+              engine::load_checkpoint_average(engine::resolve_checkpoint(cfg->weights), *m.net);
             io::TorchScriptOptions o;
             o.fold_batchnorm = !cfg->keep_bn;
             if (!cfg->input.empty()) {

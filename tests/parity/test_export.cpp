@@ -104,6 +104,12 @@ TEST(TorchScriptExport, CommandExportsARunAndRejectsBadInputInOneLine) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto module = torch::jit::load(out);
   EXPECT_EQ(module.forward({torch::rand({4, 1, 28, 28})}).toTensor().sizes(), torch::IntArrayRef({4, 10}));
+  // The run kept no weight average: asking for it is a one-line error.
+  const auto no_ema =
+      test::run_rla("--threads 1 export " + run + " --weights ema -o " + (dir / "x.pt").string());
+  EXPECT_NE(no_ema.exit_code, 0);
+  EXPECT_NE(no_ema.output.find("no weight average"), std::string::npos) << no_ema.output;
+  EXPECT_FALSE(fs::exists(dir / "x.pt"));
   for (const std::string& bad :
        {"export " + run + " -f onnx -o " + (dir / "x.onnx").string(),
         "export " + (dir / "nosuch").string() + " -o " + (dir / "x.pt").string(),
