@@ -20,6 +20,7 @@ struct EvalConfig {
   bool json = false;
   bool fast = false;
   std::string weights = "raw";
+  std::string device = "cpu";
 };
 }  // namespace
 
@@ -37,6 +38,8 @@ Command add_eval_command(CLI::App& root) {
                   "raw: the trained weights; ema: their moving average (runs trained with --ema-decay)")
       ->check(CLI::IsMember({"raw", "ema"}))
       ->capture_default_str();
+  cmd->add_option("--device", cfg->device, "cpu, cuda or cuda:N (--fast runs on the CPU)")
+      ->capture_default_str();
   cmd->add_flag("--fast", cfg->fast,
                 "Use the fast inference path (BN folded, oneDNN; equal to the plain forward within 1e-4)");
   return {cmd, [cfg, cmd]() {
@@ -46,7 +49,11 @@ Command add_eval_command(CLI::App& root) {
             if (cmd->count("--data-root")) lro.data_root = cfg->data.root;
             lro.limit_test = cfg->data.limit_test;
             lro.average = cfg->weights == "ema";
+            const auto device = engine::parse_device(cfg->device);
+            if (cfg->fast && !device.is_cpu())
+              throw std::invalid_argument("--fast runs on the CPU (leave out --device or --fast)");
             auto run = engine::load_run(cfg->checkpoint, lro);
+            run.net->to(device);
             auto& bundle = run.data;
             auto& net = run.net;
             const std::string& model_name = run.config.model;

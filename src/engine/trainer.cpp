@@ -64,28 +64,6 @@ struct Run {
   bool mixing() const { return c.mixup_alpha > 0 || c.cutmix_alpha > 0; }
 };
 
-// The device a config names. Throws std::invalid_argument with a one-line message when the name is
-// malformed or the device is not there.
-torch::Device parse_device(const std::string& name) {
-  std::optional<torch::Device> d;
-  try {
-    d = torch::Device(name);
-  } catch (const c10::Error&) {
-    throw std::invalid_argument(fmt::format("--device: '{}' is not a device (cpu, cuda or cuda:N)", name));
-  }
-  if (d->is_cuda()) {
-    if (!torch::cuda::is_available())
-      throw std::invalid_argument(
-          fmt::format("--device {}: no CUDA device (this LibTorch build or machine has none)", name));
-    if (d->has_index() && d->index() >= static_cast<int>(torch::cuda::device_count()))
-      throw std::invalid_argument(
-          fmt::format("--device {}: only {} CUDA devices", name, torch::cuda::device_count()));
-  } else if (!d->is_cpu()) {
-    throw std::invalid_argument(fmt::format("--device: '{}' is not supported (cpu or cuda)", name));
-  }
-  return *d;
-}
-
 // Rejects contradictory options before any work starts and fills in the defaults.
 void check_config(TrainConfig& c) {
   parse_device(c.device);
@@ -398,6 +376,26 @@ RunResult final_result(Run& r, const data::LoaderOptions& lo) {
 }
 
 }  // namespace
+
+torch::Device parse_device(const std::string& name) {
+  std::optional<torch::Device> d;
+  try {
+    d = torch::Device(name);
+  } catch (const c10::Error&) {
+    throw std::invalid_argument(fmt::format("--device: '{}' is not a device (cpu, cuda or cuda:N)", name));
+  }
+  if (d->is_cuda()) {
+    if (!torch::cuda::is_available())
+      throw std::invalid_argument(
+          fmt::format("--device {}: no CUDA device (this LibTorch build or machine has none)", name));
+    if (d->has_index() && d->index() >= static_cast<int>(torch::cuda::device_count()))
+      throw std::invalid_argument(
+          fmt::format("--device {}: only {} CUDA devices", name, torch::cuda::device_count()));
+  } else if (!d->is_cpu()) {
+    throw std::invalid_argument(fmt::format("--device: '{}' is not supported (cpu or cuda)", name));
+  }
+  return *d;
+}
 
 OptimizerConfig optimizer_config(const TrainConfig& c) {
   OptimizerConfig o;

@@ -231,6 +231,13 @@ TEST(TrainerRecipe, EvalPicksRawOrAverageWeights) {
   const auto jr = nlohmann::json::parse(raw.output), je = nlohmann::json::parse(ema.output);
   EXPECT_EQ(je["weights"], "ema");
   EXPECT_NE(jr["loss"].get<double>(), je["loss"].get<double>());  // two different sets of weights
+  // The device is checked before anything is loaded; the CPU named explicitly changes nothing.
+  const auto cpu = test::run_rla(base + " --device cpu");
+  ASSERT_EQ(cpu.exit_code, 0) << cpu.output;
+  EXPECT_EQ(nlohmann::json::parse(cpu.output)["loss"], jr["loss"]);
+  const auto missing = test::run_rla("--threads 1 eval " + dir.string() + " --device cuda:99");
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_EQ(std::count(missing.output.begin(), missing.output.end(), '\n'), 1) << missing.output;
   // A run without an average: a one-line error.
   const auto plain_dir = temp_dir("eval_plain");
   auto p = test::tiny_run_config(plain_dir.string());

@@ -48,6 +48,10 @@ struct TrainHooks {
   int rank = 0, world_size = 1;  ///< data sharding; only rank 0 writes files and logs
 };
 
+/// The device `name` names ("cpu", "cuda", "cuda:N"). Throws std::invalid_argument with a
+/// one-line message when it is malformed or not present on this machine.
+torch::Device parse_device(const std::string& name);
+
 /// The optimiser settings of a training configuration (engine/optim.h).
 OptimizerConfig optimizer_config(const TrainConfig& config);
 /// The decay applied at each weight-average update: torchvision's budget adjustment of the
