@@ -3,8 +3,8 @@
 # in CI). It builds rla against the LibTorch inside that machine's PyTorch 2.x + CUDA, with the
 # Debian packages the image lacks carried as .debs (fetch them here first), then runs: the CPU
 # parity tests, a short training run on CUDA (stopped, then resumed), `rla eval` of that run (on
-# the CPU, plain and fast path), and bench_compare --device cuda against eager PyTorch on the same
-# GPU.
+# the GPU, and on the CPU plain and through the fast path), and bench_compare --device cuda against
+# eager PyTorch on the same GPU.
 #
 #   here:            bash scripts/gpu-check.sh --fetch        # apt-get download into .debs/ (ignored)
 #   device machine:  run(command="bash scripts/gpu-check.sh", carry=[".debs"], timeout_s=600)
@@ -50,6 +50,7 @@ $R train --device cuda --dataset synthetic --epochs 2 --batch-size 64 --out $RUN
 $R train --device cuda --dataset synthetic --epochs 2 --batch-size 64 --out $RUN --resume || status=1
 cp $RUN/metrics.jsonl "$OUT/cuda_metrics.jsonl"
 $R eval $RUN --json > "$OUT/eval.json" || status=1
+$R eval $RUN --json --device cuda > "$OUT/eval_cuda.json" || status=1
 $R eval $RUN --json --fast | tee "$OUT/eval_fast.json" || status=1
 ./build-gpu/benchmarks/bench_compare --device cuda --quick --models resnet20,rla_resnet20,resnet50,rla_resnet50 \
   --python python3 --jsonl "$OUT/bench_cuda.jsonl" > "$OUT/bench_cuda.md" || status=1
