@@ -126,26 +126,25 @@ WeightAverage::WeightAverage(const models::NetworkImpl& net, double decay, int64
 }
 
 void WeightAverage::reset(const models::NetworkImpl& net) {
-  torch::NoGradGuard no_grad;
-  const auto src = models::state_dict(net), dst = models::state_dict(*average_);
-  std::unordered_set<const void*> seen;  // shared modules appear under several names: once each
-  for (size_t i = 0; i < src.size(); ++i)
-    if (seen.insert(dst[i].second.unsafeGetTensorImpl()).second) dst[i].second.copy_(src[i].second);
+  blend(net, 0.0);
 }
 
 void WeightAverage::update(const models::NetworkImpl& net, int64_t step) {
-  if (step % every_ != 0) return;
+  if (step % every_ == 0) blend(net, decay_);
+}
+
+void WeightAverage::blend(const models::NetworkImpl& net, double keep) {
   torch::NoGradGuard no_grad;
   const auto src = models::state_dict(net), dst = models::state_dict(*average_);
-  std::unordered_set<const void*> seen;
+  std::unordered_set<const void*> seen;  // shared modules appear under several names: once each
   for (size_t i = 0; i < src.size(); ++i) {
     auto avg = dst[i].second;
     if (!seen.insert(avg.unsafeGetTensorImpl()).second) continue;
     const auto& w = src[i].second;
-    if (avg.is_floating_point()) {
-      avg.mul_(decay_).add_(w.detach(), 1.0 - decay_);
+    if (avg.is_floating_point() && keep > 0.0) {
+      avg.mul_(keep).add_(w.detach(), 1.0 - keep);
     } else {
-      avg.copy_(w);
+      avg.copy_(w);  // a restart, or an integer buffer (e.g. num_batches_tracked)
     }
   }
 }

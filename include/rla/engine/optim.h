@@ -64,6 +64,9 @@ class WeightAverage {
   double decay() const { return decay_; }
 
  private:
+  /// avg = keep * avg + (1 - keep) * weights for floating tensors; keep = 0 or integer: a copy.
+  void blend(const models::NetworkImpl& net, double keep);
+
   models::Network average_;
   double decay_;
   int64_t every_;
