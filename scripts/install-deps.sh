@@ -11,7 +11,7 @@ PACKAGES=(
   libturbojpeg0-dev libpng-dev zlib1g-dev
   libplplot-dev plplot-driver-cairo
   dataset-fashion-mnist
-  python3-torch python3-torchvision
+  python3-torch python3-torchvision python3-onnx python3-opencv
   libjemalloc2
   clang-format clang libclang-rt-14-dev
 )

@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 bash scripts/build.sh
+bash scripts/install-onnxruntime.sh  # optional: the ONNX export test also runs ONNX Runtime
 echo "build finished in $(( $(date +%s) - start )) s"
 bash scripts/check-format.sh
 bash scripts/check-layers.sh

@@ -1,12 +1,13 @@
 // `rla export`: writes a trained model (a run, an rla checkpoint or a state dict) in a format
-// other programs load: TorchScript for Python's torch.jit.load and LibTorch's torch::jit::load.
+// other programs load: TorchScript (Python's torch.jit.load, LibTorch's torch::jit::load) or ONNX
+// (ONNX Runtime, OpenCV's dnn, TensorRT, OpenVINO).
 #include <fmt/format.h>
 
 #include "commands.h"
 #include "options.h"
 #include "rla/engine/checkpoint.h"
 #include "rla/engine/run.h"
-#include "rla/io/torchscript.h"
+#include "rla/io/export.h"
 #include "rla/util/parse.h"
 
 namespace rla::app {
@@ -21,13 +22,15 @@ struct ExportConfig {
 
 Command add_export_command(CLI::App& root) {
   auto cfg = std::make_shared<ExportConfig>();
-  auto* cmd =
-      root.add_subcommand("export", "Write a model as TorchScript (torch.jit.load in Python or LibTorch)");
+  auto* cmd = root.add_subcommand("export", "Write a model as TorchScript or ONNX (docs/deploy.md)");
   cmd->add_option("weights", cfg->weights,
                   "A run folder or rla checkpoint (the model comes from it), or a torch.save state dict "
                   "(then name --model)")
       ->required();
-  cmd->add_option("--format,-f", cfg->format, "torchscript")->capture_default_str();
+  cmd->add_option("--format,-f", cfg->format,
+                  "torchscript: for torch.jit.load (Python, LibTorch); onnx: opset 13, dynamic batch, input "
+                  "'input' [N, C, H, W], output 'logits' [N, classes]")
+      ->capture_default_str();
   cmd->add_option("--output,-o", cfg->output, "File to write")->required();
   cmd->add_option("--model,-m", cfg->model, "Model name; needed for a plain state dict");
   add_model_options(cmd, cfg->flags);
@@ -39,13 +42,13 @@ Command add_export_command(CLI::App& root) {
       ->check(CLI::IsMember({"raw", "ema"}))
       ->capture_default_str();
   return {cmd, [cfg]() {
-            if (cfg->format != "torchscript")
-              throw std::invalid_argument(fmt::format(
-                  "--format: '{}' is not available (this build writes: torchscript)", cfg->format));
+            if (cfg->format != "torchscript" && cfg->format != "onnx")
+              throw std::invalid_argument(
+                  fmt::format("--format: '{}' is not a format (torchscript, onnx)", cfg->format));
             auto m = engine::load_for_inference(cfg->weights, cfg->model, cfg->flags.to_config());
             if (cfg->weights_kind == "ema")
               engine::load_checkpoint_average(engine::resolve_checkpoint(cfg->weights), *m.net);
-            io::TorchScriptOptions o;
+            io::ExportOptions o;
             o.fold_batchnorm = !cfg->keep_bn;
             if (!cfg->input.empty()) {
               o.input_shape = util::parse_int_list(cfg->input, 3, "--input");
@@ -55,9 +58,13 @@ Command add_export_command(CLI::App& root) {
               o.input_shape = models::find_model(m.model).default_input();
               o.input_shape[0] = m.config.in_channels.value_or(o.input_shape[0]);
             }
-            io::export_torchscript(*m.net, cfg->output, o);
-            fmt::print("{}: {} as TorchScript (input [N, {}], BatchNorm {}) -> {}\n", cfg->weights, m.model,
-                       fmt::join(o.input_shape, ", "), o.fold_batchnorm ? "folded" : "kept", cfg->output);
+            if (cfg->format == "onnx")
+              io::export_onnx(*m.net, cfg->output, o);
+            else
+              io::export_torchscript(*m.net, cfg->output, o);
+            fmt::print("{}: {} as {} (input [N, {}], BatchNorm {}) -> {}\n", cfg->weights, m.model,
+                       cfg->format == "onnx" ? "ONNX" : "TorchScript", fmt::join(o.input_shape, ", "),
+                       o.fold_batchnorm ? "folded" : "kept", cfg->output);
             return 0;
           }};
 }

@@ -1,17 +1,25 @@
-// TorchScript export (io/torchscript.h, `rla export`): one registry entry per structural variant is
-// exported with non-trivial BatchNorm statistics, then loaded back by LibTorch (torch::jit::load)
-// and by Python (torch.jit.load, tests/parity/python/check_torchscript.py), both at a batch size
-// the trace did not see; the logits must equal the eager forward within 1e-4 of the largest logit.
+// Model export (io/export.h, `rla export`): one registry entry per structural variant is exported
+// with non-trivial BatchNorm statistics, at a batch size the trace did not see, then run by
+//   * TorchScript: LibTorch (torch::jit::load) and Python (tests/parity/python/check_torchscript.py);
+//     the logits must equal the eager forward within 1e-4 of the largest logit;
+//   * ONNX: ONNX's checker, OpenCV's dnn (tests/parity/python/check_onnx.py) and ONNX Runtime
+//     (tests/parity/js/check_onnx.js); the logits must equal the eager forward within 1e-4.
 #include <gtest/gtest.h>
+#include <torch/csrc/jit/ir/irparser.h>
 #include <torch/script.h>
 
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "../support/batchnorm.h"
 #include "../support/test_util.h"
+#include "rla/io/export.h"
 #include "rla/io/pytorch_archive.h"
 #include "rla/io/state_dict.h"
-#include "rla/io/torchscript.h"
 #include "rla/models/layers.h"
 #include "rla/models/registry.h"
 
@@ -41,8 +49,9 @@ models::ModelConfig aggregation(models::Aggregation a) {
   return c;
 }
 
-TEST(TorchScriptExport, EveryStructuralVariantLoadsInLibTorchAndPython) {
-  const std::vector<Case> cases = {
+// One registry entry per structural variant.
+std::vector<Case> variants() {
+  return {
       {"resnet29", "resnet29", 1, 28, {}},
       {"rla_resnet20", "rla_resnet20", 1, 28, {}},
       {"rla_resnet20_keep_bn", "rla_resnet20", 1, 28, {}, false},
@@ -56,20 +65,36 @@ TEST(TorchScriptExport, EveryStructuralVariantLoadsInLibTorchAndPython) {
       {"dsrla_mobilenetv2_k32_eca", "dsrla_mobilenetv2_k32_eca", 3, 64, {}},
       {"rla_densenet40", "rla_densenet40", 3, 32, {}},
   };
+}
+
+models::Network variant_network(const Case& c) {
+  auto config = c.config;
+  config.in_channels = c.channels;
+  torch::manual_seed(5);
+  auto net = models::create_model(c.model, config);
+  randomize_batchnorms(*net);
+  net->eval();
+  return net;
+}
+
+io::ExportOptions export_options(const Case& c) {
+  io::ExportOptions options;
+  options.input_shape = {c.channels, c.size, c.size};
+  options.fold_batchnorm = c.fold;
+  return options;
+}
+
+bool python_has(const std::string& modules) {
+  return std::system((std::string(kPython) + " -c 'import " + modules + "' >/dev/null 2>&1").c_str()) == 0;
+}
+
+TEST(TorchScriptExport, EveryStructuralVariantLoadsInLibTorchAndPython) {
   const auto dir = temp_dir("variants");
-  for (const auto& c : cases) {
+  for (const auto& c : variants()) {
     SCOPED_TRACE(c.file);
-    auto config = c.config;
-    config.in_channels = c.channels;
-    torch::manual_seed(5);
-    auto net = models::create_model(c.model, config);
-    randomize_batchnorms(*net);
-    net->eval();
+    auto net = variant_network(c);
     const auto path = (dir / (c.file + ".ts.pt")).string();
-    io::TorchScriptOptions options;
-    options.input_shape = {c.channels, c.size, c.size};
-    options.fold_batchnorm = c.fold;
-    io::export_torchscript(*net, path, options);
+    io::export_torchscript(*net, path, export_options(c));
     torch::NoGradGuard no_grad;
     const auto x = torch::randn({3, c.channels, c.size, c.size});  // the trace ran at batch 2
     const auto want = net->forward(x);
@@ -83,12 +108,90 @@ TEST(TorchScriptExport, EveryStructuralVariantLoadsInLibTorchAndPython) {
     io.mutable_dict().set(io::PyValue::string("logits"), io::PyValue::tensor(want));
     io::write_pytorch_file((dir / (c.file + ".io.pt")).string(), io);
   }
-  if (std::system((std::string(kPython) + " -c 'import torch' >/dev/null 2>&1").c_str()) != 0)
-    GTEST_SKIP() << kPython << " cannot import torch";
+  if (!python_has("torch")) GTEST_SKIP() << kPython << " cannot import torch";
   const auto cmd = std::string(kPython) + " " + RLA_SOURCE_DIR +
                    "/tests/parity/python/check_torchscript.py " + dir.string();
   EXPECT_EQ(std::system(cmd.c_str()), 0);
   fs::remove_all(dir);
+}
+
+/// Writes x and the logits as raw float32 files beside their shapes (DIR/<name>.shapes: one line of
+/// dims each), as tests/parity/python/check_onnx.py and tests/parity/js/check_onnx.js read them.
+void write_case(const fs::path& dir, const std::string& name, const torch::Tensor& x,
+                const torch::Tensor& logits) {
+  std::ofstream shapes(dir / (name + ".shapes"));
+  for (const auto& [suffix, t] : {std::pair{".input.bin", x}, std::pair{".logits.bin", logits}}) {
+    const auto c = t.contiguous().to(torch::kFloat);
+    std::ofstream(dir / (name + suffix), std::ios::binary)
+        .write(static_cast<const char*>(c.data_ptr()), static_cast<std::streamsize>(c.nbytes()));
+    shapes << fmt::format("{}\n", fmt::join(c.sizes(), " "));
+  }
+}
+
+/// The node_modules folder holding onnxruntime-node (scripts/install-onnxruntime.sh), or "".
+std::string onnxruntime_modules() {
+  std::string dir;
+  if (const char* env = std::getenv("RLA_ONNXRUNTIME_MODULES")) {
+    dir = env;
+  } else if (const char* home = std::getenv("HOME")) {
+    dir = std::string(home) + "/.cache/rla/onnxruntime/node_modules";
+  }
+  const bool found = !dir.empty() && fs::exists(fs::path(dir) / "onnxruntime-node") &&
+                     std::system("node --version >/dev/null 2>&1") == 0;
+  return found ? dir : "";
+}
+
+TEST(OnnxExport, EveryStructuralVariantRunsInOpenCvAndOnnxRuntime) {
+  const auto dir = temp_dir("onnx");
+  for (const auto& c : variants()) {
+    SCOPED_TRACE(c.file);
+    auto net = variant_network(c);
+    io::export_onnx(*net, (dir / (c.file + ".onnx")).string(), export_options(c));
+    torch::NoGradGuard no_grad;
+    const auto x = torch::randn({3, c.channels, c.size, c.size});  // the trace ran at batch 2
+    write_case(dir, c.file, x, net->forward(x));
+  }
+  std::vector<std::string> missing;
+  if (python_has("onnx, cv2")) {
+    const auto cmd =
+        fmt::format("{} {}/tests/parity/python/check_onnx.py {}", kPython, RLA_SOURCE_DIR, dir.string());
+    EXPECT_EQ(std::system(cmd.c_str()), 0);
+  } else {
+    missing.push_back("ONNX checker and OpenCV (python3-onnx, python3-opencv)");
+  }
+  if (const auto modules = onnxruntime_modules(); !modules.empty()) {
+    const auto cmd =
+        fmt::format("node {}/tests/parity/js/check_onnx.js {} {}", RLA_SOURCE_DIR, dir.string(), modules);
+    EXPECT_EQ(std::system(cmd.c_str()), 0);
+  } else {
+    missing.push_back("ONNX Runtime (scripts/install-onnxruntime.sh)");
+  }
+  fs::remove_all(dir);
+  if (!missing.empty()) GTEST_SKIP() << "not checked in: " << fmt::format("{}", fmt::join(missing, ", "));
+}
+
+TEST(OnnxExport, NamesEveryOperationWithoutAnOnnxEquivalent) {
+  auto graph = std::make_shared<torch::jit::Graph>();
+  torch::jit::parseIR(R"IR(
+graph(%x : Float(2, 3, strides=[3, 1], requires_grad=0, device=cpu)):
+  %dim : int = prim::Constant[value=1]()
+  %none : NoneType = prim::Constant()
+  %y : Tensor = aten::softmax(%x, %dim, %none)
+  %z : Tensor = aten::erf(%y)
+  %r : Tensor = aten::relu(%z)
+  return (%r)
+)IR",
+                      graph.get());
+  try {
+    io::onnx_from_graph(*graph);
+    FAIL() << "a graph with softmax and erf was translated";
+  } catch (const std::invalid_argument& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("aten::softmax"), std::string::npos) << what;
+    EXPECT_NE(what.find("aten::erf"), std::string::npos) << what;
+    EXPECT_EQ(what.find("relu"), std::string::npos) << what;
+    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+  }
 }
 
 TEST(TorchScriptExport, CommandExportsARunAndRejectsBadInputInOneLine) {
@@ -104,6 +207,10 @@ TEST(TorchScriptExport, CommandExportsARunAndRejectsBadInputInOneLine) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto module = torch::jit::load(out);
   EXPECT_EQ(module.forward({torch::rand({4, 1, 28, 28})}).toTensor().sizes(), torch::IntArrayRef({4, 10}));
+  const auto onnx = (dir / "model.onnx").string();
+  r = test::run_rla("--threads 1 export " + run + " -f onnx --keep-bn -o " + onnx);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_GT(fs::file_size(onnx), 100000u);  // rla_resnet20's weights are about 0.3 MB
   // The run kept no weight average: asking for it is a one-line error.
   const auto no_ema =
       test::run_rla("--threads 1 export " + run + " --weights ema -o " + (dir / "x.pt").string());
@@ -111,7 +218,7 @@ TEST(TorchScriptExport, CommandExportsARunAndRejectsBadInputInOneLine) {
   EXPECT_NE(no_ema.output.find("no weight average"), std::string::npos) << no_ema.output;
   EXPECT_FALSE(fs::exists(dir / "x.pt"));
   for (const std::string& bad :
-       {"export " + run + " -f onnx -o " + (dir / "x.onnx").string(),
+       {"export " + run + " -f tflite -o " + (dir / "x.onnx").string(),
         "export " + (dir / "nosuch").string() + " -o " + (dir / "x.pt").string(),
         "export " + run + "/best_model.pt -o " + (dir / "x.pt").string(),     // a state dict without --model
         "export " + run + " --model resnet20 -o " + (dir / "x.pt").string(),  // another model

@@ -1,5 +1,3 @@
-#include "rla/io/torchscript.h"
-
 #include <torch/csrc/jit/api/module.h>
 #include <torch/csrc/jit/frontend/tracer.h>
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
@@ -9,16 +7,17 @@
 
 #include <fmt/format.h>
 
+#include "rla/io/export.h"
 #include "rla/util/file.h"
 
 namespace rla::io {
 
-void export_torchscript(const models::NetworkImpl& source, const std::string& path,
-                        const TorchScriptOptions& options) {
+std::shared_ptr<torch::jit::Graph> trace_inference_graph(const models::NetworkImpl& source,
+                                                         const ExportOptions& options) {
   const auto& shape = options.input_shape;
   if (shape.size() != 3 || shape[0] < 1 || shape[1] < 1 || shape[2] < 1)
     throw std::invalid_argument(
-        fmt::format("TorchScript export needs an input shape C,H,W; got [{}]", fmt::join(shape, ",")));
+        fmt::format("export needs an input shape C,H,W; got [{}]", fmt::join(shape, ",")));
   torch::NoGradGuard no_grad;  // folded weights are computed from parameters: without gradients
   auto net = source.copy();
   net->eval();
@@ -41,10 +40,15 @@ void export_torchscript(const models::NetworkImpl& source, const std::string& pa
                 .first->graph;
   } catch (const std::exception& e) {
     const std::string what = e.what();
-    throw std::runtime_error("TorchScript trace failed: " + what.substr(0, what.find('\n')));
+    throw std::runtime_error("trace failed: " + what.substr(0, what.find('\n')));
   }
   torch::jit::EliminateDeadCode(graph);
+  return graph;
+}
 
+void export_torchscript(const models::NetworkImpl& net, const std::string& path,
+                        const ExportOptions& options) {
+  auto graph = trace_inference_graph(net, options);
   auto unit = std::make_shared<torch::jit::CompilationUnit>();
   torch::jit::Module module(c10::QualifiedName("__torch__.rla.ExportedNetwork"), unit);
   graph->insertInput(0, "self")->setType(module._ivalue()->type());

@@ -1,0 +1,53 @@
+#pragma once
+// Model export for other runtimes. What is exported is the network's inference form traced at an
+// example input: with BatchNorms folded into the convolutions (InferenceOptions::portable, plain
+// ATen operations only) or kept. The batch size stays free in every format.
+//   * TorchScript: a module that `torch.jit.load` opens in Python and `torch::jit::load` in C++.
+//   * ONNX (opset 13): written natively from the traced graph, no Python and no protobuf library;
+//     runs in ONNX Runtime and OpenCV's dnn (docs/deploy.md).
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "rla/models/network.h"
+
+namespace torch::jit {
+struct Graph;
+}
+
+namespace rla::io {
+
+struct ExportOptions {
+  /// [C, H, W] of the example input the trace runs on (the batch size stays free).
+  std::vector<int64_t> input_shape;
+  /// Fold every BatchNorm into its convolution (false: the eval-mode graph with its BatchNorms).
+  bool fold_batchnorm = true;
+};
+
+/// The traced graph of `net`'s inference form (net itself is not modified: a copy is traced). Its
+/// input is x [N, C, H, W]; its output is the logits [N, classes]; the weights are constants.
+/// Throws std::invalid_argument on a bad input shape, std::runtime_error when tracing fails.
+std::shared_ptr<torch::jit::Graph> trace_inference_graph(const models::NetworkImpl& net,
+                                                         const ExportOptions& options);
+
+/// Writes `net` as a TorchScript archive to `path`, atomically. The module's forward takes float
+/// [N, C, H, W] and returns the logits [N, classes].
+void export_torchscript(const models::NetworkImpl& net, const std::string& path,
+                        const ExportOptions& options);
+
+/// Names of the ONNX graph's input ([batch, C, H, W]) and output ([batch, classes]).
+inline constexpr const char* kOnnxInputName = "input";
+inline constexpr const char* kOnnxOutputName = "logits";
+
+/// Writes `net` as an ONNX model (opset 13, IR version 7, dynamic batch) to `path`, atomically.
+/// Throws std::invalid_argument naming every operation that has no ONNX equivalent (no file is
+/// written then).
+void export_onnx(const models::NetworkImpl& net, const std::string& path, const ExportOptions& options);
+
+/// The serialized ONNX ModelProto of a traced graph (what export_onnx writes): one input [N, …] of
+/// floats, one output. Throws std::invalid_argument naming every node kind it cannot translate.
+std::string onnx_from_graph(const torch::jit::Graph& graph);
+
+}  // namespace rla::io
