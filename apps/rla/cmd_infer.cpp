@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "options.h"
 #include "rla/engine/run.h"
+#include "rla/inference/quantized.h"
 #include "rla/io/model_io.h"
 
 namespace rla::app {
@@ -18,6 +19,8 @@ struct InferConfig {
   ModelFlags flags;
   bool train_mode = false;
   bool non_strict = false;
+  bool int8 = false;
+  std::string int8_file;
 };
 }  // namespace
 
@@ -37,7 +40,14 @@ Command add_infer_command(CLI::App& root) {
   add_model_options(cmd, cfg->flags);
   cmd->add_flag("--train-mode", cfg->train_mode, "BatchNorm uses batch statistics (model.train())");
   cmd->add_flag("--non-strict", cfg->non_strict, "Load what matches, skip the rest");
+  cmd->add_flag("--int8", cfg->int8, "Run the int8 model `rla quantize` wrote (<run>/model.int8.pt)");
+  cmd->add_option("--int8-file", cfg->int8_file,
+                  "The int8 model to run with --int8 (default: <run>/model.int8.pt)");
   return {cmd, [cfg]() {
+            if (!cfg->int8_file.empty() && !cfg->int8)
+              throw std::invalid_argument("--int8-file needs --int8");
+            if (cfg->int8 && cfg->train_mode)
+              throw std::invalid_argument("--int8 runs in eval mode (drop --train-mode)");
             auto mc = cfg->flags.to_config();
             if (cfg->classes > 0) mc.num_classes = cfg->classes;
             std::string report;
@@ -47,10 +57,20 @@ Command add_infer_command(CLI::App& root) {
             TORCH_CHECK(x.dim() == 4, cfg->input, ": expected an input [N, C, H, W], got ", x.sizes());
             m.net->train(cfg->train_mode);
             torch::NoGradGuard no_grad;
-            const auto logits = m.net->forward(x);
+            torch::Tensor logits;
+            if (cfg->int8) {
+              const auto path =
+                  cfg->int8_file.empty() ? inference::default_int8_path(cfg->weights) : cfg->int8_file;
+              logits = inference::QuantizedNetwork::load(path, *m.net, m.model).forward(x);
+            } else {
+              logits = m.net->forward(x);
+            }
             io::write_tensor_file(cfg->output, logits);
-            std::cout << fmt::format("wrote {}: logits [{}] ({} mode)\n", cfg->output,
-                                     fmt::join(logits.sizes(), ", "), cfg->train_mode ? "train" : "eval");
+            std::cout << fmt::format("wrote {}: logits [{}] ({})\n", cfg->output,
+                                     fmt::join(logits.sizes(), ", "),
+                                     cfg->int8         ? "int8"
+                                     : cfg->train_mode ? "train mode"
+                                                       : "eval mode");
             return 0;
           }};
 }

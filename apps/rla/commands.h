@@ -27,5 +27,6 @@ Command add_predict_command(CLI::App& root);
 Command add_exits_command(CLI::App& root);
 Command add_visualize_command(CLI::App& root);
 Command add_export_command(CLI::App& root);
+Command add_quantize_command(CLI::App& root);
 
 }  // namespace rla::app

@@ -32,7 +32,8 @@ int main(int argc, char** argv) {
         rla::app::add_launch_command(app), rla::app::add_eval_command(app), rla::app::add_report_command(app),
         rla::app::add_convert_command(app), rla::app::add_infer_command(app),
         rla::app::add_predict_command(app), rla::app::add_exits_command(app),
-        rla::app::add_visualize_command(app), rla::app::add_export_command(app)})
+        rla::app::add_visualize_command(app), rla::app::add_export_command(app),
+        rla::app::add_quantize_command(app)})
     runners[c.app->get_name()] = c.run;
 
   try {

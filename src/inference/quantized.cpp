@@ -1,0 +1,566 @@
+// An interpreter over the traced inference graph: each node runs through its own JIT operation,
+// except 2-D convolutions, residual adds and concatenations, which run as quantized kernels on
+// uint8 tensors. A value is held as float or uint8 and converted where a consumer needs the other.
+#include "rla/inference/quantized.h"
+
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/csrc/jit/ir/constants.h>
+#include <torch/csrc/jit/ir/ir.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <limits>
+#include <optional>
+#include <set>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+#include "rla/io/export.h"
+#include "rla/io/pytorch_archive.h"
+
+namespace rla::inference {
+
+using torch::jit::Node;
+using torch::jit::Value;
+
+namespace {
+
+constexpr const char* kFormat = "rla-int8";
+constexpr int64_t kFormatVersion = 1;
+
+/// Ops that accept uint8 tensors and keep them uint8 (ATen's QuantizedCPU kernels).
+const std::set<std::string>& quantized_passthrough() {
+  static const std::set<std::string> kinds = {
+      "aten::relu",     "aten::relu_",     "aten::max_pool2d", "aten::avg_pool2d",
+      "aten::mean",     "aten::flatten",   "aten::view",       "aten::reshape",
+      "aten::hardtanh", "aten::hardtanh_", "aten::contiguous", "aten::adaptive_avg_pool2d",
+  };
+  return kinds;
+}
+
+c10::OperatorHandle quantized_op(const char* name, const char* overload) {
+  auto handle = c10::Dispatcher::singleton().findSchema({name, overload});
+  if (!handle) throw std::runtime_error(fmt::format("this LibTorch has no {}.{}", name, overload));
+  return *handle;
+}
+
+c10::IValue call(const c10::OperatorHandle& op, torch::jit::Stack stack) {
+  op.callBoxed(&stack);
+  return stack.at(0);
+}
+
+bool is_relu(const Node* n) {
+  const std::string k = n->kind().toQualString();
+  return k == "aten::relu" || k == "aten::relu_";
+}
+
+/// The single ReLU consuming v, if v has no other use.
+const Node* sole_relu_user(const Value* v) {
+  return v->uses().size() == 1 && is_relu(v->uses()[0].user) ? v->uses()[0].user : nullptr;
+}
+
+bool same_shape_tensors(const Value* a, const Value* b) {
+  const auto ta = a->type()->cast<c10::TensorType>(), tb = b->type()->cast<c10::TensorType>();
+  if (!ta || !tb) return false;
+  const auto sa = ta->sizes().concrete_sizes(), sb = tb->sizes().concrete_sizes();
+  return sa && sb && *sa == *sb && sa->size() == 4;
+}
+
+/// prim::ListConstruct: the values `ids` as one list IValue (tensors, ints, floats or bools).
+c10::IValue make_list(const std::vector<int>& ids, const std::vector<c10::IValue>& values) {
+  if (!ids.empty() && values[ids[0]].isTensor()) {
+    std::vector<at::Tensor> list;
+    for (int v : ids) list.push_back(values[v].toTensor());
+    return c10::IValue(list);
+  }
+  if (!ids.empty() && values[ids[0]].isDouble()) {
+    std::vector<double> list;
+    for (int v : ids) list.push_back(values[v].toDouble());
+    return c10::IValue(list);
+  }
+  if (!ids.empty() && values[ids[0]].isBool()) {
+    c10::List<bool> list;
+    for (int v : ids) list.push_back(values[v].toBool());
+    return c10::IValue(list);
+  }
+  std::vector<int64_t> list;
+  for (int v : ids) list.push_back(values[v].toInt());
+  return c10::IValue(list);
+}
+
+c10::IValue dequantized(const c10::IValue& v) {
+  if (v.isTensor()) {
+    const auto& t = v.toTensor();
+    return t.is_quantized() ? c10::IValue(t.dequantize()) : v;
+  }
+  if (v.isTensorList()) {
+    auto list = v.toTensorVector();
+    for (auto& t : list)
+      if (t.is_quantized()) t = t.dequantize();
+    return c10::IValue(list);
+  }
+  return v;
+}
+
+}  // namespace
+
+class QuantizedGraph {
+ public:
+  enum class Kind { kGeneric, kConv, kAdd, kCat, kList };
+  struct Step {
+    Kind kind = Kind::kGeneric;
+    const Node* node = nullptr;
+    std::vector<int> inputs;  ///< value ids of the node's inputs
+    std::vector<int> parts;   ///< kCat: value ids of the concatenated tensors
+    int output = -1;          ///< the value this step defines (a fused ReLU's output for kConv/kAdd)
+    bool keeps_quantized = false;
+    bool fused_relu = false;
+    mutable std::optional<torch::jit::Operation> op;  // the node's own (float) operation
+    // kConv: the float weight's constant id, its settings and, once finalized, the packed weights.
+    int weight = -1, bias = -1;
+    std::vector<int64_t> stride, padding, dilation;
+    int64_t groups = 1;
+    at::Tensor qweight;
+    c10::IValue packed;
+    int64_t cat_dim = 1;
+  };
+
+  QuantizedGraph(const models::NetworkImpl& net, std::vector<int64_t> input_shape)
+      : input_shape_(std::move(input_shape)) {
+    io::ExportOptions options;
+    options.input_shape = input_shape_;
+    graph_ = io::trace_inference_graph(net, options);
+    build();
+  }
+
+  torch::Tensor run(const torch::Tensor& x, bool quantized);
+  void finalize();
+  void save(const std::string& path, const std::string& model) const;
+  void load(const io::PyValue& file, const std::string& path);
+  QuantizedNetwork::Counts counts() const;
+
+  std::vector<int64_t> input_shape_;
+  int64_t calibrated_ = 0;
+  bool finalized_ = false;
+
+ private:
+  int id(const Value* v) const { return ids_.at(v); }
+  void build();
+  void plan_node(const Node* n);
+  at::Tensor quantize(int value, const c10::IValue& v) const;
+  void record(int value, const c10::IValue& v);
+  void set_qparams(int value);
+
+  std::shared_ptr<torch::jit::Graph> graph_;
+  std::unordered_map<const Value*, int> ids_;
+  std::vector<c10::IValue> constants_;  ///< per value id: the constant, or None
+  std::vector<bool> is_constant_;
+  std::vector<Step> steps_;
+  std::set<const Node*> fused_relus_;
+  std::vector<float> lo_, hi_;  ///< calibrated ranges per value id
+  std::vector<double> scale_;   ///< 0: not quantized
+  std::vector<int64_t> zero_point_;
+  int input_ = 0, output_ = 0;
+};
+
+void QuantizedGraph::build() {
+  auto add_value = [this](const Value* v) {
+    ids_[v] = static_cast<int>(constants_.size());
+    constants_.emplace_back();
+    is_constant_.push_back(false);
+  };
+  add_value(graph_->inputs().at(0));
+  for (const auto* n : graph_->nodes())
+    for (const auto* out : n->outputs()) add_value(out);
+  input_ = id(graph_->inputs().at(0));
+  output_ = id(graph_->outputs().at(0));
+  for (const auto* n : graph_->nodes()) plan_node(n);
+  lo_.assign(constants_.size(), std::numeric_limits<float>::infinity());
+  hi_.assign(constants_.size(), -std::numeric_limits<float>::infinity());
+  scale_.assign(constants_.size(), 0.0);
+  zero_point_.assign(constants_.size(), 0);
+}
+
+void QuantizedGraph::plan_node(const Node* n) {
+  const std::string kind = n->kind().toQualString();
+  if (kind == "prim::Constant") {
+    const int v = id(n->output());
+    constants_[v] = *torch::jit::toIValue(n->output());
+    is_constant_[v] = true;
+    return;
+  }
+  Step s;
+  s.node = n;
+  for (const auto* in : n->inputs()) s.inputs.push_back(id(in));
+  s.output = id(n->output());
+  if (fused_relus_.count(n)) return;  // fused into the conv / add before it, which writes its output
+  if (kind == "prim::ListConstruct") {
+    const bool fixed =
+        std::all_of(s.inputs.begin(), s.inputs.end(), [this](int v) { return is_constant_[v]; });
+    if (fixed) {  // a constant list of ints, floats or bools: built once
+      constants_[s.output] = make_list(s.inputs, constants_);
+      is_constant_[s.output] = true;
+      return;
+    }
+    s.kind = Kind::kList;
+    steps_.push_back(std::move(s));
+    return;
+  }
+  const auto constant_tensor = [this](int v) { return is_constant_[v] && constants_[v].isTensor(); };
+  if (kind == "aten::_convolution" && constant_tensor(s.inputs[1]) &&
+      constants_[s.inputs[1]].toTensor().dim() == 4 && !constants_[s.inputs[6]].toBool()) {
+    s.kind = Kind::kConv;
+    s.weight = s.inputs[1];
+    s.bias = constants_[s.inputs[2]].isNone() ? -1 : s.inputs[2];
+    s.stride = constants_[s.inputs[3]].toIntVector();
+    s.padding = constants_[s.inputs[4]].toIntVector();
+    s.dilation = constants_[s.inputs[5]].toIntVector();
+    s.groups = constants_[s.inputs[8]].toInt();
+  } else if ((kind == "aten::add" || kind == "aten::add_") && s.inputs.size() == 3 &&
+             !is_constant_[s.inputs[0]] && !is_constant_[s.inputs[1]] &&
+             same_shape_tensors(n->input(0), n->input(1)) && is_constant_[s.inputs[2]] &&
+             constants_[s.inputs[2]].toScalar().toDouble() == 1.0) {
+    s.kind = Kind::kAdd;  // a residual sum
+  } else if (kind == "aten::cat" && n->input(0)->node()->kind() == c10::prim::ListConstruct &&
+             is_constant_[s.inputs[1]]) {
+    s.kind = Kind::kCat;
+    s.cat_dim = constants_[s.inputs[1]].toInt();
+    for (const auto* in : n->input(0)->node()->inputs()) s.parts.push_back(id(in));
+  } else {
+    s.keeps_quantized = quantized_passthrough().count(kind) > 0;
+  }
+  try {
+    s.op = n->getOperation();  // the float path (calibration) runs every step through it
+  } catch (const std::exception&) {
+    throw std::invalid_argument(fmt::format("int8: no operation for the traced node {}", kind));
+  }
+  if (s.kind == Kind::kConv || s.kind == Kind::kAdd) {
+    if (const auto* relu = sole_relu_user(n->output())) {
+      s.fused_relu = true;
+      fused_relus_.insert(relu);
+      s.output = id(relu->output());
+    }
+  }
+  steps_.push_back(std::move(s));
+}
+
+void QuantizedGraph::record(int value, const c10::IValue& v) {
+  if (!v.isTensor()) return;
+  const auto& t = v.toTensor();
+  if (!t.is_floating_point() || t.numel() == 0) return;
+  const auto [lo, hi] = at::aminmax(t);
+  lo_[value] = std::min(lo_[value], lo.item<float>());
+  hi_[value] = std::max(hi_[value], hi.item<float>());
+}
+
+void QuantizedGraph::set_qparams(int value) {
+  if (!(lo_[value] <= hi_[value])) return;  // never seen: stays float
+  // The range must hold 0 exactly (zero padding, ReLU): MinMaxObserver's affine uint8 parameters.
+  const double lo = std::min(0.0f, lo_[value]), hi = std::max(0.0f, hi_[value]);
+  const double scale = std::max((hi - lo) / 255.0, 1e-8);
+  scale_[value] = scale;
+  zero_point_[value] = std::clamp<int64_t>(static_cast<int64_t>(std::nearbyint(-lo / scale)), 0, 255);
+}
+
+at::Tensor QuantizedGraph::quantize(int value, const c10::IValue& v) const {
+  const auto& t = v.toTensor();
+  if (t.is_quantized()) return t;
+  if (scale_[value] == 0.0) throw std::logic_error("int8 forward: a value was never calibrated");
+  const auto layout = t.dim() == 4 ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  return at::quantize_per_tensor(t.contiguous(layout), scale_[value], zero_point_[value], at::kQUInt8);
+}
+
+torch::Tensor QuantizedGraph::run(const torch::Tensor& x, bool quantized) {
+  torch::NoGradGuard no_grad;
+  static const auto conv = quantized_op("quantized::conv2d", "new");
+  static const auto conv_relu = quantized_op("quantized::conv2d_relu", "new");
+  static const auto add = quantized_op("quantized::add", "");
+  static const auto add_relu = quantized_op("quantized::add_relu", "");
+  static const auto cat = quantized_op("quantized::cat", "");
+  std::vector<c10::IValue> values = constants_;
+  values[input_] = x;
+  if (!quantized) record(input_, values[input_]);
+  for (const auto& s : steps_) {
+    if (quantized && s.kind == Kind::kConv) {
+      values[s.output] = call(
+          s.fused_relu ? conv_relu : conv,
+          {quantize(s.inputs[0], values[s.inputs[0]]), s.packed, scale_[s.output], zero_point_[s.output]});
+    } else if (quantized && s.kind == Kind::kAdd) {
+      values[s.output] = call(s.fused_relu ? add_relu : add, {quantize(s.inputs[0], values[s.inputs[0]]),
+                                                              quantize(s.inputs[1], values[s.inputs[1]]),
+                                                              scale_[s.output], zero_point_[s.output]});
+    } else if (s.kind == Kind::kList) {
+      values[s.output] = make_list(s.inputs, values);
+    } else if (quantized && s.kind == Kind::kCat) {
+      std::vector<at::Tensor> parts;
+      for (int in : s.parts) parts.push_back(quantize(in, values[in]));
+      values[s.output] = call(cat, {c10::IValue(parts), s.cat_dim, scale_[s.output], zero_point_[s.output]});
+    } else {
+      torch::jit::Stack stack;
+      for (int in : s.inputs)
+        stack.push_back(quantized && !s.keeps_quantized ? dequantized(values[in]) : values[in]);
+      (*s.op)(stack);
+      if (s.fused_relu) stack.back() = c10::IValue(stack.back().toTensor().relu());  // the float path
+      const auto outputs = s.node->outputs();
+      for (size_t i = 0; i < outputs.size(); ++i)
+        values[i == 0 ? s.output : id(outputs[i])] = std::move(stack.at(i));
+    }
+    if (!quantized) record(s.output, values[s.output]);
+  }
+  auto out = values[output_].toTensor();
+  return out.is_quantized() ? out.dequantize() : out;
+}
+
+void QuantizedGraph::finalize() {
+  if (calibrated_ == 0) throw std::logic_error("int8: finalize() needs calibration batches first");
+  static const auto prepack = quantized_op("quantized::conv2d_prepack", "");
+  for (size_t v = 0; v < scale_.size(); ++v) set_qparams(static_cast<int>(v));
+  for (auto& s : steps_) {
+    if (s.kind == Kind::kConv && !s.qweight.defined()) {
+      // Symmetric per output channel, zero point 0 (what oneDNN's and QNNPACK's kernels expect).
+      const auto w = constants_[s.weight].toTensor().to(torch::kFloat);
+      const auto scales = (w.abs().amax({1, 2, 3}) / 127.0).clamp_min(1e-8).to(torch::kDouble);
+      s.qweight = at::quantize_per_channel(w, scales, torch::zeros_like(scales, torch::kLong), 0, at::kQInt8);
+    }
+    if (s.kind == Kind::kConv) {
+      c10::IValue bias = s.bias < 0 ? c10::IValue() : constants_[s.bias];
+      s.packed = call(prepack, {s.qweight, bias, s.stride, s.padding, s.dilation, s.groups});
+    }
+  }
+  finalized_ = true;
+}
+
+QuantizedNetwork::Counts QuantizedGraph::counts() const {
+  QuantizedNetwork::Counts c;
+  for (const auto& s : steps_) {
+    const std::string kind = s.node->kind().toQualString();
+    if (s.kind == Kind::kConv) {
+      ++c.int8_convolutions;
+      c.fused_relus += s.fused_relu;
+    } else if (s.kind == Kind::kAdd) {
+      ++c.int8_adds;
+      c.fused_relus += s.fused_relu;
+    } else if (s.kind == Kind::kCat) {
+      ++c.int8_concats;
+    } else if (!s.keeps_quantized && kind.rfind("aten::", 0) == 0) {
+      ++c.float_ops;
+    }
+  }
+  return c;
+}
+
+void QuantizedGraph::save(const std::string& path, const std::string& model) const {
+  using io::PyValue;
+  std::vector<PyValue> constants, weights, weight_scales, shape;
+  for (const auto& s : steps_) {
+    if (s.kind != Kind::kConv) continue;
+    weights.push_back(PyValue::tensor(s.qweight.int_repr()));
+    weight_scales.push_back(PyValue::tensor(s.qweight.q_per_channel_scales().to(torch::kFloat)));
+  }
+  for (auto d : input_shape_) shape.push_back(PyValue::integer(d));
+  // Conv weights are stored once, in int8: their float constants are written as empty tensors.
+  std::set<int> conv_weights;
+  for (const auto& s : steps_)
+    if (s.kind == Kind::kConv) conv_weights.insert(s.weight);
+  for (size_t v = 0; v < constants_.size(); ++v) {
+    if (!is_constant_[v] || !constants_[v].isTensor()) continue;
+    constants.push_back(PyValue::tensor(conv_weights.count(static_cast<int>(v)) ? torch::empty({0})
+                                                                                : constants_[v].toTensor()));
+  }
+  auto dict = PyValue::dict();
+  auto& d = dict.mutable_dict();
+  d.set(PyValue::string("format"), PyValue::string(kFormat));
+  d.set(PyValue::string("version"), PyValue::integer(kFormatVersion));
+  d.set(PyValue::string("model"), PyValue::string(model));
+  d.set(PyValue::string("input_shape"), PyValue::list(shape));
+  d.set(PyValue::string("calibration_images"), PyValue::integer(calibrated_));
+  d.set(PyValue::string("constants"), PyValue::list(constants));
+  d.set(PyValue::string("conv_weights"), PyValue::list(weights));
+  d.set(PyValue::string("conv_weight_scales"), PyValue::list(weight_scales));
+  d.set(PyValue::string("activation_scales"), PyValue::tensor(torch::tensor(scale_, torch::kDouble)));
+  d.set(PyValue::string("activation_zero_points"), PyValue::tensor(torch::tensor(zero_point_, torch::kLong)));
+  io::write_pytorch_file(path, dict);
+}
+
+void QuantizedGraph::load(const io::PyValue& file, const std::string& path) {
+  const auto mismatch = [&path](const std::string& what) {
+    return std::invalid_argument(fmt::format("{}: {}", path, what));
+  };
+  const auto& d = file.to_dict();
+  const auto* constants = d.find("constants");
+  const auto* weights = d.find("conv_weights");
+  const auto* weight_scales = d.find("conv_weight_scales");
+  const auto* scales = d.find("activation_scales");
+  const auto* zero_points = d.find("activation_zero_points");
+  if (!constants || !weights || !weight_scales || !scales || !zero_points)
+    throw mismatch("an int8 model file without its weights");
+  std::vector<int> tensor_constants;
+  for (size_t v = 0; v < constants_.size(); ++v)
+    if (is_constant_[v] && constants_[v].isTensor()) tensor_constants.push_back(static_cast<int>(v));
+  const auto conv_count =
+      std::count_if(steps_.begin(), steps_.end(), [](const Step& s) { return s.kind == Kind::kConv; });
+  if (constants->items().size() != tensor_constants.size() ||
+      weights->items().size() != static_cast<size_t>(conv_count) ||
+      scales->to_tensor().numel() != static_cast<int64_t>(scale_.size()))
+    throw mismatch("an int8 model of another network (its graph differs from this model's)");
+  for (size_t i = 0; i < tensor_constants.size(); ++i) {
+    const auto& t = constants->items()[i].to_tensor();
+    auto& slot = constants_[tensor_constants[i]];
+    if (t.numel() == 0) continue;  // a conv weight, stored in int8 below
+    if (t.sizes() != slot.toTensor().sizes())
+      throw mismatch("an int8 model of another network (a weight's shape differs)");
+    slot = t;
+  }
+  size_t k = 0;
+  for (auto& s : steps_) {
+    if (s.kind != Kind::kConv) continue;
+    const auto& w = weights->items()[k].to_tensor();
+    const auto sc = weight_scales->items()[k++].to_tensor().to(torch::kDouble);
+    if (w.sizes() != constants_[s.weight].toTensor().sizes() || w.scalar_type() != torch::kChar ||
+        sc.numel() != w.size(0))
+      throw mismatch("an int8 model of another network (a convolution's shape differs)");
+    s.qweight = at::_make_per_channel_quantized_tensor(w, sc, torch::zeros({w.size(0)}, torch::kLong), 0);
+    constants_[s.weight] = s.qweight.dequantize();  // the float path (recalibration) uses these
+  }
+  const auto sc = scales->to_tensor().to(torch::kDouble).contiguous();
+  const auto zp = zero_points->to_tensor().to(torch::kLong).contiguous();
+  scale_.assign(sc.data_ptr<double>(), sc.data_ptr<double>() + sc.numel());
+  zero_point_.assign(zp.data_ptr<int64_t>(), zp.data_ptr<int64_t>() + zp.numel());
+  if (const auto* n = d.find("calibration_images")) calibrated_ = n->to_int();
+  static const auto prepack = quantized_op("quantized::conv2d_prepack", "");
+  for (auto& s : steps_)
+    if (s.kind == Kind::kConv) {
+      c10::IValue bias = s.bias < 0 ? c10::IValue() : constants_[s.bias];
+      s.packed = call(prepack, {s.qweight, bias, s.stride, s.padding, s.dilation, s.groups});
+    }
+  finalized_ = true;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+void select_engine() {
+  auto& ctx = at::globalContext();
+  const auto engines = ctx.supportedQEngines();
+  const auto has = [&engines](at::QEngine e) {
+    return std::find(engines.begin(), engines.end(), e) != engines.end();
+  };
+  if (has(at::QEngine::ONEDNN))
+    ctx.setQEngine(at::QEngine::ONEDNN);
+  else if (has(at::QEngine::QNNPACK))
+    ctx.setQEngine(at::QEngine::QNNPACK);
+  else if (has(at::QEngine::FBGEMM))
+    ctx.setQEngine(at::QEngine::FBGEMM);
+  else
+    throw std::runtime_error("this LibTorch has no quantized engine (oneDNN, QNNPACK or FBGEMM)");
+}
+
+io::PyValue read_int8_file(const std::string& path) {
+  auto file = io::read_pytorch_file(path);
+  const auto* format = file.is_dict() ? file.to_dict().find("format") : nullptr;
+  if (!format || !format->is_string() || format->to_string() != kFormat)
+    throw std::invalid_argument(fmt::format("{}: not an int8 model (write one with `rla quantize`)", path));
+  const auto* version = file.to_dict().find("version");
+  if (!version || version->to_int() != kFormatVersion)
+    throw std::invalid_argument(fmt::format("{}: int8 model format version {} (this build reads {})", path,
+                                            version ? version->to_int() : -1, kFormatVersion));
+  return file;
+}
+}  // namespace
+
+QuantizedNetwork::QuantizedNetwork(const models::NetworkImpl& net, std::vector<int64_t> input_shape) {
+  select_engine();
+  graph_ = std::make_unique<QuantizedGraph>(net, std::move(input_shape));
+}
+QuantizedNetwork::QuantizedNetwork(std::unique_ptr<QuantizedGraph> graph) : graph_(std::move(graph)) {}
+QuantizedNetwork::~QuantizedNetwork() = default;
+QuantizedNetwork::QuantizedNetwork(QuantizedNetwork&&) noexcept = default;
+QuantizedNetwork& QuantizedNetwork::operator=(QuantizedNetwork&&) noexcept = default;
+
+torch::Tensor QuantizedNetwork::calibrate(const torch::Tensor& x) {
+  auto logits = graph_->run(x, /*quantized=*/false);
+  graph_->calibrated_ += x.size(0);
+  return logits;
+}
+int64_t QuantizedNetwork::calibration_images() const {
+  return graph_->calibrated_;
+}
+void QuantizedNetwork::finalize() {
+  graph_->finalize();
+}
+bool QuantizedNetwork::finalized() const {
+  return graph_->finalized_;
+}
+
+torch::Tensor QuantizedNetwork::forward(const torch::Tensor& x) {
+  if (!graph_->finalized_) throw std::logic_error("int8 forward before finalize()");
+  return graph_->run(x, /*quantized=*/true);
+}
+
+void QuantizedNetwork::save(const std::string& path, const std::string& model) const {
+  if (!graph_->finalized_) throw std::logic_error("int8 save before finalize()");
+  graph_->save(path, model);
+}
+
+QuantizedNetwork QuantizedNetwork::load(const std::string& path, const models::NetworkImpl& net,
+                                        const std::string& expected_model) {
+  if (!std::filesystem::is_regular_file(path))
+    throw std::invalid_argument(fmt::format("{}: no int8 model there (write one with `rla quantize`)", path));
+  const auto file = read_int8_file(path);
+  const auto [model, shape] = describe(path);
+  if (!expected_model.empty() && model != expected_model)
+    throw std::invalid_argument(fmt::format("{}: an int8 model of {}, not {}", path, model, expected_model));
+  QuantizedNetwork q(net, shape);
+  q.graph_->load(file, path);
+  return q;
+}
+
+std::pair<std::string, std::vector<int64_t>> QuantizedNetwork::describe(const std::string& path) {
+  const auto file = read_int8_file(path);
+  const auto& d = file.to_dict();
+  const auto* model = d.find("model");
+  const auto* shape = d.find("input_shape");
+  if (!model || !shape)
+    throw std::invalid_argument(fmt::format("{}: an int8 model without its model name", path));
+  std::vector<int64_t> dims;
+  for (const auto& v : shape->items()) dims.push_back(v.to_int());
+  return {model->to_string(), dims};
+}
+
+QuantizedNetwork::Counts QuantizedNetwork::counts() const {
+  return graph_->counts();
+}
+
+QuantizedNetwork quantize(const models::NetworkImpl& net, const std::vector<int64_t>& input_shape,
+                          data::DataLoader& loader, int64_t images) {
+  if (images < kMinCalibrationImages)
+    throw std::invalid_argument(
+        fmt::format("--calib {}: calibration needs at least {} images", images, kMinCalibrationImages));
+  if (static_cast<int64_t>(loader.samples_per_epoch()) < images)
+    throw std::invalid_argument(fmt::format("--calib {}: the calibration split has only {} images", images,
+                                            loader.samples_per_epoch()));
+  QuantizedNetwork q(net, input_shape);
+  loader.start_epoch(0);
+  while (q.calibration_images() < images) {
+    auto batch = loader.next();
+    if (!batch) break;
+    const auto take = std::min<int64_t>(batch->images.size(0), images - q.calibration_images());
+    q.calibrate(batch->images.narrow(0, 0, take));
+  }
+  q.finalize();
+  return q;
+}
+
+std::string default_int8_path(const std::string& run_or_checkpoint) {
+  namespace fs = std::filesystem;
+  const fs::path p(run_or_checkpoint);
+  return ((fs::is_directory(p) ? p : p.parent_path()) / "model.int8.pt").string();
+}
+
+std::string QuantizedNetwork::engine() {
+  const auto e = at::globalContext().qEngine();
+  return e == at::QEngine::ONEDNN ? "onednn" : e == at::QEngine::QNNPACK ? "qnnpack" : "fbgemm";
+}
+
+}  // namespace rla::inference
