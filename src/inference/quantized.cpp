@@ -31,10 +31,20 @@ constexpr int64_t kFormatVersion = 1;
 
 /// Ops that accept uint8 tensors and keep them uint8 (ATen's QuantizedCPU kernels).
 const std::set<std::string>& quantized_passthrough() {
+  // Not max_pool2d: LibTorch 1.13's quantized kernel miscomputes its output size for the stem's
+  // 3x3/2 pooling (it then runs in float).
   static const std::set<std::string> kinds = {
-      "aten::relu",     "aten::relu_",     "aten::max_pool2d", "aten::avg_pool2d",
-      "aten::mean",     "aten::flatten",   "aten::view",       "aten::reshape",
-      "aten::hardtanh", "aten::hardtanh_", "aten::contiguous", "aten::adaptive_avg_pool2d",
+      "aten::relu",
+      "aten::relu_",
+      "aten::avg_pool2d",
+      "aten::mean",
+      "aten::flatten",
+      "aten::view",
+      "aten::reshape",
+      "aten::hardtanh",
+      "aten::hardtanh_",
+      "aten::contiguous",
+      "aten::adaptive_avg_pool2d",
   };
   return kinds;
 }
@@ -67,6 +77,18 @@ bool same_shape_tensors(const Value* a, const Value* b) {
   return sa && sb && *sa == *sb && sa->size() == 4;
 }
 
+/// Dequantize of a per-tensor uint8 tensor by plain vectorized ops: LibTorch 1.13 without FBGEMM
+/// dequantizes (and quantizes) element by element, 2–10x slower than this (docs/deploy.md).
+at::Tensor fast_dequantize(const at::Tensor& q) {
+  return q.int_repr().to(at::kFloat).sub_(static_cast<double>(q.q_zero_point())).mul_(q.q_scale());
+}
+
+/// Affine uint8 quantization (round half to even, as at::quantize_per_tensor) by vectorized ops.
+at::Tensor fast_quantize(const at::Tensor& t, double scale, int64_t zero_point) {
+  const auto u8 = t.div(scale).add_(static_cast<double>(zero_point)).round_().clamp_(0, 255).to(at::kByte);
+  return at::_make_per_tensor_quantized_tensor(u8, scale, zero_point);
+}
+
 /// prim::ListConstruct: the values `ids` as one list IValue (tensors, ints, floats or bools).
 c10::IValue make_list(const std::vector<int>& ids, const std::vector<c10::IValue>& values) {
   if (!ids.empty() && values[ids[0]].isTensor()) {
@@ -92,12 +114,12 @@ c10::IValue make_list(const std::vector<int>& ids, const std::vector<c10::IValue
 c10::IValue dequantized(const c10::IValue& v) {
   if (v.isTensor()) {
     const auto& t = v.toTensor();
-    return t.is_quantized() ? c10::IValue(t.dequantize()) : v;
+    return t.is_quantized() ? c10::IValue(fast_dequantize(t)) : v;
   }
   if (v.isTensorList()) {
     auto list = v.toTensorVector();
     for (auto& t : list)
-      if (t.is_quantized()) t = t.dequantize();
+      if (t.is_quantized()) t = fast_dequantize(t);
     return c10::IValue(list);
   }
   return v;
@@ -268,7 +290,7 @@ at::Tensor QuantizedGraph::quantize(int value, const c10::IValue& v) const {
   if (t.is_quantized()) return t;
   if (scale_[value] == 0.0) throw std::logic_error("int8 forward: a value was never calibrated");
   const auto layout = t.dim() == 4 ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
-  return at::quantize_per_tensor(t.contiguous(layout), scale_[value], zero_point_[value], at::kQUInt8);
+  return fast_quantize(t.contiguous(layout), scale_[value], zero_point_[value]);
 }
 
 torch::Tensor QuantizedGraph::run(const torch::Tensor& x, bool quantized) {
@@ -309,7 +331,7 @@ torch::Tensor QuantizedGraph::run(const torch::Tensor& x, bool quantized) {
     if (!quantized) record(s.output, values[s.output]);
   }
   auto out = values[output_].toTensor();
-  return out.is_quantized() ? out.dequantize() : out;
+  return out.is_quantized() ? fast_dequantize(out) : out;
 }
 
 void QuantizedGraph::finalize() {
@@ -495,7 +517,11 @@ bool QuantizedNetwork::finalized() const {
 
 torch::Tensor QuantizedNetwork::forward(const torch::Tensor& x) {
   if (!graph_->finalized_) throw std::logic_error("int8 forward before finalize()");
-  return graph_->run(x, /*quantized=*/true);
+  try {
+    return graph_->run(x, /*quantized=*/true);
+  } catch (const c10::Error& e) {  // LibTorch's messages carry a stack trace: keep the message
+    throw std::runtime_error(std::string("int8 forward: ") + e.what_without_backtrace());
+  }
 }
 
 void QuantizedNetwork::save(const std::string& path, const std::string& model) const {
