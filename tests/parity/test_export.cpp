@@ -170,6 +170,21 @@ TEST(OnnxExport, EveryStructuralVariantRunsInOpenCvAndOnnxRuntime) {
   if (!missing.empty()) GTEST_SKIP() << "not checked in: " << fmt::format("{}", fmt::join(missing, ", "));
 }
 
+TEST(OnnxExport, EveryRegistryEntryTranslates) {
+  // Translation only (the runtimes check one entry per structural variant above), at a small input.
+  torch::NoGradGuard no_grad;
+  for (const auto& entry : models::model_registry()) {
+    SCOPED_TRACE(entry.name);
+    auto net = models::create_model(entry.name, {});
+    net->eval();
+    io::ExportOptions options;
+    options.input_shape = entry.default_input();
+    options.input_shape[1] = options.input_shape[2] = std::min<int64_t>(options.input_shape[1], 64);
+    const auto model = io::onnx_from_graph(*io::trace_inference_graph(*net, options));
+    EXPECT_GT(model.size(), 4u * 150000u);  // the weights are in it (the smallest entry has ~200 k)
+  }
+}
+
 TEST(OnnxExport, NamesEveryOperationWithoutAnOnnxEquivalent) {
   auto graph = std::make_shared<torch::jit::Graph>();
   torch::jit::parseIR(R"IR(
