@@ -3,11 +3,14 @@
 // uint8 tensors. A value is held as float or uint8 and converted where a consumer needs the other.
 #include "rla/inference/quantized.h"
 
+#include <ATen/Parallel.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/csrc/jit/ir/constants.h>
 #include <torch/csrc/jit/ir/ir.h>
 
 #include <algorithm>
+#include <array>
+#include <cmath>
 #include <filesystem>
 #include <limits>
 #include <optional>
@@ -77,16 +80,88 @@ bool same_shape_tensors(const Value* a, const Value* b) {
   return sa && sb && *sa == *sb && sa->size() == 4;
 }
 
-/// Dequantize of a per-tensor uint8 tensor by plain vectorized ops: LibTorch 1.13 without FBGEMM
-/// dequantizes (and quantizes) element by element, 2–10x slower than this (docs/deploy.md).
-at::Tensor fast_dequantize(const at::Tensor& q) {
-  return q.int_repr().to(at::kFloat).sub_(static_cast<double>(q.q_zero_point())).mul_(q.q_scale());
+// Quantize and dequantize of per-tensor uint8 tensors as plain loops the compiler vectorizes:
+// LibTorch 1.13 without FBGEMM converts element by element, about 10x slower (docs/deploy.md), and
+// the RLA state crosses between uint8 and float twice per block.
+
+/// The memory format both tensors share element for element (channels-last for 4-D inputs that have it).
+at::MemoryFormat layout_of(const at::Tensor& t) {
+  return t.dim() == 4 && t.is_contiguous(at::MemoryFormat::ChannelsLast) ? at::MemoryFormat::ChannelsLast
+                                                                         : at::MemoryFormat::Contiguous;
 }
 
-/// Affine uint8 quantization (round half to even, as at::quantize_per_tensor) by vectorized ops.
+at::Tensor fast_dequantize(const at::Tensor& q) {
+  const auto format = layout_of(q);
+  const auto src = q.contiguous(format);
+  auto out = at::empty(src.sizes(), at::TensorOptions(at::kFloat).memory_format(format));
+  const auto* in = reinterpret_cast<const uint8_t*>(src.data_ptr<c10::quint8>());
+  auto* dst = out.data_ptr<float>();
+  const auto scale = static_cast<float>(q.q_scale());
+  const auto zero = static_cast<float>(q.q_zero_point());
+  at::parallel_for(0, src.numel(), 16384, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) dst[i] = (static_cast<float>(in[i]) - zero) * scale;
+  });
+  return out;
+}
+
+/// Affine uint8 quantization, rounding half to even as at::quantize_per_tensor does.
 at::Tensor fast_quantize(const at::Tensor& t, double scale, int64_t zero_point) {
-  const auto u8 = t.div(scale).add_(static_cast<double>(zero_point)).round_().clamp_(0, 255).to(at::kByte);
-  return at::_make_per_tensor_quantized_tensor(u8, scale, zero_point);
+  const auto format = t.dim() == 4 ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  const auto src = t.to(at::kFloat).contiguous(format);
+  auto out =
+      at::_empty_affine_quantized(src.sizes(), at::TensorOptions(at::kQUInt8), scale, zero_point, format);
+  const auto* in = src.data_ptr<float>();
+  auto* dst = reinterpret_cast<uint8_t*>(out.data_ptr<c10::quint8>());
+  const float inverse = static_cast<float>(1.0 / scale), zero = static_cast<float>(zero_point);
+  at::parallel_for(0, src.numel(), 16384, [&](int64_t begin, int64_t end) {
+    // Round to nearest even by adding and removing 1.5 * 2^23 (exact for |v| < 2^22; v is clamped
+    // first), which vectorizes where std::nearbyint would call libm per element.
+    constexpr float kRound = 12582912.0f;
+    for (int64_t i = begin; i < end; ++i) {
+      const float v = std::min(512.0f, std::max(-512.0f, in[i] * inverse));
+      const float r = (v + kRound) - kRound + zero;
+      dst[i] = static_cast<uint8_t>(std::min(255.0f, std::max(0.0f, r)));
+    }
+  });
+  return out;
+}
+
+/// Channel concatenation of uint8 tensors [N, C_i, H, W] into one with (scale, zero_point): each
+/// input's requantization is a 256-entry table, applied while copying pixel by pixel in
+/// channels-last order (quantized::cat took half a millisecond per RLA block at batch 32).
+at::Tensor fast_channel_cat(const std::vector<at::Tensor>& parts, double scale, int64_t zero_point) {
+  const auto cl = at::MemoryFormat::ChannelsLast;
+  std::vector<at::Tensor> inputs;
+  std::vector<std::array<uint8_t, 256>> tables;
+  int64_t channels = 0;
+  for (const auto& p : parts) {
+    inputs.push_back(p.contiguous(cl));
+    channels += p.size(1);
+    std::array<uint8_t, 256> table{};
+    for (int v = 0; v < 256; ++v) {
+      const double real = (v - p.q_zero_point()) * p.q_scale();
+      table[v] = static_cast<uint8_t>(std::clamp<double>(std::nearbyint(real / scale) + zero_point, 0, 255));
+    }
+    tables.push_back(table);
+  }
+  const auto& first = inputs.front();
+  auto out = at::_empty_affine_quantized({first.size(0), channels, first.size(2), first.size(3)},
+                                         at::TensorOptions(at::kQUInt8), scale, zero_point, cl);
+  auto* dst = reinterpret_cast<uint8_t*>(out.data_ptr<c10::quint8>());
+  const int64_t pixels = first.size(0) * first.size(2) * first.size(3);
+  at::parallel_for(0, pixels, 256, [&](int64_t begin, int64_t end) {
+    for (int64_t px = begin; px < end; ++px) {
+      auto* o = dst + px * channels;
+      for (size_t i = 0; i < inputs.size(); ++i) {
+        const int64_t c = inputs[i].size(1);
+        const auto* in = reinterpret_cast<const uint8_t*>(inputs[i].data_ptr<c10::quint8>()) + px * c;
+        const auto& table = tables[i];
+        for (int64_t k = 0; k < c; ++k) o[k] = table[in[k]];
+        o += c;
+      }
+    }
+  });
+  return out;
 }
 
 /// prim::ListConstruct: the values `ids` as one list IValue (tensors, ints, floats or bools).
@@ -289,8 +364,7 @@ at::Tensor QuantizedGraph::quantize(int value, const c10::IValue& v) const {
   const auto& t = v.toTensor();
   if (t.is_quantized()) return t;
   if (scale_[value] == 0.0) throw std::logic_error("int8 forward: a value was never calibrated");
-  const auto layout = t.dim() == 4 ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
-  return fast_quantize(t.contiguous(layout), scale_[value], zero_point_[value]);
+  return fast_quantize(t, scale_[value], zero_point_[value]);
 }
 
 torch::Tensor QuantizedGraph::run(const torch::Tensor& x, bool quantized) {
@@ -317,7 +391,10 @@ torch::Tensor QuantizedGraph::run(const torch::Tensor& x, bool quantized) {
     } else if (quantized && s.kind == Kind::kCat) {
       std::vector<at::Tensor> parts;
       for (int in : s.parts) parts.push_back(quantize(in, values[in]));
-      values[s.output] = call(cat, {c10::IValue(parts), s.cat_dim, scale_[s.output], zero_point_[s.output]});
+      const bool channels = parts.front().dim() == 4 && (s.cat_dim == 1 || s.cat_dim == -3);
+      values[s.output] =
+          channels ? fast_channel_cat(parts, scale_[s.output], zero_point_[s.output])
+                   : call(cat, {c10::IValue(parts), s.cat_dim, scale_[s.output], zero_point_[s.output]});
     } else {
       torch::jit::Stack stack;
       for (int in : s.inputs)
