@@ -15,6 +15,7 @@ namespace {
 struct ExportConfig {
   std::string weights, model, format = "torchscript", output, input;
   bool keep_bn = false;
+  int64_t batch = 0;
   std::string weights_kind = "raw";
   ModelFlags flags;
 };
@@ -37,36 +38,43 @@ Command add_export_command(CLI::App& root) {
   cmd->add_option("--input", cfg->input,
                   "C,H,W of the example the trace runs on (default: the run's input, else the model's)");
   cmd->add_flag("--keep-bn", cfg->keep_bn, "Keep the BatchNorms (default: folded into the convolutions)");
+  cmd->add_option("--batch", cfg->batch,
+                  "ONNX: a fixed batch size in the file (default: free; OpenCV 4.6 needs one for SE models)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--weights", cfg->weights_kind,
                   "raw: the trained weights; ema: their moving average (runs trained with --ema-decay)")
       ->check(CLI::IsMember({"raw", "ema"}))
       ->capture_default_str();
-  return {cmd, [cfg]() {
-            if (cfg->format != "torchscript" && cfg->format != "onnx")
-              throw std::invalid_argument(
-                  fmt::format("--format: '{}' is not a format (torchscript, onnx)", cfg->format));
-            auto m = engine::load_for_inference(cfg->weights, cfg->model, cfg->flags.to_config());
-            if (cfg->weights_kind == "ema")
-              engine::load_checkpoint_average(engine::resolve_checkpoint(cfg->weights), *m.net);
-            io::ExportOptions o;
-            o.fold_batchnorm = !cfg->keep_bn;
-            if (!cfg->input.empty()) {
-              o.input_shape = util::parse_int_list(cfg->input, 3, "--input");
-            } else if (m.input_shape.size() == 3) {
-              o.input_shape = m.input_shape;
-            } else {
-              o.input_shape = models::find_model(m.model).default_input();
-              o.input_shape[0] = m.config.in_channels.value_or(o.input_shape[0]);
-            }
-            if (cfg->format == "onnx")
-              io::export_onnx(*m.net, cfg->output, o);
-            else
-              io::export_torchscript(*m.net, cfg->output, o);
-            fmt::print("{}: {} as {} (input [N, {}], BatchNorm {}) -> {}\n", cfg->weights, m.model,
-                       cfg->format == "onnx" ? "ONNX" : "TorchScript", fmt::join(o.input_shape, ", "),
-                       o.fold_batchnorm ? "folded" : "kept", cfg->output);
-            return 0;
-          }};
+  return {
+      cmd, [cfg]() {
+        if (cfg->format != "torchscript" && cfg->format != "onnx")
+          throw std::invalid_argument(
+              fmt::format("--format: '{}' is not a format (torchscript, onnx)", cfg->format));
+        if (cfg->batch > 0 && cfg->format != "onnx")
+          throw std::invalid_argument("--batch fixes the batch of an ONNX file (TorchScript keeps it free)");
+        auto m = engine::load_for_inference(cfg->weights, cfg->model, cfg->flags.to_config());
+        if (cfg->weights_kind == "ema")
+          engine::load_checkpoint_average(engine::resolve_checkpoint(cfg->weights), *m.net);
+        io::ExportOptions o;
+        o.fold_batchnorm = !cfg->keep_bn;
+        o.onnx_batch = cfg->batch;
+        if (!cfg->input.empty()) {
+          o.input_shape = util::parse_int_list(cfg->input, 3, "--input");
+        } else if (m.input_shape.size() == 3) {
+          o.input_shape = m.input_shape;
+        } else {
+          o.input_shape = models::find_model(m.model).default_input();
+          o.input_shape[0] = m.config.in_channels.value_or(o.input_shape[0]);
+        }
+        if (cfg->format == "onnx")
+          io::export_onnx(*m.net, cfg->output, o);
+        else
+          io::export_torchscript(*m.net, cfg->output, o);
+        fmt::print("{}: {} as {} (input [N, {}], BatchNorm {}) -> {}\n", cfg->weights, m.model,
+                   cfg->format == "onnx" ? "ONNX" : "TorchScript", fmt::join(o.input_shape, ", "),
+                   o.fold_batchnorm ? "folded" : "kept", cfg->output);
+        return 0;
+      }};
 }
 
 }  // namespace rla::app

@@ -35,7 +35,7 @@ struct Unsupported : std::runtime_error {
 
 class OnnxWriter {
  public:
-  explicit OnnxWriter(const torch::jit::Graph& graph) : graph_(graph) {}
+  OnnxWriter(const torch::jit::Graph& graph, int64_t batch) : graph_(graph), batch_(batch) {}
 
   /// The serialized ModelProto. Throws std::invalid_argument listing the unsupported operations.
   std::string translate();
@@ -104,6 +104,7 @@ class OnnxWriter {
                    double beta);
 
   const torch::jit::Graph& graph_;
+  int64_t batch_;  ///< 0: free
   std::unordered_map<const Value*, std::string> names_;
   std::unordered_map<const Value*, c10::IValue> fixed_;
   std::unordered_map<const Value*, at::Tensor> constants_;
@@ -544,7 +545,8 @@ std::string OnnxWriter::translate() {
         fmt::format("ONNX export: cannot translate {}", fmt::join(unsupported_, "; ")));
   nodes_.push_back(ox::node("Identity", {tensor(outputs[0])}, {kOnnxOutputName}, "output", {}));
 
-  std::vector<ox::Dim> input_dims = {{-1, "batch"}}, output_dims = {{-1, "batch"}};
+  const ox::Dim batch = batch_ > 0 ? ox::Dim{batch_, ""} : ox::Dim{-1, "batch"};
+  std::vector<ox::Dim> input_dims = {batch}, output_dims = {batch};
   const auto in_sizes = traced_sizes(inputs[0]), out_sizes = traced_sizes(outputs[0]);
   for (size_t d = 1; d < in_sizes.size(); ++d) input_dims.push_back({in_sizes[d], ""});
   for (size_t d = 1; d < out_sizes.size(); ++d) output_dims.push_back({out_sizes[d], ""});
@@ -562,13 +564,14 @@ std::string OnnxWriter::translate() {
 
 }  // namespace
 
-std::string onnx_from_graph(const torch::jit::Graph& graph) {
-  return OnnxWriter(graph).translate();
+std::string onnx_from_graph(const torch::jit::Graph& graph, int64_t batch) {
+  if (batch < 0) throw std::invalid_argument(fmt::format("ONNX export: batch {} (0 keeps it free)", batch));
+  return OnnxWriter(graph, batch).translate();
 }
 
 void export_onnx(const models::NetworkImpl& net, const std::string& path, const ExportOptions& options) {
   const auto graph = trace_inference_graph(net, options);
-  util::write_file_atomic(path, onnx_from_graph(*graph));
+  util::write_file_atomic(path, onnx_from_graph(*graph, options.onnx_batch));
 }
 
 }  // namespace rla::io

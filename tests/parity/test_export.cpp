@@ -226,6 +226,17 @@ TEST(TorchScriptExport, CommandExportsARunAndRejectsBadInputInOneLine) {
   r = test::run_rla("--threads 1 export " + run + " -f onnx --keep-bn -o " + onnx);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_GT(fs::file_size(onnx), 100000u);  // rla_resnet20's weights are about 0.3 MB
+  const auto fixed = (dir / "model4.onnx").string();
+  r = test::run_rla("--threads 1 export " + run + " -f onnx --batch 4 -o " + fixed);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  if (python_has("onnx")) {
+    const auto check = fmt::format(
+        "{} -c \"import onnx, sys; m = onnx.load(sys.argv[1]); onnx.checker.check_model(m); "
+        "sys.exit(0 if [m.graph.input[0].type.tensor_type.shape.dim[0].dim_value, "
+        "m.graph.output[0].type.tensor_type.shape.dim[0].dim_value] == [4, 4] else 1)\" {}",
+        kPython, fixed);
+    EXPECT_EQ(std::system(check.c_str()), 0);
+  }
   // The run kept no weight average: asking for it is a one-line error.
   const auto no_ema =
       test::run_rla("--threads 1 export " + run + " --weights ema -o " + (dir / "x.pt").string());
@@ -237,7 +248,8 @@ TEST(TorchScriptExport, CommandExportsARunAndRejectsBadInputInOneLine) {
         "export " + (dir / "nosuch").string() + " -o " + (dir / "x.pt").string(),
         "export " + run + "/best_model.pt -o " + (dir / "x.pt").string(),     // a state dict without --model
         "export " + run + " --model resnet20 -o " + (dir / "x.pt").string(),  // another model
-        "export " + run + " --input 1,28 -o " + (dir / "x.pt").string()}) {
+        "export " + run + " --input 1,28 -o " + (dir / "x.pt").string(),
+        "export " + run + " --batch 4 -o " + (dir / "x.pt").string()}) {  // --batch is for ONNX
     const auto b = test::run_rla("--threads 1 " + bad);
     EXPECT_NE(b.exit_code, 0) << bad;
     EXPECT_EQ(std::count(b.output.begin(), b.output.end(), '\n'), 1) << bad << "\n" << b.output;

@@ -24,6 +24,9 @@ struct ExportOptions {
   std::vector<int64_t> input_shape;
   /// Fold every BatchNorm into its convolution (false: the eval-mode graph with its BatchNorms).
   bool fold_batchnorm = true;
+  /// ONNX only: a fixed batch size in the file's input and output shapes (0: a free "batch").
+  /// Some runtimes want one (OpenCV 4.6 for squeeze-excitation models, TensorRT without profiles).
+  int64_t onnx_batch = 0;
 };
 
 /// The traced graph of `net`'s inference form (net itself is not modified: a copy is traced). Its
@@ -47,7 +50,8 @@ inline constexpr const char* kOnnxOutputName = "logits";
 void export_onnx(const models::NetworkImpl& net, const std::string& path, const ExportOptions& options);
 
 /// The serialized ONNX ModelProto of a traced graph (what export_onnx writes): one input [N, …] of
-/// floats, one output. Throws std::invalid_argument naming every node kind it cannot translate.
-std::string onnx_from_graph(const torch::jit::Graph& graph);
+/// floats, one output; N free, or fixed when batch > 0. Throws std::invalid_argument naming every node kind
+/// it cannot translate.
+std::string onnx_from_graph(const torch::jit::Graph& graph, int64_t batch = 0);
 
 }  // namespace rla::io
