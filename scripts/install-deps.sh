@@ -12,7 +12,7 @@ PACKAGES=(
   libplplot-dev plplot-driver-cairo
   dataset-fashion-mnist
   python3-torch python3-torchvision python3-onnx python3-opencv
-  libjemalloc2
+  libjemalloc2 libdnnl-dev
   clang-format clang libclang-rt-14-dev
 )
 
