@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include "prepared_conv.h"
 #include "rla/models/op_counter.h"
 
 namespace rla::models {
@@ -45,7 +46,9 @@ torch::Tensor Conv2dImpl::forward(const torch::Tensor& x) {
   } else if (direct_ && x.device().is_cpu() && x.scalar_type() == torch::kFloat &&
              x.is_contiguous(at::MemoryFormat::ChannelsLast) &&
              weight.is_contiguous(at::MemoryFormat::ChannelsLast)) {
-    y = at::mkldnn_convolution(x, weight, bias, padding_, *o.stride(), *o.dilation(), o.groups());
+    if (prepared_) y = prepared_->run(x);
+    if (!y.defined())
+      y = at::mkldnn_convolution(x, weight, bias, padding_, *o.stride(), *o.dilation(), o.groups());
   } else {
     y = torch::nn::Conv2dImpl::forward(x);
   }
@@ -87,7 +90,14 @@ std::shared_ptr<Conv2dImpl> Conv2dImpl::folded(const BatchNorm2dImpl* bn, int64_
 void Conv2dImpl::use_onednn(bool pack) {
   direct_ = at::hasMKLDNN();
   packed_ = torch::Tensor();
-  if (!pack || !direct_) return;
+  prepared_.reset();
+  if (!direct_) return;
+  if (!pack) {  // prepared once where oneDNN's headers are there; the weights are copied now
+    const auto& o = options;
+    prepared_ = PreparedConv::create(weight, bias, {o.stride()->begin(), o.stride()->end()}, padding_,
+                                     {o.dilation()->begin(), o.dilation()->end()}, o.groups());
+    return;
+  }
   TORCH_CHECK(weight.device().is_cpu() && weight.scalar_type() == torch::kFloat,
               "oneDNN weight packing needs a float CPU weight, got ", weight.scalar_type(), " on ",
               weight.device());

@@ -4,6 +4,8 @@
 
 #include <ATen/ATen.h>
 
+#include "prepared_conv.h"
+
 namespace rla::models {
 
 ResBlockImpl::ResBlockImpl(const Config& c, const ResBlockImpl* share)
@@ -216,10 +218,14 @@ void ResNetImpl::prepare_inference(const InferenceOptions& o) {
       folded_ += bn != nullptr;
     }
   }
-  // oneDNN-layout activations: measured faster for ImageNet-style ResNets only
-  // (docs/performance.md); SE / ECA broadcast, which oneDNN-layout tensors cannot.
+  // oneDNN-layout activations: measured faster for ImageNet-style ResNets only, and only while
+  // convolutions are not prepared (prepared_conv.h: channels-last with prepared primitives beat
+  // them by 20-30 % at batch 1, docs/performance.md), which grouped ones (ResNeXt) are not;
+  // SE / ECA broadcast, which oneDNN-layout tensors cannot.
   const auto& w = conv1_->weight;
-  const bool wanted = o.backend() == "mkldnn" || (o.backend() == "auto" && !options_.cifar_stem());
+  const bool prepared = prepared_convs_enabled() && options_.groups() == 1;
+  const bool wanted =
+      o.backend() == "mkldnn" || (o.backend() == "auto" && !options_.cifar_stem() && !prepared);
   const bool onednn =
       wanted && at::hasMKLDNN() && !attention && w.device().is_cpu() && w.scalar_type() == torch::kFloat;
   if (onednn && k > 0)

@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "../support/batchnorm.h"
+#include "rla/config.h"
 #include "rla/data/loader.h"
 #include "rla/data/synthetic.h"
 #include "rla/engine/trainer.h"
@@ -143,7 +144,16 @@ TEST(FastInference, ChoosesOneDnnTensorsForImageNetResNetsOnly) {
     return inference::FastNetwork(models::create_model(name), inference::FastOptions().backend(choice))
         .backend();
   };
-  EXPECT_EQ(backend("rla_resnet50"), "mkldnn");
+  // With prepared convolutions (oneDNN's headers in the build) channels-last wins for ResNets too;
+  // ResNeXt's grouped convolutions are not prepared and keep the oneDNN layout.
+#ifdef RLA_HAVE_DNNL
+  const bool prepared =
+      std::getenv("RLA_PREPARED_CONV") == nullptr || std::string(std::getenv("RLA_PREPARED_CONV")) != "0";
+#else
+  const bool prepared = false;
+#endif
+  EXPECT_EQ(backend("rla_resnet50"), prepared ? "channels-last" : "mkldnn");
+  EXPECT_EQ(backend("rla_resnext50_32x4d"), "mkldnn");
   EXPECT_EQ(backend("rla_resnet20"), "channels-last");
   EXPECT_EQ(backend("rla_resnet20", "mkldnn"), "mkldnn");
   EXPECT_EQ(backend("rla_resnet50_eca"), "channels-last");

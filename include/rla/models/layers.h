@@ -9,6 +9,7 @@
 namespace rla::models {
 
 class BatchNorm2dImpl;
+class PreparedConv;
 
 /// nn.Conv2d with "same" padding (kernel / 2). Same parameters and state_dict names; reports
 /// out_numel * (C_in/groups * kh * kw). For inference (NetworkImpl::prepare_inference) it can
@@ -37,6 +38,7 @@ class Conv2dImpl : public torch::nn::Conv2dImpl {
   std::vector<int64_t> padding_;
   bool direct_ = false;
   torch::Tensor packed_;
+  std::shared_ptr<PreparedConv> prepared_;  ///< a oneDNN primitive built once (src/models/prepared_conv.h)
 };
 TORCH_MODULE(Conv2d);
 

@@ -1,0 +1,127 @@
+#include "prepared_conv.h"
+
+#include <mutex>
+
+#include "rla/config.h"
+
+#if defined(RLA_HAVE_DNNL)
+#include <dnnl.hpp>
+#endif
+
+namespace rla::models {
+
+#if defined(RLA_HAVE_DNNL) && DNNL_VERSION_MAJOR == 2
+bool prepared_convs_enabled() {
+  static const bool enabled = [] {
+    const char* env = std::getenv("RLA_PREPARED_CONV");
+    return env == nullptr || std::string(env) != "0";
+  }();
+  return enabled;
+}
+
+namespace {
+
+class DnnlConv : public PreparedConv {
+ public:
+  DnnlConv(const torch::Tensor& weight, const torch::Tensor& bias, std::vector<int64_t> stride,
+           std::vector<int64_t> padding, std::vector<int64_t> dilation)
+      : weight_(weight.detach().contiguous()),
+        bias_(bias.defined() ? bias.detach().contiguous() : torch::Tensor()),
+        stride_(std::move(stride)),
+        padding_(std::move(padding)),
+        dilation_(std::move(dilation)),
+        engine_(dnnl::engine::kind::cpu, 0),
+        stream_(engine_) {}
+
+  torch::Tensor run(const torch::Tensor& x) override {
+    if (x.dim() != 4 || x.size(1) != weight_.size(1)) return {};
+    const std::lock_guard<std::mutex> lock(mutex_);
+    auto& p = primitive_for(x.size(0), x.size(2), x.size(3));
+    auto y = torch::empty({x.size(0), weight_.size(0), p.out_h, p.out_w},
+                          x.options().memory_format(at::MemoryFormat::ChannelsLast));
+    std::unordered_map<int, dnnl::memory> args = {
+        {DNNL_ARG_SRC, dnnl::memory(p.src, engine_, const_cast<float*>(x.data_ptr<float>()))},
+        {DNNL_ARG_WEIGHTS, p.weights},
+        {DNNL_ARG_DST, dnnl::memory(p.dst, engine_, y.data_ptr<float>())}};
+    if (bias_.defined()) args.emplace(DNNL_ARG_BIAS, p.bias);
+    p.primitive.execute(stream_, args);
+    stream_.wait();
+    return y;
+  }
+
+ private:
+  struct Prepared {
+    int64_t n, h, w, out_h, out_w;
+    dnnl::memory::desc src, dst;
+    dnnl::memory weights, bias;
+    dnnl::convolution_forward primitive;
+  };
+
+  // One primitive per input size (a model sees one or two); weights reordered once for it.
+  Prepared& primitive_for(int64_t n, int64_t h, int64_t w) {
+    for (auto& p : prepared_)
+      if (p.n == n && p.h == h && p.w == w) return p;
+    using dnnl::memory;
+    const auto f32 = memory::data_type::f32;
+    const int64_t kh = weight_.size(2), kw = weight_.size(3);
+    const int64_t out_h = (h + 2 * padding_[0] - dilation_[0] * (kh - 1) - 1) / stride_[0] + 1;
+    const int64_t out_w = (w + 2 * padding_[1] - dilation_[1] * (kw - 1) - 1) / stride_[1] + 1;
+    const memory::desc src({n, weight_.size(1), h, w}, f32, memory::format_tag::nhwc);
+    const memory::desc dst({n, weight_.size(0), out_h, out_w}, f32, memory::format_tag::nhwc);
+    const memory::dims wdims = {weight_.size(0), weight_.size(1), kh, kw};
+    const memory::desc any_weights(wdims, f32, memory::format_tag::any);
+    const memory::desc bias_desc({weight_.size(0)}, f32, memory::format_tag::a);
+    const memory::dims strides = {stride_[0], stride_[1]}, pads = {padding_[0], padding_[1]};
+    const memory::dims dilates = {dilation_[0] - 1, dilation_[1] - 1};  // oneDNN counts from 0
+    const auto desc = bias_.defined()
+                          ? dnnl::convolution_forward::desc(
+                                dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src,
+                                any_weights, bias_desc, dst, strides, dilates, pads, pads)
+                          : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
+                                                            dnnl::algorithm::convolution_direct, src,
+                                                            any_weights, dst, strides, dilates, pads, pads);
+    const dnnl::convolution_forward::primitive_desc pd(desc, engine_);
+    memory user_weights({wdims, f32, memory::format_tag::oihw}, engine_, weight_.data_ptr<float>());
+    memory weights(pd.weights_desc(), engine_);
+    dnnl::reorder(user_weights, weights).execute(stream_, user_weights, weights);
+    stream_.wait();
+    memory bias = bias_.defined() ? memory(bias_desc, engine_, bias_.data_ptr<float>()) : memory();
+    prepared_.push_back({n, h, w, out_h, out_w, src, dst, weights, bias, dnnl::convolution_forward(pd)});
+    return prepared_.back();
+  }
+
+  torch::Tensor weight_, bias_;
+  std::vector<int64_t> stride_, padding_, dilation_;
+  dnnl::engine engine_;
+  dnnl::stream stream_;
+  std::mutex mutex_;
+  std::vector<Prepared> prepared_;
+};
+
+}  // namespace
+
+std::shared_ptr<PreparedConv> PreparedConv::create(const torch::Tensor& weight, const torch::Tensor& bias,
+                                                   std::vector<int64_t> stride, std::vector<int64_t> padding,
+                                                   std::vector<int64_t> dilation, int64_t groups) {
+  if (!prepared_convs_enabled() || groups != 1 || weight.dim() != 4 || !weight.device().is_cpu() ||
+      weight.scalar_type() != torch::kFloat || stride.size() != 2 || padding.size() != 2 ||
+      dilation.size() != 2)
+    return nullptr;
+  return std::make_shared<DnnlConv>(weight, bias, std::move(stride), std::move(padding), std::move(dilation));
+}
+
+#else
+
+bool prepared_convs_enabled() {
+  return false;
+}
+
+std::shared_ptr<PreparedConv> PreparedConv::create(const torch::Tensor&, const torch::Tensor&,
+                                                   std::vector<int64_t>, std::vector<int64_t>,
+                                                   std::vector<int64_t>, int64_t) {
+  return nullptr;
+}
+
+#endif
+
+}  // namespace rla::models
