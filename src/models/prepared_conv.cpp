@@ -86,10 +86,13 @@ class DnnlConv : public PreparedConv {
     dnnl::reorder(user_weights, weights).execute(stream_, user_weights, weights);
     stream_.wait();
     memory bias = bias_.defined() ? memory(bias_desc, engine_, bias_.data_ptr<float>()) : memory();
+    if (prepared_.size() >= kMaxSizes)
+      prepared_.erase(prepared_.begin());  // many input sizes: keep the newest
     prepared_.push_back({n, h, w, out_h, out_w, src, dst, weights, bias, dnnl::convolution_forward(pd)});
     return prepared_.back();
   }
 
+  static constexpr size_t kMaxSizes = 8;
   torch::Tensor weight_, bias_;
   std::vector<int64_t> stride_, padding_, dilation_;
   dnnl::engine engine_;
