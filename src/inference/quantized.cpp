@@ -132,10 +132,14 @@ at::Tensor fast_quantize(const at::Tensor& t, double scale, int64_t zero_point) 
 at::Tensor fast_channel_cat(const std::vector<at::Tensor>& parts, double scale, int64_t zero_point) {
   const auto cl = at::MemoryFormat::ChannelsLast;
   std::vector<at::Tensor> inputs;
+  std::vector<const uint8_t*> sources;
+  std::vector<int64_t> widths;
   std::vector<std::array<uint8_t, 256>> tables;
   int64_t channels = 0;
   for (const auto& p : parts) {
     inputs.push_back(p.contiguous(cl));
+    sources.push_back(reinterpret_cast<const uint8_t*>(inputs.back().data_ptr<c10::quint8>()));
+    widths.push_back(p.size(1));
     channels += p.size(1);
     std::array<uint8_t, 256> table{};
     for (int v = 0; v < 256; ++v) {
@@ -152,9 +156,9 @@ at::Tensor fast_channel_cat(const std::vector<at::Tensor>& parts, double scale, 
   at::parallel_for(0, pixels, 256, [&](int64_t begin, int64_t end) {
     for (int64_t px = begin; px < end; ++px) {
       auto* o = dst + px * channels;
-      for (size_t i = 0; i < inputs.size(); ++i) {
-        const int64_t c = inputs[i].size(1);
-        const auto* in = reinterpret_cast<const uint8_t*>(inputs[i].data_ptr<c10::quint8>()) + px * c;
+      for (size_t i = 0; i < sources.size(); ++i) {
+        const int64_t c = widths[i];
+        const auto* in = sources[i] + px * c;
         const auto& table = tables[i];
         for (int64_t k = 0; k < c; ++k) o[k] = table[in[k]];
         o += c;
@@ -248,6 +252,8 @@ class QuantizedGraph {
   at::Tensor quantize(int value, const c10::IValue& v) const;
   void record(int value, const c10::IValue& v);
   void set_qparams(int value);
+  /// Prepacks every int8 convolution's weights and bias; the graph is then ready to run.
+  void pack_convolutions();
 
   std::shared_ptr<torch::jit::Graph> graph_;
   std::unordered_map<const Value*, int> ids_;
@@ -287,11 +293,11 @@ void QuantizedGraph::plan_node(const Node* n) {
     is_constant_[v] = true;
     return;
   }
+  if (fused_relus_.count(n)) return;  // fused into the conv / add before it, which writes its output
   Step s;
   s.node = n;
   for (const auto* in : n->inputs()) s.inputs.push_back(id(in));
   s.output = id(n->output());
-  if (fused_relus_.count(n)) return;  // fused into the conv / add before it, which writes its output
   if (kind == "prim::ListConstruct") {
     const bool fixed =
         std::all_of(s.inputs.begin(), s.inputs.end(), [this](int v) { return is_constant_[v]; });
@@ -413,7 +419,6 @@ torch::Tensor QuantizedGraph::run(const torch::Tensor& x, bool quantized) {
 
 void QuantizedGraph::finalize() {
   if (calibrated_ == 0) throw std::logic_error("int8: finalize() needs calibration batches first");
-  static const auto prepack = quantized_op("quantized::conv2d_prepack", "");
   for (size_t v = 0; v < scale_.size(); ++v) set_qparams(static_cast<int>(v));
   for (auto& s : steps_) {
     if (s.kind == Kind::kConv && !s.qweight.defined()) {
@@ -422,10 +427,16 @@ void QuantizedGraph::finalize() {
       const auto scales = (w.abs().amax({1, 2, 3}) / 127.0).clamp_min(1e-8).to(torch::kDouble);
       s.qweight = at::quantize_per_channel(w, scales, torch::zeros_like(scales, torch::kLong), 0, at::kQInt8);
     }
-    if (s.kind == Kind::kConv) {
-      c10::IValue bias = s.bias < 0 ? c10::IValue() : constants_[s.bias];
-      s.packed = call(prepack, {s.qweight, bias, s.stride, s.padding, s.dilation, s.groups});
-    }
+  }
+  pack_convolutions();
+}
+
+void QuantizedGraph::pack_convolutions() {
+  static const auto prepack = quantized_op("quantized::conv2d_prepack", "");
+  for (auto& s : steps_) {
+    if (s.kind != Kind::kConv) continue;
+    c10::IValue bias = s.bias < 0 ? c10::IValue() : constants_[s.bias];
+    s.packed = call(prepack, {s.qweight, bias, s.stride, s.padding, s.dilation, s.groups});
   }
   finalized_ = true;
 }
@@ -452,16 +463,15 @@ QuantizedNetwork::Counts QuantizedGraph::counts() const {
 void QuantizedGraph::save(const std::string& path, const std::string& model) const {
   using io::PyValue;
   std::vector<PyValue> constants, weights, weight_scales, shape;
+  // Conv weights are stored once, in int8: their float constants are written as empty tensors.
+  std::set<int> conv_weights;
   for (const auto& s : steps_) {
     if (s.kind != Kind::kConv) continue;
     weights.push_back(PyValue::tensor(s.qweight.int_repr()));
     weight_scales.push_back(PyValue::tensor(s.qweight.q_per_channel_scales().to(torch::kFloat)));
+    conv_weights.insert(s.weight);
   }
   for (auto d : input_shape_) shape.push_back(PyValue::integer(d));
-  // Conv weights are stored once, in int8: their float constants are written as empty tensors.
-  std::set<int> conv_weights;
-  for (const auto& s : steps_)
-    if (s.kind == Kind::kConv) conv_weights.insert(s.weight);
   for (size_t v = 0; v < constants_.size(); ++v) {
     if (!is_constant_[v] || !constants_[v].isTensor()) continue;
     constants.push_back(PyValue::tensor(conv_weights.count(static_cast<int>(v)) ? torch::empty({0})
@@ -527,13 +537,7 @@ void QuantizedGraph::load(const io::PyValue& file, const std::string& path) {
   scale_.assign(sc.data_ptr<double>(), sc.data_ptr<double>() + sc.numel());
   zero_point_.assign(zp.data_ptr<int64_t>(), zp.data_ptr<int64_t>() + zp.numel());
   if (const auto* n = d.find("calibration_images")) calibrated_ = n->to_int();
-  static const auto prepack = quantized_op("quantized::conv2d_prepack", "");
-  for (auto& s : steps_)
-    if (s.kind == Kind::kConv) {
-      c10::IValue bias = s.bias < 0 ? c10::IValue() : constants_[s.bias];
-      s.packed = call(prepack, {s.qweight, bias, s.stride, s.padding, s.dilation, s.groups});
-    }
-  finalized_ = true;
+  pack_convolutions();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -555,6 +559,18 @@ void select_engine() {
     throw std::runtime_error("this LibTorch has no quantized engine (oneDNN, QNNPACK or FBGEMM)");
 }
 
+/// The model name and input shape an int8 file records.
+std::pair<std::string, std::vector<int64_t>> describe_file(const io::PyValue& file, const std::string& path) {
+  const auto& d = file.to_dict();
+  const auto* model = d.find("model");
+  const auto* shape = d.find("input_shape");
+  if (!model || !shape)
+    throw std::invalid_argument(fmt::format("{}: an int8 model without its model name", path));
+  std::vector<int64_t> dims;
+  for (const auto& v : shape->items()) dims.push_back(v.to_int());
+  return {model->to_string(), dims};
+}
+
 io::PyValue read_int8_file(const std::string& path) {
   auto file = io::read_pytorch_file(path);
   const auto* format = file.is_dict() ? file.to_dict().find("format") : nullptr;
@@ -572,7 +588,6 @@ QuantizedNetwork::QuantizedNetwork(const models::NetworkImpl& net, std::vector<i
   select_engine();
   graph_ = std::make_unique<QuantizedGraph>(net, std::move(input_shape));
 }
-QuantizedNetwork::QuantizedNetwork(std::unique_ptr<QuantizedGraph> graph) : graph_(std::move(graph)) {}
 QuantizedNetwork::~QuantizedNetwork() = default;
 QuantizedNetwork::QuantizedNetwork(QuantizedNetwork&&) noexcept = default;
 QuantizedNetwork& QuantizedNetwork::operator=(QuantizedNetwork&&) noexcept = default;
@@ -611,7 +626,7 @@ QuantizedNetwork QuantizedNetwork::load(const std::string& path, const models::N
   if (!std::filesystem::is_regular_file(path))
     throw std::invalid_argument(fmt::format("{}: no int8 model there (write one with `rla quantize`)", path));
   const auto file = read_int8_file(path);
-  const auto [model, shape] = describe(path);
+  const auto [model, shape] = describe_file(file, path);
   if (!expected_model.empty() && model != expected_model)
     throw std::invalid_argument(fmt::format("{}: an int8 model of {}, not {}", path, model, expected_model));
   QuantizedNetwork q(net, shape);
@@ -620,15 +635,7 @@ QuantizedNetwork QuantizedNetwork::load(const std::string& path, const models::N
 }
 
 std::pair<std::string, std::vector<int64_t>> QuantizedNetwork::describe(const std::string& path) {
-  const auto file = read_int8_file(path);
-  const auto& d = file.to_dict();
-  const auto* model = d.find("model");
-  const auto* shape = d.find("input_shape");
-  if (!model || !shape)
-    throw std::invalid_argument(fmt::format("{}: an int8 model without its model name", path));
-  std::vector<int64_t> dims;
-  for (const auto& v : shape->items()) dims.push_back(v.to_int());
-  return {model->to_string(), dims};
+  return describe_file(read_int8_file(path), path);
 }
 
 QuantizedNetwork::Counts QuantizedNetwork::counts() const {

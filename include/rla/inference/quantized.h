@@ -65,7 +65,6 @@ class QuantizedNetwork {
   static std::string engine();
 
  private:
-  explicit QuantizedNetwork(std::unique_ptr<QuantizedGraph> graph);
   std::unique_ptr<QuantizedGraph> graph_;
 };
 
