@@ -68,8 +68,9 @@ class OnnxWriter {
   void constant(const Node* n);
   void list(const Node* n);
   void convolution(const Node* n);
-  void add(const Node* n);
-  void sub(const Node* n);
+  void with_alpha(const Node* n, const std::string& op);
+  void add(const Node* n) { with_alpha(n, "Add"); }
+  void sub(const Node* n) { with_alpha(n, "Sub"); }
   void mul(const Node* n) { set(n->output(), emit("Mul", {tensor(n->input(0)), tensor(n->input(1))})); }
   void matmul(const Node* n);
   void div(const Node* n) { set(n->output(), emit("Div", {tensor(n->input(0)), tensor(n->input(1))})); }
@@ -80,6 +81,8 @@ class OnnxWriter {
   void silu(const Node* n);
   void hardtanh(const Node* n);
   void cat(const Node* n);
+  /// kernel_shape, strides and pads of avg_pool2d / max_pool2d.
+  std::vector<ox::Message> pool_window(const Node* n) const;
   void avg_pool(const Node* n);
   void max_pool(const Node* n);
   void adaptive_avg_pool(const Node* n);
@@ -299,18 +302,11 @@ void OnnxWriter::convolution(const Node* n) {
             ox::attribute_int("group", groups)}));
 }
 
-void OnnxWriter::add(const Node* n) {
+void OnnxWriter::with_alpha(const Node* n, const std::string& op) {  // a op alpha * b
   auto b = tensor(n->input(1));
   if (n->inputs().size() > 2 && as_double(n->input(2)) != 1.0)
     b = emit("Mul", {b, scalar(as_double(n->input(2)))});
-  set(n->output(), emit("Add", {tensor(n->input(0)), b}));
-}
-
-void OnnxWriter::sub(const Node* n) {
-  auto b = tensor(n->input(1));
-  if (n->inputs().size() > 2 && as_double(n->input(2)) != 1.0)
-    b = emit("Mul", {b, scalar(as_double(n->input(2)))});
-  set(n->output(), emit("Sub", {tensor(n->input(0)), b}));
+  set(n->output(), emit(op, {tensor(n->input(0)), b}));
 }
 
 void OnnxWriter::addcmul(const Node* n) {  // self + value * t1 * t2
@@ -338,29 +334,30 @@ void OnnxWriter::cat(const Node* n) {
       emit("Concat", inputs, {ox::attribute_int("axis", axis(n->output(), as_int(n->input(1))))}));
 }
 
-void OnnxWriter::avg_pool(const Node* n) {
-  // avg_pool2d(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
-  if (n->inputs().size() > 6 && !is_none(n->input(6))) throw Unsupported("a divisor_override");
+std::vector<ox::Message> OnnxWriter::pool_window(const Node* n) const {
+  // Both 2-D poolings start (x, kernel, stride, padding, …); an empty stride means the kernel.
   const auto kernel = per_axis(as_ints(n->input(1)), 2);
   auto stride = as_ints(n->input(2));
   stride = stride.empty() ? kernel : per_axis(stride, 2);
-  set(n->output(), emit("AveragePool", {tensor(n->input(0))},
-                        {ox::attribute_ints("kernel_shape", kernel), ox::attribute_ints("strides", stride),
-                         ox::attribute_ints("pads", symmetric_pads(per_axis(as_ints(n->input(3)), 2))),
-                         ox::attribute_int("ceil_mode", as_bool(n->input(4))),
-                         ox::attribute_int("count_include_pad", as_bool(n->input(5)))}));
+  return {ox::attribute_ints("kernel_shape", kernel), ox::attribute_ints("strides", stride),
+          ox::attribute_ints("pads", symmetric_pads(per_axis(as_ints(n->input(3)), 2)))};
+}
+
+void OnnxWriter::avg_pool(const Node* n) {
+  // avg_pool2d(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
+  if (n->inputs().size() > 6 && !is_none(n->input(6))) throw Unsupported("a divisor_override");
+  auto attributes = pool_window(n);
+  attributes.push_back(ox::attribute_int("ceil_mode", as_bool(n->input(4))));
+  attributes.push_back(ox::attribute_int("count_include_pad", as_bool(n->input(5))));
+  set(n->output(), emit("AveragePool", {tensor(n->input(0))}, attributes));
 }
 
 void OnnxWriter::max_pool(const Node* n) {
   // max_pool2d(x, kernel, stride, padding, dilation, ceil_mode)
-  const auto kernel = per_axis(as_ints(n->input(1)), 2);
-  auto stride = as_ints(n->input(2));
-  stride = stride.empty() ? kernel : per_axis(stride, 2);
-  set(n->output(), emit("MaxPool", {tensor(n->input(0))},
-                        {ox::attribute_ints("kernel_shape", kernel), ox::attribute_ints("strides", stride),
-                         ox::attribute_ints("pads", symmetric_pads(per_axis(as_ints(n->input(3)), 2))),
-                         ox::attribute_ints("dilations", per_axis(as_ints(n->input(4)), 2)),
-                         ox::attribute_int("ceil_mode", as_bool(n->input(5)))}));
+  auto attributes = pool_window(n);
+  attributes.push_back(ox::attribute_ints("dilations", per_axis(as_ints(n->input(4)), 2)));
+  attributes.push_back(ox::attribute_int("ceil_mode", as_bool(n->input(5))));
+  set(n->output(), emit("MaxPool", {tensor(n->input(0))}, attributes));
 }
 
 void OnnxWriter::adaptive_avg_pool(const Node* n) {
