@@ -20,8 +20,7 @@ struct EvalConfig {
   int64_t batch_size = 256;
   bool json = false;
   bool fast = false;
-  bool int8 = false;
-  std::string int8_file;
+  Int8Flags int8;
   std::string weights = "raw";
   std::string device = "cpu";
 };
@@ -45,9 +44,7 @@ Command add_eval_command(CLI::App& root) {
       ->capture_default_str();
   cmd->add_flag("--fast", cfg->fast,
                 "Use the fast inference path (BN folded, oneDNN; equal to the plain forward within 1e-4)");
-  cmd->add_flag("--int8", cfg->int8, "Run the int8 model `rla quantize` wrote (<run>/model.int8.pt)");
-  cmd->add_option("--int8-file", cfg->int8_file,
-                  "The int8 model to run with --int8 (default: <run>/model.int8.pt)");
+  add_int8_options(cmd, cfg->int8);
   return {cmd, [cfg, cmd]() {
             // The checkpoint records the model and data it was trained with; flags given here override.
             engine::LoadRunOptions lro;
@@ -56,11 +53,10 @@ Command add_eval_command(CLI::App& root) {
             lro.limit_test = cfg->data.limit_test;
             lro.average = cfg->weights == "ema";
             const auto device = engine::parse_device(cfg->device);
-            if ((cfg->fast || cfg->int8) && !device.is_cpu())
+            if ((cfg->fast || cfg->int8.enabled) && !device.is_cpu())
               throw std::invalid_argument("--fast and --int8 run on the CPU (leave out --device)");
-            if (cfg->fast && cfg->int8) throw std::invalid_argument("--fast and --int8: choose one");
-            if (!cfg->int8_file.empty() && !cfg->int8)
-              throw std::invalid_argument("--int8-file needs --int8");
+            if (cfg->fast && cfg->int8.enabled) throw std::invalid_argument("--fast and --int8: choose one");
+            cfg->int8.check();
             auto run = engine::load_run(cfg->checkpoint, lro);
             run.net->to(device);
             auto& bundle = run.data;
@@ -71,10 +67,8 @@ Command add_eval_command(CLI::App& root) {
             lo.shuffle = false;
             data::DataLoader loader(bundle.test, bundle.eval_transforms, lo);
             engine::ClassificationMeter meter(bundle.test->num_classes());
-            if (cfg->int8) {
-              const auto path =
-                  cfg->int8_file.empty() ? inference::default_int8_path(cfg->checkpoint) : cfg->int8_file;
-              auto q = inference::QuantizedNetwork::load(path, *net, model_name);
+            if (cfg->int8.enabled) {
+              auto q = inference::QuantizedNetwork::load(cfg->int8.path(cfg->checkpoint), *net, model_name);
               meter = engine::evaluate([&q](const torch::Tensor& x) { return q.forward(x); }, loader,
                                        bundle.test->num_classes(), !cfg->json);
             } else if (cfg->fast) {
@@ -90,7 +84,7 @@ Command add_eval_command(CLI::App& root) {
               j["model"] = model_name;
               j["checkpoint"] = cfg->checkpoint;
               j["fast"] = cfg->fast;
-              j["int8"] = cfg->int8;
+              j["int8"] = cfg->int8.enabled;
               j["weights"] = cfg->weights;
               j["dataset"] = bundle.test->description();
               std::cout << j.dump(2) << "\n";

@@ -19,8 +19,7 @@ struct InferConfig {
   ModelFlags flags;
   bool train_mode = false;
   bool non_strict = false;
-  bool int8 = false;
-  std::string int8_file;
+  Int8Flags int8;
 };
 }  // namespace
 
@@ -40,13 +39,10 @@ Command add_infer_command(CLI::App& root) {
   add_model_options(cmd, cfg->flags);
   cmd->add_flag("--train-mode", cfg->train_mode, "BatchNorm uses batch statistics (model.train())");
   cmd->add_flag("--non-strict", cfg->non_strict, "Load what matches, skip the rest");
-  cmd->add_flag("--int8", cfg->int8, "Run the int8 model `rla quantize` wrote (<run>/model.int8.pt)");
-  cmd->add_option("--int8-file", cfg->int8_file,
-                  "The int8 model to run with --int8 (default: <run>/model.int8.pt)");
+  add_int8_options(cmd, cfg->int8);
   return {cmd, [cfg]() {
-            if (!cfg->int8_file.empty() && !cfg->int8)
-              throw std::invalid_argument("--int8-file needs --int8");
-            if (cfg->int8 && cfg->train_mode)
+            cfg->int8.check();
+            if (cfg->int8.enabled && cfg->train_mode)
               throw std::invalid_argument("--int8 runs in eval mode (drop --train-mode)");
             auto mc = cfg->flags.to_config();
             if (cfg->classes > 0) mc.num_classes = cfg->classes;
@@ -58,17 +54,16 @@ Command add_infer_command(CLI::App& root) {
             m.net->train(cfg->train_mode);
             torch::NoGradGuard no_grad;
             torch::Tensor logits;
-            if (cfg->int8) {
-              const auto path =
-                  cfg->int8_file.empty() ? inference::default_int8_path(cfg->weights) : cfg->int8_file;
-              logits = inference::QuantizedNetwork::load(path, *m.net, m.model).forward(x);
+            if (cfg->int8.enabled) {
+              logits =
+                  inference::QuantizedNetwork::load(cfg->int8.path(cfg->weights), *m.net, m.model).forward(x);
             } else {
               logits = m.net->forward(x);
             }
             io::write_tensor_file(cfg->output, logits);
             std::cout << fmt::format("wrote {}: logits [{}] ({})\n", cfg->output,
                                      fmt::join(logits.sizes(), ", "),
-                                     cfg->int8         ? "int8"
+                                     cfg->int8.enabled ? "int8"
                                      : cfg->train_mode ? "train mode"
                                                        : "eval mode");
             return 0;

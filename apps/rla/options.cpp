@@ -1,5 +1,7 @@
 #include "options.h"
 
+#include "rla/inference/quantized.h"
+
 namespace rla::app {
 
 void add_data_options(CLI::App* cmd, data::DataConfig& d) {
@@ -33,6 +35,19 @@ models::ModelConfig ModelFlags::to_config() const {
   if (!zero_init_residual.empty()) c.zero_init_residual = zero_init_residual == "on";
   if (!state_input.empty()) c.state_input = models::parse_state_input(state_input);
   return c;
+}
+
+void add_int8_options(CLI::App* cmd, Int8Flags& f) {
+  cmd->add_flag("--int8", f.enabled, "Run the int8 model `rla quantize` wrote (<run>/model.int8.pt)");
+  cmd->add_option("--int8-file", f.file, "The int8 model to run with --int8 (default: <run>/model.int8.pt)");
+}
+
+void Int8Flags::check() const {
+  if (!file.empty() && !enabled) throw std::invalid_argument("--int8-file needs --int8");
+}
+
+std::string Int8Flags::path(const std::string& run) const {
+  return file.empty() ? inference::default_int8_path(run) : file;
 }
 
 }  // namespace rla::app

@@ -24,4 +24,15 @@ struct ModelFlags {
 /// --rla-channels --aggregation --zero-init-residual --state-input.
 void add_model_options(CLI::App* cmd, ModelFlags& flags);
 
+/// --int8 [--int8-file F]: run the int8 model `rla quantize` wrote instead of the float one.
+struct Int8Flags {
+  bool enabled = false;
+  std::string file;
+  /// Throws std::invalid_argument for --int8-file without --int8.
+  void check() const;
+  /// The int8 model for run folder / checkpoint `run`: --int8-file, else <run>/model.int8.pt.
+  std::string path(const std::string& run) const;
+};
+void add_int8_options(CLI::App* cmd, Int8Flags& flags);
+
 }  // namespace rla::app
