@@ -22,24 +22,23 @@ namespace {
 
 using namespace rla;
 
-/// Median milliseconds per call of f over `rounds` samples of at least 0.3 s each.
+/// Milliseconds per call of f over one sample of at least 0.3 s.
 template <typename F>
-double median_ms(F&& f, int rounds) {
-  std::vector<double> samples;
-  f();  // warm-up: packs weights, allocates
-  for (int r = 0; r < rounds; ++r) {
-    int calls = 0;
-    const auto start = std::chrono::steady_clock::now();
-    double elapsed = 0;
-    do {
-      f();
-      ++calls;
-      elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    } while (elapsed < 0.3);
-    samples.push_back(1e3 * elapsed / calls);
-  }
-  std::sort(samples.begin(), samples.end());
-  return samples[samples.size() / 2];
+double sample_ms(F&& f) {
+  int calls = 0;
+  const auto start = std::chrono::steady_clock::now();
+  double elapsed = 0;
+  do {
+    f();
+    ++calls;
+    elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  } while (elapsed < 0.3);
+  return 1e3 * elapsed / calls;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
 }
 
 std::vector<int64_t> input_of(const std::string& model) {
@@ -84,17 +83,15 @@ int main(int argc, char** argv) {
       }
       for (int64_t batch : {1, 32}) {
         const auto x = torch::randn({batch, shape[0], shape[1], shape[2]});
-        double fp32 = 0, int8 = 0;
+        fast.forward(x);  // warm-up: weights packed, buffers allocated
+        q.forward(x);
         // Alternate the two so that drift in the machine's speed hits both alike.
         std::vector<double> f_samples, q_samples;
         for (int r = 0; r < rounds; ++r) {
-          f_samples.push_back(median_ms([&] { fast.forward(x); }, 1));
-          q_samples.push_back(median_ms([&] { q.forward(x); }, 1));
+          f_samples.push_back(sample_ms([&] { fast.forward(x); }));
+          q_samples.push_back(sample_ms([&] { q.forward(x); }));
         }
-        std::sort(f_samples.begin(), f_samples.end());
-        std::sort(q_samples.begin(), q_samples.end());
-        fp32 = f_samples[f_samples.size() / 2];
-        int8 = q_samples[q_samples.size() / 2];
+        const double fp32 = median(f_samples), int8 = median(q_samples);
         fmt::print(
             "{:<14} [{},{},{}] batch {:>2}: fp32 fast path {:8.2f} ms  int8 {:8.2f} ms  int8 speed-up "
             "{:.2f}x\n",
