@@ -126,6 +126,10 @@ Command add_train_command(CLI::App& root) {
   cmd->add_option("--val-seed", cfg->data.val_seed, "Seed of the validation split (not the run's --seed)")
       ->capture_default_str();
   cmd->add_option("--epochs", cfg->epochs, "Epochs")->capture_default_str();
+  cmd->add_option("--time-budget", cfg->time_budget_minutes,
+                  "Finish the whole run within this many minutes: after 25 timed steps the schedule is "
+                  "shortened (never past --epochs) to fit, the last epoch possibly partial (0: off)")
+      ->capture_default_str();
   cmd->add_option("--batch-size,-b", cfg->batch_size, "Batch size")->capture_default_str();
   cmd->add_option("--lr", cfg->schedule.base_lr, "Base learning rate")->capture_default_str();
   cmd->add_option("--schedule", cfg->schedule.kind, "constant | step | multistep | cosine")
@@ -239,20 +243,24 @@ Command add_train_command(CLI::App& root) {
             if (data_parallel) fmt::print(stderr, "{}\n", data_parallel->finish());
             std::signal(SIGINT, SIG_DFL);
             if (result.history.empty() || hooks.rank != 0) return result.stopped_early ? 130 : 0;
+            // A schedule fitted to --time-budget may end inside an epoch: say how far it went.
+            const std::string epochs_done =
+                result.final && result.final->fitted_epochs
+                    ? fmt::format("{:.2f} epochs (fitted to the time budget)", *result.final->fitted_epochs)
+                    : fmt::format("{} epochs", result.final ? result.final->epochs : 0);
             if (!result.final) {
               fmt::print("{}: stopped after {} epochs; run folder {}\n", cfg->model,
                          result.history.back().epoch, result.run_dir);
             } else if (result.final->val_top1) {
               fmt::print(
-                  "{}: validation top-1 {:.2f}%, test top-1 {:.2f}% top-5 {:.2f}% after {} epochs; run "
+                  "{}: validation top-1 {:.2f}%, test top-1 {:.2f}% top-5 {:.2f}% after {}; run "
                   "folder {}\n",
                   cfg->model, *result.final->val_top1, result.final->test_top1, result.final->test_top5,
-                  result.final->epochs, result.run_dir);
+                  epochs_done, result.run_dir);
             } else {
-              fmt::print(
-                  "{}: test top-1 {:.2f}% (best {:.2f}%), top-5 {:.2f}% after {} epochs; run folder {}\n",
-                  cfg->model, result.final->test_top1, result.best_top1, result.final->test_top5,
-                  result.final->epochs, result.run_dir);
+              fmt::print("{}: test top-1 {:.2f}% (best {:.2f}%), top-5 {:.2f}% after {}; run folder {}\n",
+                         cfg->model, result.final->test_top1, result.best_top1, result.final->test_top5,
+                         epochs_done, result.run_dir);
             }
             return result.stopped_early ? 130 : 0;
           }};

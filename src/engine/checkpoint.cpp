@@ -87,6 +87,7 @@ void save_checkpoint(const std::string& path, const torch::nn::Module& model,
   archive.write("state/next_batch", c10::IValue(s.next_batch));
   archive.write("state/best_top1", c10::IValue(s.best_top1));
   archive.write("state/best_epoch", c10::IValue(s.best_epoch));
+  archive.write("state/fitted_epochs", c10::IValue(s.fitted_epochs));
   archive.write("state/config", c10::IValue(s.config_json));
   if (s.partial_meter.defined()) archive.write("state/partial_meter", s.partial_meter);
   std::ostringstream bytes;
@@ -165,6 +166,7 @@ TrainState load_checkpoint(const std::string& path, torch::nn::Module& model,
   if (archive.try_read("state/next_batch", v)) s.next_batch = v.toInt();
   if (archive.try_read("state/best_top1", v)) s.best_top1 = v.toDouble();
   if (archive.try_read("state/best_epoch", v)) s.best_epoch = v.toInt();
+  if (archive.try_read("state/fitted_epochs", v)) s.fitted_epochs = v.toDouble();
   if (archive.try_read("state/config", v)) s.config_json = v.toStringRef();
   torch::Tensor meter;
   if (archive.try_read("state/partial_meter", meter)) s.partial_meter = meter;

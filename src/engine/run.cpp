@@ -67,6 +67,7 @@ nlohmann::json to_json(const TrainConfig& c) {
           {"image_size", c.data.image_size},
           {"synthetic_size", c.data.synthetic_size},
           {"epochs", c.epochs},
+          {"time_budget_minutes", c.time_budget_minutes},
           {"batch_size", c.batch_size},
           {"lr", c.schedule.base_lr},
           {"schedule", c.schedule.kind},
@@ -137,6 +138,7 @@ TrainConfig train_config_from_json(const nlohmann::json& j) {
   d.image_size = get_or(j, "image_size", d.image_size);
   d.synthetic_size = get_or(j, "synthetic_size", d.synthetic_size);
   c.epochs = get_or(j, "epochs", c.epochs);
+  c.time_budget_minutes = get_or(j, "time_budget_minutes", c.time_budget_minutes);
   c.batch_size = get_or(j, "batch_size", c.batch_size);
   auto& s = c.schedule;
   s.base_lr = get_or(j, "lr", s.base_lr);
@@ -236,6 +238,7 @@ nlohmann::json to_json(const RunResult& r) {
       {"ema_test_top1", &r.ema_test_top1}, {"ema_test_top5", &r.ema_test_top5}};
   for (const auto& [key, value] : ema)
     if (*value) j[key] = **value;
+  if (r.fitted_epochs) j["fitted_epochs"] = *r.fitted_epochs;
   return j;
 }
 
@@ -254,6 +257,7 @@ RunResult run_result_from_json(const nlohmann::json& j) {
   r.ema_test_loss = get_optional<double>(j, "ema_test_loss");
   r.ema_test_top1 = get_optional<double>(j, "ema_test_top1");
   r.ema_test_top5 = get_optional<double>(j, "ema_test_top5");
+  r.fitted_epochs = get_optional<double>(j, "fitted_epochs");
   return r;
 }
 

@@ -1,5 +1,6 @@
 #include "rla/engine/schedule.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -22,7 +23,7 @@ double lr_at(const ScheduleConfig& c, double epoch) {
     for (auto m : c.milestones)
       if (epoch >= static_cast<double>(m)) lr *= c.gamma;
   } else if (c.kind == "cosine") {
-    const double t = std::clamp(epoch / static_cast<double>(std::max<int64_t>(1, c.epochs)), 0.0, 1.0);
+    const double t = std::clamp(epoch / std::max(1e-9, c.epochs), 0.0, 1.0);
     lr = c.min_lr + 0.5 * (c.base_lr - c.min_lr) * (1.0 + std::cos(M_PI * t));
   }
   if (epoch < c.warmup_epochs) {

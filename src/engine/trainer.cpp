@@ -1,6 +1,7 @@
 #include "rla/engine/trainer.h"
 
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -56,13 +57,29 @@ struct Run {
   TrainResult result;
   int64_t steps = 0;
   torch::Device device = torch::kCPU;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point probe_started;  // --time-budget: the timed steps' start
 
   Run(const TrainConfig& config, const TrainHooks& h) : c(config), hooks(h) {}
   bool stop_now() const { return stop_requested() || (c.max_steps > 0 && steps >= c.max_steps); }
   torch::nn::Module* extra() { return heads ? heads.get() : nullptr; }
   torch::nn::Module* averaged() { return average ? &average->model() : nullptr; }
   bool mixing() const { return c.mixup_alpha > 0 || c.cutmix_alpha > 0; }
+  bool fitted() const { return state.fitted_epochs > 0; }
+  /// Epochs the run goes through: --epochs, or the fitted length rounded up (a partial last one).
+  int64_t planned_epochs() const {
+    return fitted() ? static_cast<int64_t>(std::ceil(state.fitted_epochs - 1e-9)) : c.epochs;
+  }
+  /// Optimiser steps of the whole schedule, for `nb` batches per epoch.
+  int64_t planned_steps(size_t nb) const {
+    const auto per_epoch = static_cast<double>(nb);
+    return fitted() ? std::llround(state.fitted_epochs * per_epoch) : c.epochs * static_cast<int64_t>(nb);
+  }
 };
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
 
 // Rejects contradictory options before any work starts and fills in the defaults.
 void check_config(TrainConfig& c) {
@@ -96,6 +113,9 @@ void check_config(TrainConfig& c) {
     if (!c.data.augment) throw std::invalid_argument("--no-augment contradicts --mixup / --cutmix");
   }
   TORCH_CHECK(c.epochs > 0, "--epochs must be positive, got ", c.epochs);
+  if (!(c.time_budget_minutes >= 0 && std::isfinite(c.time_budget_minutes)))
+    throw std::invalid_argument(fmt::format(
+        "--time-budget must be a positive number of minutes (0: none), got {}", c.time_budget_minutes));
   TORCH_CHECK(c.batch_size > 0, "--batch-size must be positive, got ", c.batch_size);
   if (c.freeze_backbone && (c.exits.empty() || c.init_checkpoint.empty()))
     throw std::invalid_argument(
@@ -160,6 +180,7 @@ void restore_or_start(Run& r, const std::string& config_json) {
     r.state =
         load_checkpoint(last_checkpoint_path(c.out_dir), *r.net, r.optimizer.get(), r.extra(), r.averaged());
     r.state.config_json = config_json;
+    if (r.fitted()) r.c.schedule.epochs = r.state.fitted_epochs;
     // Drop lines of epochs after the checkpoint (a crash between the two writes).
     for (const auto& m : read_metrics(c.out_dir))
       if (m.epoch <= r.state.epochs_done) r.result.history.push_back(m);
@@ -213,6 +234,58 @@ std::pair<torch::Tensor, torch::Tensor> forward_loss(Run& r, const data::Batch& 
   return {logits, loss};
 }
 
+// --time-budget: steps 6-25 of the process are timed, one eval-mode forward of the batch at hand
+// gives the held-out evaluation's cost per image, and the schedule becomes the longest one (in
+// whole steps, at most --epochs) whose remaining steps and evaluations fit in what is left of the
+// budget, less a 5 % margin. `done`: steps already taken in the whole run. Once fitted (also
+// after a resume, from the checkpoint) the length never changes.
+void fit_to_budget(Run& r, int64_t done, size_t nb, const torch::Tensor& images) {
+  constexpr int64_t kSkip = 5, kTimed = 20;
+  if (r.steps == kSkip) r.probe_started = std::chrono::steady_clock::now();
+  if (r.steps < kSkip + kTimed) return;
+  const double step_seconds = seconds_since(r.probe_started) / static_cast<double>(kTimed);
+  double eval_seconds = 0;  // per image
+  {
+    torch::NoGradGuard no_grad;
+    r.net->eval();
+    r.net->forward(images);  // the first eval-mode call may build kernels for this shape
+    const auto t = std::chrono::steady_clock::now();
+    r.net->forward(images);
+    eval_seconds = seconds_since(t) / static_cast<double>(images.size(0));
+    set_train_mode(r);
+  }
+  const double left = 0.95 * r.c.time_budget_minutes * 60.0 - seconds_since(r.started);
+  const auto held_out = static_cast<double>(r.held_out->size());
+  const double final_test = r.data.val ? static_cast<double>(r.data.test->size()) : 0.0;
+  const auto per_epoch = static_cast<int64_t>(nb);
+  auto cost = [&](int64_t total) {  // seconds from now to the end of a `total`-step schedule
+    const int64_t evals = (total + per_epoch - 1) / per_epoch - r.state.epochs_done;
+    return static_cast<double>(total - done) * step_seconds +
+           (static_cast<double>(evals) * held_out + final_test) * eval_seconds;
+  };
+  int64_t lo = done + 1, hi = r.c.epochs * per_epoch;  // the longest total with cost <= left
+  if (cost(hi) <= left) {
+    lo = hi;
+  } else {
+    while (lo < hi) {
+      const int64_t mid = lo + (hi - lo + 1) / 2;
+      if (cost(mid) <= left) {
+        lo = mid;
+      } else {
+        hi = mid - 1;
+      }
+    }
+  }
+  r.state.fitted_epochs = static_cast<double>(lo) / static_cast<double>(per_epoch);
+  r.c.schedule.epochs = r.state.fitted_epochs;
+  if (!r.c.quiet)
+    fmt::print(stderr,
+               "\ntime budget {:g} min: {:.1f} ms per step, {:.2f} ms per evaluated image -> schedule of "
+               "{:.2f} epochs ({} steps; --epochs {}){}\n",
+               r.c.time_budget_minutes, 1e3 * step_seconds, 1e3 * eval_seconds, r.state.fitted_epochs, lo,
+               r.c.epochs, cost(lo) > left ? " — the budget is too small even for that" : "");
+}
+
 // One epoch of optimiser steps from the checkpointed position. Returns false when stopped (Ctrl-C
 // or max_steps) inside the epoch, after writing a resumable checkpoint.
 bool train_epoch(Run& r, int64_t epoch, data::DataLoader& loader, ClassificationMeter& meter,
@@ -251,9 +324,12 @@ bool train_epoch(Run& r, int64_t epoch, data::DataLoader& loader, Classification
     meter.update(logits, batch.labels, loss_value);
     ++b;
     ++r.steps;
+    const int64_t done = epoch * static_cast<int64_t>(nb) + static_cast<int64_t>(b);
+    if (c.time_budget_minutes > 0 && !r.fitted()) fit_to_budget(r, done, nb, batch.images);
     if (!c.quiet)
       progress.step(batch.labels.size(0),
                     fmt::format("loss {:.4f} top-1 {:.2f}% lr {:.4f}", meter.loss(), meter.top1(), lr));
+    if (r.fitted() && done >= r.planned_steps(nb)) return true;  // the fitted schedule ends here
     if (!r.stop_now()) continue;
     r.state.next_batch = static_cast<int64_t>(b);
     if (b >= nb) return true;  // stopped exactly at the end of the epoch: finish it normally
@@ -313,8 +389,8 @@ void finish_epoch(Run& r, int64_t epoch, ClassificationMeter& meter, double lr, 
         stderr,
         "epoch {}/{}: train loss {:.4f} top-1 {:.2f}% | {} loss {:.4f} top-1 {:.2f}% top-5 {:.2f}% | {:.0f} "
         "img/s\n",
-        m.epoch, c.epochs, m.train_loss, m.train_top1, r.held_out_name, m.val_loss, m.val_top1, m.val_top5,
-        m.train_img_per_s);
+        m.epoch, r.planned_epochs(), m.train_loss, m.train_top1, r.held_out_name, m.val_loss, m.val_top1,
+        m.val_top5, m.train_img_per_s);
   if (!c.quiet && m.ema_val_top1)
     fmt::print(stderr, "  weight average (EMA): {} loss {:.4f} top-1 {:.2f}%\n", r.held_out_name,
                *m.ema_val_loss, *m.ema_val_top1);
@@ -351,6 +427,7 @@ RunResult final_result(Run& r, const data::LoaderOptions& lo) {
   const auto& last = r.result.history.back();
   RunResult f;
   f.epochs = last.epoch;
+  if (r.fitted()) f.fitted_epochs = r.state.fitted_epochs;
   if (!r.data.val) {
     f.test_loss = last.val_loss, f.test_top1 = last.val_top1, f.test_top5 = last.val_top5;
   } else {
@@ -474,6 +551,9 @@ TrainResult train(const TrainConfig& config, const TrainHooks& hooks) {
   r.lead = hooks.rank == 0;
   if (!r.lead) r.c.quiet = true;
   check_config(r.c);
+  if (r.c.time_budget_minutes > 0 && hooks.world_size > 1)
+    throw std::invalid_argument(
+        "--time-budget works on one process only (each rank would fit its own schedule)");
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   util::set_intra_op_threads(r.c.threads > 0 ? r.c.threads : cores);  // and OpenBLAS to 1 (util/threads.h)
   fs::create_directories(r.c.out_dir);
@@ -506,7 +586,7 @@ TrainResult train(const TrainConfig& config, const TrainHooks& hooks) {
   data::DataLoader held_out_loader(r.held_out, r.data.eval_transforms, lo);
   const size_t nb = train_loader.batches_per_epoch();
 
-  for (int64_t epoch = r.state.epochs_done; epoch < c.epochs; ++epoch) {
+  for (int64_t epoch = r.state.epochs_done; epoch < r.planned_epochs(); ++epoch) {
     torch::manual_seed(c.seed * 1000003 + static_cast<uint64_t>(epoch));
     ClassificationMeter meter(r.data.train->num_classes());
     const size_t first = static_cast<size_t>(r.state.next_batch);
@@ -514,7 +594,10 @@ TrainResult train(const TrainConfig& config, const TrainHooks& hooks) {
       meter.from_tensor(r.state.partial_meter);
     train_loader.start_epoch(epoch, first);
     set_train_mode(r);
-    Progress progress(fmt::format("epoch {}/{}", epoch + 1, c.epochs), nb - std::min(first, nb));
+    const auto last = static_cast<size_t>(
+        std::min<int64_t>(r.planned_steps(nb) - epoch * static_cast<int64_t>(nb), static_cast<int64_t>(nb)));
+    Progress progress(fmt::format("epoch {}/{}", epoch + 1, r.planned_epochs()),
+                      last - std::min(first, last));
     double lr = 0;
     if (!train_epoch(r, epoch, train_loader, meter, progress, lr)) {
       r.result.stopped_early = true;
@@ -524,12 +607,13 @@ TrainResult train(const TrainConfig& config, const TrainHooks& hooks) {
     if (!c.quiet) progress.finish(fmt::format("loss {:.4f} top-1 {:.2f}%", meter.loss(), meter.top1()));
     finish_epoch(r, epoch, meter, lr, progress.elapsed_seconds(), held_out_loader, progress);
     if (r.stop_now()) {
-      r.result.stopped_early = epoch + 1 < c.epochs;
+      r.result.stopped_early = epoch + 1 < r.planned_epochs();
       break;
     }
   }
   r.result.best_top1 = r.state.best_top1;
-  if (!r.result.stopped_early && !r.result.history.empty() && r.result.history.back().epoch == c.epochs)
+  if (!r.result.stopped_early && !r.result.history.empty() &&
+      r.result.history.back().epoch == r.planned_epochs())
     r.result.final = final_result(r, lo);
   return r.result;
 }

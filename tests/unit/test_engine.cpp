@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 
+#include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -234,6 +236,43 @@ TEST(Trainer, ResumeAfterStopMatchesUninterruptedRun) {
   EXPECT_TRUE(fs::exists(cut_dir / "metrics.jsonl"));
   EXPECT_TRUE(fs::exists(cut_dir / "config.json"));
   EXPECT_TRUE(fs::exists(cut_dir / "best.ckpt"));
+}
+
+// --time-budget: the schedule is fitted once to the budget and a resumed run keeps that length.
+TEST(Trainer, TimeBudgetFitsTheScheduleAndAResumeKeepsIt) {
+  auto dir = temp_dir("budget");
+  auto c = tiny_run(dir.string());
+  c.epochs = 1000;              // far more than 6 seconds allow
+  c.time_budget_minutes = 0.1;  // 6 s, the whole run
+  const auto start = std::chrono::steady_clock::now();
+  auto [first, resumed] = test::train_stopped_and_resumed(c, 30);  // stops after the fit (step 25)
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_TRUE(first.stopped_early);
+  const auto state = engine::load_checkpoint(engine::last_checkpoint_path(dir.string()),
+                                             *models::create_model("rla_resnet20",
+                                                                   [] {
+                                                                     models::ModelConfig m;
+                                                                     m.in_channels = 1;
+                                                                     return m;
+                                                                   }()),
+                                             nullptr);
+  ASSERT_TRUE(resumed.final.has_value());
+  ASSERT_TRUE(resumed.final->fitted_epochs.has_value());
+  const double fitted = *resumed.final->fitted_epochs;
+  EXPECT_GT(fitted, 3.0);  // at least the 30 steps taken before the stop
+  EXPECT_LT(fitted, 1000.0);
+  EXPECT_LE(fitted, state.fitted_epochs);  // the checkpoint holds what the resumed run kept
+  EXPECT_GE(fitted, state.fitted_epochs);
+  EXPECT_EQ(static_cast<double>(resumed.history.size()), std::ceil(fitted - 1e-9));
+  // The cosine schedule ran to its end: the last step's rate is near zero.
+  EXPECT_LT(resumed.history.back().lr, 0.05 * c.schedule.base_lr);
+  // Two processes' worth of budget (the resumed one does not refit), with slack for a busy machine.
+  EXPECT_LT(seconds, 2 * 2 * 6.0 + 10.0);
+  // The result file says the schedule was fitted.
+  std::ifstream result_file(engine::result_path(dir.string()));
+  const auto saved = engine::run_result_from_json(nlohmann::json::parse(result_file));
+  ASSERT_TRUE(saved.fitted_epochs.has_value());
+  EXPECT_DOUBLE_EQ(*saved.fitted_epochs, fitted);
 }
 
 TEST(Trainer, NonFiniteLossStopsAndKeepsLastCheckpoint) {

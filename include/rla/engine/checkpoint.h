@@ -13,6 +13,7 @@ struct TrainState {
   int64_t next_batch = 0;   ///< > 0 when the checkpoint was taken mid-epoch (Ctrl-C)
   double best_top1 = -1.0;
   int64_t best_epoch = -1;
+  double fitted_epochs = 0;     ///< the schedule's length fitted to --time-budget (0: not fitted)
   torch::Tensor partial_meter;  ///< the running train meter of an unfinished epoch
   std::string config_json;      ///< the run's config, for `rla eval` and resumption checks
 };

@@ -27,6 +27,10 @@ struct TrainConfig {
   models::ModelConfig model_config;
   data::DataConfig data;
   int64_t epochs = 4;
+  /// Wall-clock budget of the whole run in minutes (0: none). After a short timed probe the
+  /// schedule is shortened (never lengthened past `epochs`) so that training, the held-out
+  /// evaluations and the final test end inside it; the last epoch may then be partial.
+  double time_budget_minutes = 0;
   int64_t batch_size = 128;
   ScheduleConfig schedule;        ///< base_lr, kind, warm-up...
   std::string optimizer = "sgd";  ///< sgd | adamw | rmsprop (engine/optim.h)
@@ -88,6 +92,7 @@ struct EpochMetrics {
 /// and on the test set, which is evaluated here once and never used to choose anything.
 struct RunResult {
   int64_t epochs = 0;
+  std::optional<double> fitted_epochs;  ///< the schedule's length when fitted to a time budget
   std::optional<double> val_loss, val_top1, val_top5;
   double test_loss = 0, test_top1 = 0, test_top5 = 0;
   /// The final weight average, when the run kept one.

@@ -8,7 +8,8 @@ namespace rla::engine {
 struct ScheduleConfig {
   std::string kind = "cosine";  ///< constant | step | multistep | cosine
   double base_lr = 0.1;
-  int64_t epochs = 1;               ///< total epochs (cosine)
+  double epochs = 1;                ///< schedule length in epochs (cosine); fractional when fitted
+                                    ///< to a time budget (TrainConfig::time_budget_minutes)
   int64_t step_size = 30;           ///< step: decay every step_size epochs
   std::vector<int64_t> milestones;  ///< multistep: decay at these epochs
   double gamma = 0.1;               ///< step / multistep decay factor
