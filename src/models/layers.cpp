@@ -37,6 +37,17 @@ Conv2dImpl::Conv2dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride, 
                                 .bias(bias)),
       padding_{kernel / 2, kernel / 2} {}
 
+torch::Tensor Conv2dImpl::forward_fused(const torch::Tensor& x, bool relu, const torch::Tensor& add) {
+  if (prepared_ && direct_ && fused_post_ops_enabled() && !models::active_counter() && x.device().is_cpu() &&
+      x.scalar_type() == torch::kFloat && x.is_contiguous(at::MemoryFormat::ChannelsLast)) {
+    auto y = prepared_->run(x, relu, add);
+    if (y.defined()) return y;
+  }
+  auto y = forward(x);  // the traced graph of export / int8 sees exactly these operations
+  if (add.defined()) y.add_(add);
+  return relu ? y.relu_() : y;
+}
+
 torch::Tensor Conv2dImpl::forward(const torch::Tensor& x) {
   torch::Tensor y;
   const auto& o = options;

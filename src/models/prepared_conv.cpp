@@ -10,6 +10,14 @@
 
 namespace rla::models {
 
+bool fused_post_ops_enabled() {
+  static const bool enabled = [] {
+    const char* env = std::getenv("RLA_FUSED_POST_OPS");
+    return env == nullptr || std::string(env) != "0";
+  }();
+  return enabled;
+}
+
 #if defined(RLA_HAVE_DNNL) && DNNL_VERSION_MAJOR == 2
 bool prepared_convs_enabled() {
   static const bool enabled = [] {
@@ -33,12 +41,17 @@ class DnnlConv : public PreparedConv {
         engine_(dnnl::engine::kind::cpu, 0),
         stream_(engine_) {}
 
-  torch::Tensor run(const torch::Tensor& x) override {
+  torch::Tensor run(const torch::Tensor& x, bool relu, const torch::Tensor& sum_into) override {
     if (x.dim() != 4 || x.size(1) != weight_.size(1)) return {};
+    const bool sum = sum_into.defined();
+    if (sum && !(sum_into.scalar_type() == torch::kFloat && sum_into.device().is_cpu() &&
+                 sum_into.is_contiguous(at::MemoryFormat::ChannelsLast)))
+      return {};
     const std::lock_guard<std::mutex> lock(mutex_);
-    auto& p = primitive_for(x.size(0), x.size(2), x.size(3));
-    auto y = torch::empty({x.size(0), weight_.size(0), p.out_h, p.out_w},
-                          x.options().memory_format(at::MemoryFormat::ChannelsLast));
+    auto& p = primitive_for(x.size(0), x.size(2), x.size(3), (relu ? kRelu : 0) | (sum ? kSum : 0));
+    const std::vector<int64_t> shape = {x.size(0), weight_.size(0), p.out_h, p.out_w};
+    if (sum && sum_into.sizes() != shape) return {};
+    auto y = sum ? sum_into : torch::empty(shape, x.options().memory_format(at::MemoryFormat::ChannelsLast));
     std::unordered_map<int, dnnl::memory> args = {
         {DNNL_ARG_SRC, dnnl::memory(p.src, engine_, const_cast<float*>(x.data_ptr<float>()))},
         {DNNL_ARG_WEIGHTS, p.weights},
@@ -50,17 +63,21 @@ class DnnlConv : public PreparedConv {
   }
 
  private:
+  static constexpr int kRelu = 1, kSum = 2;  // fused post-ops
   struct Prepared {
-    int64_t n, h, w, out_h, out_w;
+    int64_t n, h, w;
+    int post_ops;
+    int64_t out_h, out_w;
     dnnl::memory::desc src, dst;
     dnnl::memory weights, bias;
     dnnl::convolution_forward primitive;
   };
 
-  // One primitive per input size (a model sees one or two); weights reordered once for it.
-  Prepared& primitive_for(int64_t n, int64_t h, int64_t w) {
+  // One primitive per input size and post-ops (a model sees one or two); weights reordered once
+  // for each.
+  Prepared& primitive_for(int64_t n, int64_t h, int64_t w, int post_ops) {
     for (auto& p : prepared_)
-      if (p.n == n && p.h == h && p.w == w) return p;
+      if (p.n == n && p.h == h && p.w == w && p.post_ops == post_ops) return p;
     using dnnl::memory;
     const auto f32 = memory::data_type::f32;
     const int64_t kh = weight_.size(2), kw = weight_.size(3);
@@ -80,7 +97,12 @@ class DnnlConv : public PreparedConv {
                           : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
                                                             dnnl::algorithm::convolution_direct, src,
                                                             any_weights, dst, strides, dilates, pads, pads);
-    const dnnl::convolution_forward::primitive_desc pd(desc, engine_);
+    dnnl::post_ops ops;
+    if ((post_ops & kSum) != 0) ops.append_sum(1.0F);
+    if ((post_ops & kRelu) != 0) ops.append_eltwise(1.0F, dnnl::algorithm::eltwise_relu, 0.0F, 0.0F);
+    dnnl::primitive_attr attr;
+    attr.set_post_ops(ops);
+    const dnnl::convolution_forward::primitive_desc pd(desc, attr, engine_);
     memory user_weights({wdims, f32, memory::format_tag::oihw}, engine_, weight_.data_ptr<float>());
     memory weights(pd.weights_desc(), engine_);
     dnnl::reorder(user_weights, weights).execute(stream_, user_weights, weights);
@@ -88,7 +110,8 @@ class DnnlConv : public PreparedConv {
     memory bias = bias_.defined() ? memory(bias_desc, engine_, bias_.data_ptr<float>()) : memory();
     if (prepared_.size() >= kMaxSizes)
       prepared_.erase(prepared_.begin());  // many input sizes: keep the newest
-    prepared_.push_back({n, h, w, out_h, out_w, src, dst, weights, bias, dnnl::convolution_forward(pd)});
+    prepared_.push_back(
+        {n, h, w, post_ops, out_h, out_w, src, dst, weights, bias, dnnl::convolution_forward(pd)});
     return prepared_.back();
   }
 

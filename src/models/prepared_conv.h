@@ -13,13 +13,19 @@ namespace rla::models {
 /// Whether convolutions are prepared: the build has oneDNN 2.x headers and RLA_PREPARED_CONV is
 /// not "0" (for A/B runs).
 bool prepared_convs_enabled();
+/// Whether prepared convolutions take their ReLU and residual add as fused post-ops:
+/// RLA_FUSED_POST_OPS is not "0" (for A/B runs).
+bool fused_post_ops_enabled();
 
 class PreparedConv {
  public:
   virtual ~PreparedConv() = default;
   /// x [N, C_in, H, W] channels-last float CPU -> y [N, C_out, H', W'] channels-last, or an
   /// undefined tensor when this convolution cannot run prepared (the caller falls back).
-  virtual torch::Tensor run(const torch::Tensor& x) = 0;
+  /// Fused in the same call (oneDNN post-ops): `sum_into` (defined: a channels-last float tensor
+  /// of y's shape) is added and its storage receives y; then ReLU when `relu`.
+  virtual torch::Tensor run(const torch::Tensor& x, bool relu = false,
+                            const torch::Tensor& sum_into = {}) = 0;
 
   /// A prepared convolution for weight [C_out, C_in, kh, kw] (float CPU, groups 1), bias [C_out]
   /// or undefined; nullptr when the build has no oneDNN headers or the layer is not supported.

@@ -38,6 +38,7 @@ ResBlockImpl::ResBlockImpl(const Config& c, const ResBlockImpl* share)
 
 std::pair<torch::Tensor, torch::Tensor> ResBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& h,
                                                               bool h_zero) {
+  if (prepared_) return forward_prepared(x, h, h_zero);
   // Activations run in place on fresh BN / sum outputs (as the official inplace=True ReLUs):
   // no extra tensor per activation in training.
   torch::Tensor first;
@@ -58,10 +59,41 @@ std::pair<torch::Tensor, torch::Tensor> ResBlockImpl::forward(const torch::Tenso
   if (se) out = se(out);
   if (eca) out = eca(out);
   auto identity = downsample ? downsample(x) : x;
-  // Prepared for inference and passing the output on, the branch is not needed afterwards.
-  const bool reuse = prepared_ && (state_input_ == StateInput::kOutput || state_channels_ == 0);
-  auto result = reuse ? out.add_(identity).relu_() : (out + identity).relu_();
+  auto result = (out + identity).relu_();
   return {result, state_input_ == StateInput::kOutput ? result : out};
+}
+
+// The inference form: BN folded into every convolution, ReLUs and the residual add fused into
+// the convolutions before them (Conv2dImpl::forward_fused). The block consumes x: the residual
+// add may write into x's storage.
+std::pair<torch::Tensor, torch::Tensor> ResBlockImpl::forward_prepared(const torch::Tensor& x,
+                                                                       const torch::Tensor& h, bool h_zero) {
+  torch::Tensor out;
+  if (conv1_x && h_zero) {
+    out = conv1_x->forward_fused(x, true);  // h's part of conv1 sees only zeros
+  } else if (conv1_x && (split_ || x.is_mkldnn())) {
+    out = conv1_x->forward_fused(x, true, conv1_h(h));
+  } else {
+    out = conv1->forward_fused(h.defined() ? torch::cat({x, h}, 1) : x, true);
+  }
+  if (bottleneck_) out = conv2->forward_fused(out, true);
+  auto& last = bottleneck_ ? conv3 : conv2;
+  auto identity = downsample ? downsample(x) : x;
+  if (state_input_ == StateInput::kOutput || state_channels_ == 0) {  // the branch is not needed
+    if (!se && !eca) {
+      auto result = last->forward_fused(out, true, identity);
+      return {result, result};
+    }
+    out = last(out);
+    if (se) out = se(out);
+    if (eca) out = eca(out);
+    auto result = out.add_(identity).relu_();
+    return {result, result};
+  }
+  out = last(out);
+  if (se) out = se(out);
+  if (eca) out = eca(out);
+  return {(out + identity).relu_(), out};
 }
 
 int64_t ResBlockImpl::prepare_inference(bool split) {

@@ -96,6 +96,34 @@ TEST(FastInference, FoldsOneConvAndBatchNormExactly) {
   EXPECT_LT(relative_error(lo->forward(x.slice(1, 0, 5)) + hi->forward(x.slice(1, 5, 8)), ref), 1e-6);
 }
 
+// relu(conv(x) + add) in one call: with prepared convolutions the ReLU and the add are oneDNN
+// post-ops and the result lands in add's storage; every other build runs the separate operations.
+TEST(FastInference, FusedConvolutionEqualsTheSeparateOperations) {
+  torch::manual_seed(4);
+  torch::NoGradGuard no_grad;
+  for (const int64_t kernel : {1, 3}) {
+    auto conv = models::Conv2d(models::Conv2dImpl(12, 20, kernel, /*stride=*/1, /*groups=*/1, /*bias=*/true));
+    models::to_channels_last(*conv);
+    auto x = torch::randn({3, 12, 10, 10}).contiguous(at::MemoryFormat::ChannelsLast);
+    auto add = torch::randn({3, 20, 10, 10}).contiguous(at::MemoryFormat::ChannelsLast);
+    const auto ref_sum = torch::relu(conv(x) + add), ref_plain = torch::relu(conv(x));
+    conv->use_onednn(/*pack=*/false);
+    auto add_copy = add.clone();
+    EXPECT_LT(relative_error(conv->forward_fused(x, true, add_copy), ref_sum), 1e-5) << "kernel " << kernel;
+    EXPECT_LT(relative_error(conv->forward_fused(x, true), ref_plain), 1e-5) << "kernel " << kernel;
+    EXPECT_LT(relative_error(conv->forward_fused(x, false, add.clone()), conv(x) + add), 1e-5);
+#ifdef RLA_HAVE_DNNL
+    const char* env = std::getenv("RLA_PREPARED_CONV");
+    const char* fuse = std::getenv("RLA_FUSED_POST_OPS");
+    if ((env == nullptr || std::string(env) != "0") && (fuse == nullptr || std::string(fuse) != "0")) {
+      auto target = add.clone();
+      EXPECT_EQ(conv->forward_fused(x, true, target).data_ptr(), target.data_ptr())
+          << "the prepared convolution should write into the added tensor";
+    }
+#endif
+  }
+}
+
 // One registry entry per structural variant of the zoo.
 TEST(FastInference, CifarResNetVariantsMatchEager) {
   for (const auto& v : std::vector<Variant>{{"resnet20", 32, {}},

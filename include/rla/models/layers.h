@@ -22,6 +22,10 @@ class Conv2dImpl : public torch::nn::Conv2dImpl {
   torch::Tensor forward(const torch::Tensor& x);
 
   // ---- inference form ------------------------------------------------------------------------
+  /// relu?(this(x) + add), one oneDNN call with fused post-ops where this convolution is prepared
+  /// (use_onednn), else the separate operations. `add` (optional) must have the result's shape;
+  /// its storage may receive the result, so the caller must not need it afterwards. No autograd.
+  torch::Tensor forward_fused(const torch::Tensor& x, bool relu, const torch::Tensor& add = {});
   /// A new convolution computing bn(this(x)) with bn's running statistics (nullptr: a plain
   /// copy): weight * s, bias beta - mean * s (+ s * own bias), s = gamma / sqrt(var + eps),
   /// computed in float64 and stored in the weight's dtype. Input channels [in_begin, in_end)

@@ -69,6 +69,8 @@ class ResBlockImpl : public torch::nn::Module {
   Conv2d conv1_x{nullptr}, conv1_h{nullptr};  ///< inference form of an RLA block only
 
  private:
+  std::pair<torch::Tensor, torch::Tensor> forward_prepared(const torch::Tensor& x, const torch::Tensor& h,
+                                                           bool h_zero);
   bool bottleneck_;
   bool split_ = false;
   bool prepared_ = false;
