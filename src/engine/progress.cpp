@@ -45,6 +45,11 @@ void Progress::step(size_t amount, const std::string& status) {
   }
 }
 
+void Progress::retarget(std::string label, size_t total) {
+  label_ = std::move(label);
+  total_ = total;
+}
+
 void Progress::finish(const std::string& status) {
   draw(true, status);
 }

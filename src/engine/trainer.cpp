@@ -292,7 +292,8 @@ bool train_epoch(Run& r, int64_t epoch, data::DataLoader& loader, Classification
                  Progress& progress, double& lr) {
   const auto& c = r.c;
   const size_t nb = loader.batches_per_epoch();
-  size_t b = static_cast<size_t>(r.state.next_batch);
+  const auto first = r.state.next_batch;
+  size_t b = static_cast<size_t>(first);
   while (auto loaded = loader.next()) {
     const auto batch = on_device(*loaded, r.device);
     lr = lr_at(c.schedule, static_cast<double>(epoch) + static_cast<double>(b) / static_cast<double>(nb));
@@ -325,7 +326,15 @@ bool train_epoch(Run& r, int64_t epoch, data::DataLoader& loader, Classification
     ++b;
     ++r.steps;
     const int64_t done = epoch * static_cast<int64_t>(nb) + static_cast<int64_t>(b);
-    if (c.time_budget_minutes > 0 && !r.fitted()) fit_to_budget(r, done, nb, batch.images);
+    if (c.time_budget_minutes > 0 && !r.fitted()) {
+      fit_to_budget(r, done, nb, batch.images);
+      if (r.fitted()) {
+        const int64_t epoch_start = epoch * static_cast<int64_t>(nb);
+        const auto last = std::min<int64_t>(r.planned_steps(nb) - epoch_start, static_cast<int64_t>(nb));
+        progress.retarget(fmt::format("epoch {}/{}", epoch + 1, r.planned_epochs()),
+                          static_cast<size_t>(last - std::min<int64_t>(first, last)));
+      }
+    }
     if (!c.quiet)
       progress.step(batch.labels.size(0),
                     fmt::format("loss {:.4f} top-1 {:.2f}% lr {:.4f}", meter.loss(), meter.top1(), lr));

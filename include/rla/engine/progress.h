@@ -13,6 +13,8 @@ class Progress {
   Progress(std::string label, size_t total, std::string unit = "img", std::FILE* out = stderr);
   /// Marks one more step done, covering `amount` units; `status` is shown after the bar.
   void step(size_t amount, const std::string& status = "");
+  /// A new label and total for the rest of the loop (e.g. a schedule shortened on the way).
+  void retarget(std::string label, size_t total);
   /// Ends the line (terminal) or prints the final line (log).
   void finish(const std::string& status = "");
   double elapsed_seconds() const;
