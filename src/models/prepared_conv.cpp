@@ -52,12 +52,10 @@ class DnnlConv : public PreparedConv {
     const std::vector<int64_t> shape = {x.size(0), weight_.size(0), p.out_h, p.out_w};
     if (sum && sum_into.sizes() != shape) return {};
     auto y = sum ? sum_into : torch::empty(shape, x.options().memory_format(at::MemoryFormat::ChannelsLast));
-    std::unordered_map<int, dnnl::memory> args = {
-        {DNNL_ARG_SRC, dnnl::memory(p.src, engine_, const_cast<float*>(x.data_ptr<float>()))},
-        {DNNL_ARG_WEIGHTS, p.weights},
-        {DNNL_ARG_DST, dnnl::memory(p.dst, engine_, y.data_ptr<float>())}};
-    if (bias_.defined()) args.emplace(DNNL_ARG_BIAS, p.bias);
-    p.primitive.execute(stream_, args);
+    // The memory objects are built once per primitive; a call only points them at its buffers.
+    p.src_memory.set_data_handle(const_cast<float*>(x.data_ptr<float>()));
+    p.dst_memory.set_data_handle(y.data_ptr<float>());
+    p.primitive.execute(stream_, p.args);
     stream_.wait();
     return y;
   }
@@ -68,9 +66,9 @@ class DnnlConv : public PreparedConv {
     int64_t n, h, w;
     int post_ops;
     int64_t out_h, out_w;
-    dnnl::memory::desc src, dst;
-    dnnl::memory weights, bias;
+    dnnl::memory src_memory, dst_memory;  // no buffer of their own: set per call
     dnnl::convolution_forward primitive;
+    std::unordered_map<int, dnnl::memory> args;  // src, weights (reordered once), bias, dst
   };
 
   // One primitive per input size and post-ops (a model sees one or two); weights reordered once
@@ -107,11 +105,14 @@ class DnnlConv : public PreparedConv {
     memory weights(pd.weights_desc(), engine_);
     dnnl::reorder(user_weights, weights).execute(stream_, user_weights, weights);
     stream_.wait();
-    memory bias = bias_.defined() ? memory(bias_desc, engine_, bias_.data_ptr<float>()) : memory();
+    const memory src_memory(src, engine_, DNNL_MEMORY_NONE), dst_memory(dst, engine_, DNNL_MEMORY_NONE);
+    std::unordered_map<int, memory> args = {
+        {DNNL_ARG_SRC, src_memory}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst_memory}};
+    if (bias_.defined()) args.emplace(DNNL_ARG_BIAS, memory(bias_desc, engine_, bias_.data_ptr<float>()));
     if (prepared_.size() >= kMaxSizes)
       prepared_.erase(prepared_.begin());  // many input sizes: keep the newest
-    prepared_.push_back(
-        {n, h, w, post_ops, out_h, out_w, src, dst, weights, bias, dnnl::convolution_forward(pd)});
+    prepared_.push_back({n, h, w, post_ops, out_h, out_w, src_memory, dst_memory,
+                         dnnl::convolution_forward(pd), std::move(args)});
     return prepared_.back();
   }
 
