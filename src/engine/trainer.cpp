@@ -250,7 +250,7 @@ void fit_to_budget(Run& r, int64_t done, size_t nb, const torch::Tensor& images)
     r.net->eval();
     r.net->forward(images);  // the first eval-mode call may build kernels for this shape
     const auto t = std::chrono::steady_clock::now();
-    r.net->forward(images);
+    r.net->forward(images).sum().item<double>();  // waits for a GPU too
     eval_seconds = seconds_since(t) / static_cast<double>(images.size(0));
     set_train_mode(r);
   }
