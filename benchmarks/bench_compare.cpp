@@ -39,7 +39,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--train-format", cfg.train_format, "auto, nchw or channels_last")
       ->check(CLI::IsMember({"auto", "nchw", "channels_last"}));
-  app.add_flag("--split-concat", cfg.split_concat, "Fast path: two convs instead of conv(cat(x, h))");
+  app.add_flag(
+      "--split-concat", cfg.split_concat,
+      "Fast path: conv1 as two convs instead of conv(cat(x, h)) (already the default with fused post-ops)");
   app.add_option("--fast-backend", cfg.fast_backend, "Fast path tensors (ResNets): auto, mkldnn or dense")
       ->check(CLI::IsMember({"auto", "mkldnn", "dense"}));
   auto* only_inf = app.add_flag("--only-inference", cfg.only_inference, "Skip the training workloads");

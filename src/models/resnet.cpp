@@ -237,9 +237,16 @@ void ResNetImpl::prepare_inference(const InferenceOptions& o) {
   eval();
   fold_conv_bn(*this, "conv1", conv1_, bn1_);
   folded_ = 1;
+  const auto& w = conv1_->weight;
+  const bool prepared = prepared_convs_enabled() && options_.groups() == 1;
+  // With prepared convolutions whose sum is a fused post-op, conv1 over [x, h] as two
+  // convolutions beats materialising cat(x, h): +6 % (rla_resnet50) to +21 % (rla_resnet20 b32),
+  // docs/performance.md, round four.
+  const bool fused_split = prepared && fused_post_ops_enabled() && !o.portable() && o.channels_last() &&
+                           w.device().is_cpu() && w.scalar_type() == torch::kFloat;
   bool attention = false;
   for (auto& b : block_list_) {
-    folded_ += b->prepare_inference(o.split_concat());
+    folded_ += b->prepare_inference(o.split_concat() || fused_split);
     attention = attention || b->se || b->eca;
   }
   const int64_t k = options_.rla_channels();
@@ -254,8 +261,6 @@ void ResNetImpl::prepare_inference(const InferenceOptions& o) {
   // convolutions are not prepared (prepared_conv.h: channels-last with prepared primitives beat
   // them by 20-30 % at batch 1, docs/performance.md), which grouped ones (ResNeXt) are not;
   // SE / ECA broadcast, which oneDNN-layout tensors cannot.
-  const auto& w = conv1_->weight;
-  const bool prepared = prepared_convs_enabled() && options_.groups() == 1;
   const bool wanted =
       o.backend() == "mkldnn" || (o.backend() == "auto" && !options_.cifar_stem() && !prepared);
   const bool onednn =

@@ -25,6 +25,7 @@ struct InferenceOptions {
   /// Weights and activations in NHWC (channels-last) memory format.
   TORCH_ARG(bool, channels_last) = true;
   /// conv1(cat(x, h)) as conv1_x(x) + conv1_h(h) (the weight split along its input channels).
+  /// ResNets already split where convolutions are prepared with fused post-ops (the sum is free).
   TORCH_ARG(bool, split_concat) = false;
   /// "mkldnn": activations stay in oneDNN's blocked layout with pre-packed weights (ImageNet-style
   /// ResNets without SE/ECA; others fall back to dense); "dense": ordinary tensors; "auto": what
