@@ -436,7 +436,8 @@ RunResult final_result(Run& r, const data::LoaderOptions& lo) {
   const auto& last = r.result.history.back();
   RunResult f;
   f.epochs = last.epoch;
-  if (r.fitted()) f.fitted_epochs = r.state.fitted_epochs;
+  if (r.fitted() && r.state.fitted_epochs < static_cast<double>(r.c.epochs))  // the budget cut it short
+    f.fitted_epochs = r.state.fitted_epochs;
   if (!r.data.val) {
     f.test_loss = last.val_loss, f.test_top1 = last.val_top1, f.test_top5 = last.val_top5;
   } else {

@@ -92,7 +92,7 @@ struct EpochMetrics {
 /// and on the test set, which is evaluated here once and never used to choose anything.
 struct RunResult {
   int64_t epochs = 0;
-  std::optional<double> fitted_epochs;  ///< the schedule's length when fitted to a time budget
+  std::optional<double> fitted_epochs;  ///< the schedule's length when a time budget shortened it
   std::optional<double> val_loss, val_top1, val_top5;
   double test_loss = 0, test_top1 = 0, test_top5 = 0;
   /// The final weight average, when the run kept one.
