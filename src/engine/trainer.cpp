@@ -75,6 +75,11 @@ struct Run {
     const auto per_epoch = static_cast<double>(nb);
     return fitted() ? std::llround(state.fitted_epochs * per_epoch) : c.epochs * static_cast<int64_t>(nb);
   }
+  /// Batches of epoch `epoch` the schedule takes (fewer than `nb` in a fitted partial last one).
+  int64_t batches_in_epoch(int64_t epoch, size_t nb) const {
+    const auto per_epoch = static_cast<int64_t>(nb);
+    return std::min(planned_steps(nb) - epoch * per_epoch, per_epoch);
+  }
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
@@ -264,16 +269,12 @@ void fit_to_budget(Run& r, int64_t done, size_t nb, const torch::Tensor& images)
            (static_cast<double>(evals) * held_out + final_test) * eval_seconds;
   };
   int64_t lo = done + 1, hi = r.c.epochs * per_epoch;  // the longest total with cost <= left
-  if (cost(hi) <= left) {
-    lo = hi;
-  } else {
-    while (lo < hi) {
-      const int64_t mid = lo + (hi - lo + 1) / 2;
-      if (cost(mid) <= left) {
-        lo = mid;
-      } else {
-        hi = mid - 1;
-      }
+  while (lo < hi) {
+    const int64_t mid = lo + (hi - lo + 1) / 2;
+    if (cost(mid) <= left) {
+      lo = mid;
+    } else {
+      hi = mid - 1;
     }
   }
   r.state.fitted_epochs = static_cast<double>(lo) / static_cast<double>(per_epoch);
@@ -329,8 +330,7 @@ bool train_epoch(Run& r, int64_t epoch, data::DataLoader& loader, Classification
     if (c.time_budget_minutes > 0 && !r.fitted()) {
       fit_to_budget(r, done, nb, batch.images);
       if (r.fitted()) {
-        const int64_t epoch_start = epoch * static_cast<int64_t>(nb);
-        const auto last = std::min<int64_t>(r.planned_steps(nb) - epoch_start, static_cast<int64_t>(nb));
+        const auto last = r.batches_in_epoch(epoch, nb);
         progress.retarget(fmt::format("epoch {}/{}", epoch + 1, r.planned_epochs()),
                           static_cast<size_t>(last - std::min<int64_t>(first, last)));
       }
@@ -604,8 +604,7 @@ TrainResult train(const TrainConfig& config, const TrainHooks& hooks) {
       meter.from_tensor(r.state.partial_meter);
     train_loader.start_epoch(epoch, first);
     set_train_mode(r);
-    const auto last = static_cast<size_t>(
-        std::min<int64_t>(r.planned_steps(nb) - epoch * static_cast<int64_t>(nb), static_cast<int64_t>(nb)));
+    const auto last = static_cast<size_t>(r.batches_in_epoch(epoch, nb));
     Progress progress(fmt::format("epoch {}/{}", epoch + 1, r.planned_epochs()),
                       last - std::min(first, last));
     double lr = 0;

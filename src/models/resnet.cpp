@@ -41,15 +41,7 @@ std::pair<torch::Tensor, torch::Tensor> ResBlockImpl::forward(const torch::Tenso
   if (prepared_) return forward_prepared(x, h, h_zero);
   // Activations run in place on fresh BN / sum outputs (as the official inplace=True ReLUs):
   // no extra tensor per activation in training.
-  torch::Tensor first;
-  if (conv1_x && h_zero) {
-    first = conv1_x(x);  // h's part of conv1 sees only zeros
-  } else if (conv1_x && (split_ || x.is_mkldnn())) {
-    first = conv1_x(x).add_(conv1_h(h));
-  } else {
-    first = conv1(h.defined() ? torch::cat({x, h}, 1) : x);
-  }
-  auto out = bn1(first).relu_();
+  auto out = bn1(conv1(h.defined() ? torch::cat({x, h}, 1) : x)).relu_();
   if (bottleneck_) {
     out = bn2(conv2(out)).relu_();
     out = bn3(conv3(out));
@@ -79,21 +71,17 @@ std::pair<torch::Tensor, torch::Tensor> ResBlockImpl::forward_prepared(const tor
   if (bottleneck_) out = conv2->forward_fused(out, true);
   auto& last = bottleneck_ ? conv3 : conv2;
   auto identity = downsample ? downsample(x) : x;
-  if (state_input_ == StateInput::kOutput || state_channels_ == 0) {  // the branch is not needed
-    if (!se && !eca) {
-      auto result = last->forward_fused(out, true, identity);
-      return {result, result};
-    }
-    out = last(out);
-    if (se) out = se(out);
-    if (eca) out = eca(out);
-    auto result = out.add_(identity).relu_();
+  const bool branch_needed = state_input_ == StateInput::kBranch && state_channels_ > 0;  // as y
+  if (!branch_needed && !se && !eca) {
+    auto result = last->forward_fused(out, true, identity);
     return {result, result};
   }
   out = last(out);
   if (se) out = se(out);
   if (eca) out = eca(out);
-  return {(out + identity).relu_(), out};
+  if (branch_needed) return {(out + identity).relu_(), out};
+  auto result = out.add_(identity).relu_();
+  return {result, result};
 }
 
 int64_t ResBlockImpl::prepare_inference(bool split) {
