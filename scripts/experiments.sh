@@ -16,7 +16,7 @@
 #             and resnet56 rla_resnet56_s (2 seeds), 10 epochs, the picked init for all.
 #   exits     post-hoc exit heads on the frozen seed-0 backbones (rla_resnet29, rla_resnet20: heads
 #             reading h, x or both; resnet29, resnet32: x), then `rla exits` reports with easy/hard
-#             defined by agreement of every finished table run.
+#             defined by agreement of every finished table run (time the reports on idle cores).
 #   figures   the feature-map grid resnet32 vs rla_resnet29 (docs/figures/).
 #   report    docs/results_ablation.md and docs/results_table.md from the finished runs.
 set -euo pipefail
@@ -106,15 +106,18 @@ exit_jobs() {
   done
 }
 
-# The exit reports: easy = the test images every finished step-2 run classifies correctly.
+# The exit reports: easy = the test images every finished step-2 run classifies correctly. Each RLA
+# net's three exit inputs are shown beside the plain nets of the seed's comparisons (resnet29 and
+# resnet32 for rla_resnet29; resnet32 for rla_resnet20).
 exit_reports() {
   local finished=()
   for dir in "$RUNS"/table/*/; do [ -f "$dir/result.json" ] && finished+=("${dir%/}"); done
   [ ${#finished[@]} -gt 0 ] || { echo "no finished table runs"; return 1; }
   for backbone in rla_resnet29 rla_resnet20; do
-    local runs=()
-    for input in state main both; do
-      [ -f "$RUNS/exits/$backbone-$input/result.json" ] && runs+=("$RUNS/exits/$backbone-$input")
+    local runs=() baselines="resnet32-main"
+    [ "$backbone" = rla_resnet29 ] && baselines="resnet29-main resnet32-main"
+    for name in "$backbone-state" "$backbone-main" "$backbone-both" $baselines; do
+      [ -f "$RUNS/exits/$name/result.json" ] && runs+=("$RUNS/exits/$name")
     done
     [ ${#runs[@]} -gt 0 ] || continue
     "$RLA" --threads 1 exits "${runs[@]}" --easy-from "${finished[@]}" -o "$RUNS/exits/report-$backbone" \

@@ -224,25 +224,35 @@ void write_dynamic_sweep_csv(const std::string& path, const DynamicSweep& sweep)
   write_text(path, text);
 }
 
+// Six panels: error on all, easy and hard samples (rows), against the MACs spent up to each exit and
+// against the share of the network's blocks passed (columns), one series per run. Depth is a share
+// so that nets of different block counts (e.g. 9 bottleneck vs 15 basic blocks) share an axis.
 void save_depth_chart(const std::string& path, const std::vector<ModelExitReport>& reports) {
   const bool shared = !reports.empty() && reports.front().depth.shared_easy;
-  io::Chart c{shared ? "Error at each exit (easy = right in every reference run)"
-                     : "Error at each exit (easy = more confident half of the final head)",
-              "MACs per image up to the exit (M)",
-              "top-1 error (%)",
-              {},
-              false};
-  for (const auto& rep : reports) {
-    io::Series all{rep.label + ": all", {}, {}}, easy{rep.label + ": easy", {}, {}},
-        hard{rep.label + ": hard", {}, {}};
-    for (const auto& r : rep.depth.rows) {
-      const double m = static_cast<double>(r.macs) / 1e6;
-      all.x.push_back(m), easy.x.push_back(m), hard.x.push_back(m);
-      all.y.push_back(r.error_all), easy.y.push_back(r.error_easy), hard.y.push_back(r.error_hard);
+  const std::string subset_note[] = {"all test images",
+                                     shared ? "easy: right in every reference run" : "easy: confident half",
+                                     shared ? "hard: the rest" : "hard: less confident half"};
+  std::vector<io::Chart> panels;
+  for (int subset = 0; subset < 3; ++subset) {
+    io::Chart by_macs{"Error at each exit, " + subset_note[subset], "MACs per image up to the exit (M)",
+                      "top-1 error (%)", {}, false};
+    io::Chart by_depth{"Error at each exit, " + subset_note[subset], "share of the network's blocks passed",
+                       "top-1 error (%)", {}, false};
+    for (const auto& rep : reports) {
+      io::Series m{rep.label, {}, {}}, d{rep.label, {}, {}};
+      const auto blocks = static_cast<double>(rep.depth.rows.back().depth);
+      for (const auto& r : rep.depth.rows) {
+        const double err = subset == 0 ? r.error_all : subset == 1 ? r.error_easy : r.error_hard;
+        m.x.push_back(static_cast<double>(r.macs) / 1e6), m.y.push_back(err);
+        d.x.push_back(static_cast<double>(r.depth) / blocks), d.y.push_back(err);
+      }
+      by_macs.series.push_back(std::move(m));
+      by_depth.series.push_back(std::move(d));
     }
-    c.series.insert(c.series.end(), {all, easy, hard});
+    panels.push_back(std::move(by_macs));
+    panels.push_back(std::move(by_depth));
   }
-  io::save_charts_png(path, {c}, 1, 900, 620);
+  io::save_charts_png(path, panels, 2, 820, 520);
 }
 
 void save_dynamic_chart(const std::string& path, const std::vector<ModelExitReport>& reports) {

@@ -107,7 +107,8 @@ struct ModelExitReport {
   DynamicSweep dynamic;
 };
 
-/// error (%) vs MACs per image (M) for all / easy / hard samples, every model in one chart.
+/// Six panels, one series per model: error (%) on all / easy / hard samples (rows) vs MACs per
+/// image up to the exit (M) and vs the share of the network's blocks passed (columns).
 void save_depth_chart(const std::string& path, const std::vector<ModelExitReport>& reports);
 /// Two panels: accuracy (%) vs mean MACs (M) and accuracy vs measured ms per image, every model.
 void save_dynamic_chart(const std::string& path, const std::vector<ModelExitReport>& reports);
