@@ -27,6 +27,12 @@ int64_t conv_macs(const torch::Tensor& weight, const torch::Tensor& out) {
   return out.numel() * (weight.numel() / weight.size(0));
 }
 
+// The inputs oneDNN's convolution is called on directly: float, on the CPU, channels-last.
+bool direct_input(const torch::Tensor& x) {
+  return x.device().is_cpu() && x.scalar_type() == torch::kFloat &&
+         x.is_contiguous(at::MemoryFormat::ChannelsLast);
+}
+
 }  // namespace
 
 Conv2dImpl::Conv2dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t groups, bool bias)
@@ -38,8 +44,7 @@ Conv2dImpl::Conv2dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride, 
       padding_{kernel / 2, kernel / 2} {}
 
 torch::Tensor Conv2dImpl::forward_fused(const torch::Tensor& x, bool relu, const torch::Tensor& add) {
-  if (prepared_ && direct_ && fused_post_ops_enabled() && !models::active_counter() && x.device().is_cpu() &&
-      x.scalar_type() == torch::kFloat && x.is_contiguous(at::MemoryFormat::ChannelsLast)) {
+  if (prepared_ && direct_ && fused_post_ops_enabled() && !models::active_counter() && direct_input(x)) {
     auto y = prepared_->run(x, relu, add);
     if (y.defined()) return y;
   }
@@ -54,9 +59,7 @@ torch::Tensor Conv2dImpl::forward(const torch::Tensor& x) {
   if (x.is_mkldnn()) {
     y = at::mkldnn_convolution(x, packed_.defined() ? packed_ : weight.contiguous(), bias, padding_,
                                *o.stride(), *o.dilation(), o.groups());
-  } else if (direct_ && x.device().is_cpu() && x.scalar_type() == torch::kFloat &&
-             x.is_contiguous(at::MemoryFormat::ChannelsLast) &&
-             weight.is_contiguous(at::MemoryFormat::ChannelsLast)) {
+  } else if (direct_ && direct_input(x) && weight.is_contiguous(at::MemoryFormat::ChannelsLast)) {
     if (prepared_) y = prepared_->run(x);
     if (!y.defined())
       y = at::mkldnn_convolution(x, weight, bias, padding_, *o.stride(), *o.dilation(), o.groups());
