@@ -234,10 +234,16 @@ void save_depth_chart(const std::string& path, const std::vector<ModelExitReport
                                      shared ? "hard: the rest" : "hard: less confident half"};
   std::vector<io::Chart> panels;
   for (int subset = 0; subset < 3; ++subset) {
-    io::Chart by_macs{"Error at each exit, " + subset_note[subset], "MACs per image up to the exit (M)",
-                      "top-1 error (%)", {}, false};
-    io::Chart by_depth{"Error at each exit, " + subset_note[subset], "share of the network's blocks passed",
-                       "top-1 error (%)", {}, false};
+    io::Chart by_macs{"Error at each exit, " + subset_note[subset],
+                      "MACs per image up to the exit (M)",
+                      "top-1 error (%)",
+                      {},
+                      false};
+    io::Chart by_depth{"Error at each exit, " + subset_note[subset],
+                       "share of the network's blocks passed",
+                       "top-1 error (%)",
+                       {},
+                       false};
     for (const auto& rep : reports) {
       io::Series m{rep.label, {}, {}}, d{rep.label, {}, {}};
       const auto blocks = static_cast<double>(rep.depth.rows.back().depth);
@@ -301,8 +307,9 @@ std::string format_depth_table(const ModelExitReport& rep) {
 
 std::string format_dynamic_table(const ModelExitReport& rep) {
   const auto& s = rep.dynamic;
-  std::string out = fmt::format("{}: dynamic inference ({} images, batch {}, {} threads, time: best of {})\n",
-                                rep.label, s.samples, s.batch_size, s.threads, s.repeats);
+  std::string out =
+      fmt::format("{}: dynamic inference ({} images, batch {}, {} thread{}, time: best of {})\n", rep.label,
+                  s.samples, s.batch_size, s.threads, s.threads == 1 ? "" : "s", s.repeats);
   out += fmt::format("  {:>6} {:>9} {:>9} {:>9}  share leaving at exit 0..E-1, final\n", "tau", "top-1",
                      "MMACs", "ms/img");
   for (const auto& r : s.rows) {
