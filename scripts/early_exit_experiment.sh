@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Reproduces docs/early_exit.md: trains resnet20 and rla_resnet20 on Fashion-MNIST with the
-# same recipe and joint early-exit heads after every block, then writes the depth sweep, the
-# dynamic-inference sweep and the feature-map grid of both models into docs/early_exit/.
+# The first round's early-exit page (docs/appendix/short_budget_early_exit.md, superseded by step 3
+# of scripts/experiments.sh): trains resnet20 and rla_resnet20 on Fashion-MNIST with the same
+# recipe and joint early-exit heads after every block, then writes the depth sweep, the
+# dynamic-inference sweep and the feature-map grid of both models into docs/early_exit/. The
+# models' defaults changed since (zero-init off, the cell reads the block output), so a rerun
+# today trains other networks than the recorded ones.
 #
 #   scripts/early_exit_experiment.sh            # RLA=./build-exits/rla RUNS=runs/early_exit
 #
