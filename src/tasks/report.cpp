@@ -188,12 +188,12 @@ std::string markdown_table(const std::vector<ModelRow>& rows) {
     return fmt::format("{:.2f} ± {:.2f}", s.mean(), s.std());
   };
   std::string out =
-      "| model | parameters | MACs / image | train img/s | validation error (%) | test error (%) | runs |\n"
+      "| model | parameters | MACs / image | train img/s | validation error (%) | test error (%) | runs finished |\n"
       "|---|---:|---:|---:|---:|---:|---:|\n";
   for (const auto& r : rows) {
     const std::string macs = r.macs < 0 ? "—" : fmt::format("{:.1f} M", static_cast<double>(r.macs) / 1e6);
     const std::string speed = r.img_per_s.values.empty() ? "—" : fmt::format("{:.0f}", r.img_per_s.mean());
-    out += fmt::format("| {} | {} ({:.3f} M) | {} | {} | {} | {} | {} of {} |\n", r.label,
+    out += fmt::format("| {} | {} ({:.3f} M) | {} | {} | {} | {} | {} of {} started |\n", r.label,
                        models::with_commas(r.params), static_cast<double>(r.params) / 1e6, macs, speed,
                        stat(r.val_error), stat(r.test_error), r.finished, r.runs);
   }
