@@ -230,16 +230,16 @@ void write_dynamic_sweep_csv(const std::string& path, const DynamicSweep& sweep)
 void save_depth_chart(const std::string& path, const std::vector<ModelExitReport>& reports) {
   const bool shared = !reports.empty() && reports.front().depth.shared_easy;
   const std::string subset_note[] = {"all test images",
-                                     shared ? "easy: right in every reference run" : "easy: confident half",
-                                     shared ? "hard: the rest" : "hard: less confident half"};
+                                     shared ? "easy (right in every reference run)" : "easy (confident half)",
+                                     shared ? "hard (the rest)" : "hard (less confident half)"};
   std::vector<io::Chart> panels;
   for (int subset = 0; subset < 3; ++subset) {
-    io::Chart by_macs{"Error at each exit, " + subset_note[subset],
+    io::Chart by_macs{"Exit error, " + subset_note[subset],
                       "MACs per image up to the exit (M)",
                       "top-1 error (%)",
                       {},
                       false};
-    io::Chart by_depth{"Error at each exit, " + subset_note[subset],
+    io::Chart by_depth{"Exit error, " + subset_note[subset],
                        "share of the network's blocks passed",
                        "top-1 error (%)",
                        {},
@@ -258,7 +258,7 @@ void save_depth_chart(const std::string& path, const std::vector<ModelExitReport
     panels.push_back(std::move(by_macs));
     panels.push_back(std::move(by_depth));
   }
-  io::save_charts_png(path, panels, 2, 820, 520);
+  io::save_charts_png(path, panels, 2, 820, 600);
 }
 
 void save_dynamic_chart(const std::string& path, const std::vector<ModelExitReport>& reports) {
@@ -364,7 +364,8 @@ std::vector<ModelExitReport> run_exit_reports(const ExitReportConfig& config) {
     ModelExitReport rep;
     // Runs of one model differ by what their exits read, else by their folder.
     const std::string input = m.config.exit_input.empty() ? "both" : m.config.exit_input;
-    rep.label = m.model_name + " (exits read " + input + ")";
+    const std::string reads = input == "state" ? "h" : input == "main" ? "x" : "x, h";
+    rep.label = m.model_name + " (exits read " + reads + ")";
     std::string stem_name = m.model_name + "-" + input;
     for (const auto& other : reports) {
       if (other.label != rep.label) continue;

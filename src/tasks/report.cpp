@@ -188,7 +188,8 @@ std::string markdown_table(const std::vector<ModelRow>& rows) {
     return fmt::format("{:.2f} ± {:.2f}", s.mean(), s.std());
   };
   std::string out =
-      "| model | parameters | MACs / image | train img/s | validation error (%) | test error (%) | runs finished |\n"
+      "| model | parameters | MACs / image | train img/s | validation error (%) | test error (%) | runs "
+      "finished |\n"
       "|---|---:|---:|---:|---:|---:|---:|\n";
   for (const auto& r : rows) {
     const std::string macs = r.macs < 0 ? "—" : fmt::format("{:.1f} M", static_cast<double>(r.macs) / 1e6);

@@ -169,7 +169,7 @@ TEST(ExitReports, RunExitReportsWritesTablesAndCharts) {
   cfg.limit_test = 32;
   const auto reports = tasks::run_exit_reports(cfg);
   ASSERT_EQ(reports.size(), 1u);
-  EXPECT_EQ(reports[0].label, "rla_resnet20 (exits read both)");
+  EXPECT_EQ(reports[0].label, "rla_resnet20 (exits read x, h)");
   for (const char* f : {"rla_resnet20-both_depth.csv", "rla_resnet20-both_dynamic.csv", "depth_sweep.png",
                         "dynamic.png", "config.json"})
     EXPECT_TRUE(fs::exists(dir / f)) << f;
