@@ -190,7 +190,8 @@ BenchRow run_workload(const BenchConfig& cfg, const std::string& model, const Wo
   const int threads = util::threads_for_batch(w.batch);  // 1 thread measured faster at batch 1 here
   util::set_intra_op_threads(threads);
   torch::manual_seed(0);
-  BenchRow row{model, w.name, w.batch, w.size};
+  BenchRow row;
+  row.model = model, row.workload = w.name, row.batch = w.batch, row.size = w.size;
 
   {
     auto probe = models::create_model(model);
