@@ -364,7 +364,10 @@ std::vector<ModelExitReport> run_exit_reports(const ExitReportConfig& config) {
     ModelExitReport rep;
     // Runs of one model differ by what their exits read, else by their folder.
     const std::string input = m.config.exit_input.empty() ? "both" : m.config.exit_input;
-    const std::string reads = input == "state" ? "h" : input == "main" ? "x" : "x, h";
+    // What the heads really read: "both" on a net without a state is x alone.
+    const auto in = m.heads->input();
+    const bool reads_h = in != models::ExitInput::kMain && m.net->state_channels() > 0;
+    const std::string reads = in == models::ExitInput::kState ? "h" : reads_h ? "x, h" : "x";
     rep.label = m.model_name + " (exits read " + reads + ")";
     std::string stem_name = m.model_name + "-" + input;
     for (const auto& other : reports) {
