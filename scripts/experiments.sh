@@ -161,8 +161,8 @@ exit_reports() {
 # Step 4: the feature-map grid of resnet32 vs rla_resnet29 (seed 0), the first 4 test images.
 figures() {
   local a="$RUNS/table/resnet32-seed0" b="$RUNS/table/rla_resnet29-seed0"
-  [ -f "$a/result.json" ] && [ -f "$b/result.json" ] || { echo "figures: seed-0 runs not finished"; return 0; }
-  [ -f "$a/last.ckpt" ] && [ -f "$b/last.ckpt" ] || { echo "figures: kept as committed (no weights here)"; return 0; }
+  if [ ! -f "$a/result.json" ] || [ ! -f "$b/result.json" ]; then echo "figures: seed-0 runs not finished"; return 0; fi
+  if [ ! -f "$a/last.ckpt" ] || [ ! -f "$b/last.ckpt" ]; then echo "figures: kept as committed (no weights here)"; return 0; fi
   mkdir -p docs/figures
   "$RLA" --threads 1 visualize "$a" "$b" --dataset-indices 0,1,2,3 -o docs/figures/feature_maps_resnet32_vs_rla_resnet29.png
 }
