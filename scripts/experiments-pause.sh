@@ -13,16 +13,29 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-experiments}
+ROOT=$(pwd -P)
 
-pkill -KILL -f "bash scripts/experiments.sh" || true
-if pkill -INT -f "$RUNS/.bin/rla" ; then
-  echo "waiting for the runs to write their checkpoints"
+# The processes matching PATTERN that run in this checkout (another checkout's are left alone).
+pids_here() {
+  local pid
+  for pid in $(pgrep -f "$1"); do
+    [ "$(readlink "/proc/$pid/cwd" 2> /dev/null)" = "$ROOT" ] && echo "$pid"
+  done
+  return 0
+}
+
+mapfile -t runners < <(pids_here "bash scripts/experiments.sh")
+[ ${#runners[@]} -eq 0 ] || kill -KILL "${runners[@]}" 2> /dev/null || true
+mapfile -t runs < <(pids_here "$RUNS/.bin/rla")
+if [ ${#runs[@]} -gt 0 ]; then
+  echo "waiting for ${#runs[@]} runs to write their checkpoints"
+  kill -INT "${runs[@]}" 2> /dev/null || true
   for _ in $(seq 600); do
-    pgrep -f "$RUNS/.bin/rla" > /dev/null || break
+    [ -n "$(pids_here "$RUNS/.bin/rla")" ] || break
     sleep 1
   done
-  if pgrep -f "$RUNS/.bin/rla" > /dev/null; then
-    echo "runs still alive after 10 minutes: $(pgrep -f "$RUNS/.bin/rla" | tr '\n' ' ')" >&2
+  if [ -n "$(pids_here "$RUNS/.bin/rla")" ]; then
+    echo "runs still alive after 10 minutes: $(pids_here "$RUNS/.bin/rla" | tr '\n' ' ')" >&2
     exit 1
   fi
 fi
