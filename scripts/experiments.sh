@@ -109,6 +109,13 @@ exit_jobs() {
   done
 }
 
+# Prints the run folders among the arguments that hold no last.ckpt (weights are not committed).
+without_weights() {
+  local dir
+  for dir; do [ -f "$dir/last.ckpt" ] || echo "$dir"; done
+  return 0
+}
+
 # The exit reports: easy = the test images every finished step-2 run classifies correctly. Each RLA
 # net's three exit inputs are shown beside the plain nets of the seed's comparisons (resnet29 and
 # resnet32 for rla_resnet29; resnet32 for rla_resnet20).
@@ -124,10 +131,10 @@ exit_reports() {
     done
     [ ${#runs[@]} -gt 0 ] || continue
     # Weights are not committed: a checkout without them keeps the committed report.
-    local missing=()
-    for dir in "${runs[@]}" "${finished[@]}"; do [ -f "$dir/last.ckpt" ] || missing+=("$dir"); done
-    if [ ${#missing[@]} -gt 0 ]; then
-      echo "exits report $backbone kept as committed: ${#missing[@]} runs have no weights (${missing[0]}, ...)"
+    local missing
+    missing=$(without_weights "${runs[@]}" "${finished[@]}")
+    if [ -n "$missing" ]; then
+      echo "exits report $backbone kept as committed: $(wc -l <<< "$missing") runs have no weights"
       continue
     fi
     "$RLA" --threads 1 exits "${runs[@]}" --easy-from "${finished[@]}" -o "$RUNS/exits/report-$backbone" \
@@ -148,8 +155,9 @@ exit_reports() {
       [ -s "$RUNS/exits/report-$backbone.txt" ] || continue
       printf '\n## %s\n\n' "$backbone"
       for chart in depth dynamic; do
-        [ -f "docs/figures/exits_${backbone}_$chart.png" ] && printf '![%s](figures/exits_%s_%s.png)\n\n' \
-          "$chart" "$backbone" "$chart"
+        if [ -f "docs/figures/exits_${backbone}_$chart.png" ]; then
+          printf '![%s](figures/exits_%s_%s.png)\n\n' "$chart" "$backbone" "$chart"
+        fi
       done
       echo '```'
       cat "$RUNS/exits/report-$backbone.txt"
@@ -162,7 +170,7 @@ exit_reports() {
 figures() {
   local a="$RUNS/table/resnet32-seed0" b="$RUNS/table/rla_resnet29-seed0"
   if [ ! -f "$a/result.json" ] || [ ! -f "$b/result.json" ]; then echo "figures: seed-0 runs not finished"; return 0; fi
-  if [ ! -f "$a/last.ckpt" ] || [ ! -f "$b/last.ckpt" ]; then echo "figures: kept as committed (no weights here)"; return 0; fi
+  if [ -n "$(without_weights "$a" "$b")" ]; then echo "figures: kept as committed (no weights here)"; return 0; fi
   mkdir -p docs/figures
   "$RLA" --threads 1 visualize "$a" "$b" --dataset-indices 0,1,2,3 -o docs/figures/feature_maps_resnet32_vs_rla_resnet29.png
 }
