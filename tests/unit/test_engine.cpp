@@ -245,7 +245,9 @@ TEST(Trainer, TimeBudgetFitsTheScheduleAndAResumeKeepsIt) {
   c.epochs = 1000;              // far more than 6 seconds allow
   c.time_budget_minutes = 0.1;  // 6 s, the whole run
   const auto start = std::chrono::steady_clock::now();
-  auto [first, resumed] = test::train_stopped_and_resumed(c, 30);  // stops after the fit (step 25)
+  // The fit happens at step 25 and always plans at least one more step, so a stop at step 25 cuts
+  // the run short however slow (or busy) the machine is.
+  auto [first, resumed] = test::train_stopped_and_resumed(c, 25);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_TRUE(first.stopped_early);
   const auto state = engine::load_checkpoint(engine::last_checkpoint_path(dir.string()),
@@ -259,7 +261,7 @@ TEST(Trainer, TimeBudgetFitsTheScheduleAndAResumeKeepsIt) {
   ASSERT_TRUE(resumed.final.has_value());
   ASSERT_TRUE(resumed.final->fitted_epochs.has_value());
   const double fitted = *resumed.final->fitted_epochs;
-  EXPECT_GT(fitted, 3.0);  // at least the 30 steps taken before the stop
+  EXPECT_GT(fitted, 2.5);  // more than the 25 steps taken before the stop
   EXPECT_LT(fitted, 1000.0);
   EXPECT_LE(fitted, state.fitted_epochs);  // the checkpoint holds what the resumed run kept
   EXPECT_GE(fitted, state.fitted_epochs);
