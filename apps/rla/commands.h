@@ -28,5 +28,6 @@ Command add_exits_command(CLI::App& root);
 Command add_visualize_command(CLI::App& root);
 Command add_export_command(CLI::App& root);
 Command add_quantize_command(CLI::App& root);
+Command add_data_command(CLI::App& root);
 
 }  // namespace rla::app

@@ -33,7 +33,7 @@ int main(int argc, char** argv) {
         rla::app::add_convert_command(app), rla::app::add_infer_command(app),
         rla::app::add_predict_command(app), rla::app::add_exits_command(app),
         rla::app::add_visualize_command(app), rla::app::add_export_command(app),
-        rla::app::add_quantize_command(app)})
+        rla::app::add_quantize_command(app), rla::app::add_data_command(app)})
     runners[c.app->get_name()] = c.run;
 
   try {

@@ -1,10 +1,15 @@
 #include "rla/data/cifar.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
+#include <utility>
 
 #include "rla/data/image_io.h"
+#include "rla/util/file.h"
 
 namespace rla::data {
 namespace {
@@ -106,6 +111,75 @@ DatasetPtr load(const std::string& root, bool train, const CifarFormat& fmt,
                                          read_names(folder, fmt, default_names));
 }
 
+bool is_png(const fs::path& p) {
+  std::string ext = p.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char ch) { return std::tolower(ch); });
+  return ext == ".png";
+}
+
+// The class-folder tree root/{train,test}/<class>/*.png: labels by the position of the folder's
+// name among `names` (the official label order). The images are dealt class by class, in sorted
+// file order within each class (the first file of every class, then the second, ...), so that
+// every prefix of the set (--limit-train) is class-balanced. Every image must decode to 3x32x32;
+// the pixels are copied once into one uint8 [N, 3, 32, 32] tensor.
+DatasetPtr load_folder(const fs::path& split_dir, bool train, const char* title, int64_t num_classes,
+                       const std::vector<std::string>& names) {
+  std::vector<std::vector<fs::path>> by_class(static_cast<size_t>(num_classes));
+  std::vector<std::string> found;
+  for (const auto& entry : fs::directory_iterator(split_dir)) {
+    if (!entry.is_directory()) continue;
+    const std::string cls = entry.path().filename().string();
+    const auto it = std::find(names.begin(), names.end(), cls);
+    if (it == names.end())
+      throw DataError(entry.path().string() + ": not a " + title + " class folder (expected one of the " +
+                      std::to_string(num_classes) + " class names, e.g. '" + names.front() + "')");
+    found.push_back(cls);
+    const int64_t label = it - names.begin();
+    for (const auto& file : fs::directory_iterator(entry.path()))
+      if (file.is_regular_file() && is_png(file.path()))
+        by_class[static_cast<size_t>(label)].push_back(file.path());
+  }
+  for (size_t label = 0; label < by_class.size(); ++label)
+    if (by_class[label].empty()) throw DataError((split_dir / names[label]).string() + ": no .png files");
+  if (static_cast<int64_t>(found.size()) != num_classes)
+    throw DataError(split_dir.string() + ": holds " + std::to_string(found.size()) +
+                    " class folders, expected " + std::to_string(num_classes));
+  std::vector<std::pair<int64_t, fs::path>> files;
+  size_t longest = 0;
+  for (auto& paths : by_class) {
+    std::sort(paths.begin(), paths.end());
+    longest = std::max(longest, paths.size());
+  }
+  for (size_t j = 0; j < longest; ++j)
+    for (size_t label = 0; label < by_class.size(); ++label)
+      if (j < by_class[label].size()) files.emplace_back(static_cast<int64_t>(label), by_class[label][j]);
+  const auto n = static_cast<int64_t>(files.size());
+  auto images = torch::empty({n, 3, 32, 32}, torch::kUInt8);
+  auto labels = torch::empty({n}, torch::kInt64);
+  auto* pixels = images.data_ptr<uint8_t>();
+  auto* label_out = labels.data_ptr<int64_t>();
+  for (int64_t i = 0; i < n; ++i) {
+    const auto& [label, path] = files[static_cast<size_t>(i)];
+    const auto image = read_image(path.string(), 3);
+    if (image.size(1) != 32 || image.size(2) != 32)
+      throw DataError(path.string() + ": is " + std::to_string(image.size(2)) + "x" +
+                      std::to_string(image.size(1)) + ", expected a 32x32 " + title + " image");
+    std::memcpy(pixels + i * kPixels, image.contiguous().data_ptr<uint8_t>(), kPixels);
+    label_out[i] = label;
+  }
+  const std::string description = std::string(title) + (train ? " train" : " test") + " (" +
+                                  std::to_string(n) + " images, " + split_dir.string() + ")";
+  return std::make_shared<TensorDataset>(images, labels, num_classes, description, names);
+}
+
+// root/train and root/test, when `root` is a class-folder tree (and holds no binary files).
+std::optional<fs::path> folder_split(const std::string& root, const CifarFormat& fmt, bool train) {
+  if (fs::exists(fs::path(resolve_folder(root, fmt)) / fmt.probe)) return std::nullopt;
+  const fs::path dir = fs::path(root) / (train ? "train" : "test");
+  if (fs::is_directory(dir)) return dir;
+  return std::nullopt;
+}
+
 }  // namespace
 
 const std::vector<std::string>& cifar10_class_names() {
@@ -138,6 +212,8 @@ const std::vector<std::string>& cifar100_class_names() {
 }
 
 DatasetPtr load_cifar10(const std::string& root, bool train) {
+  if (const auto dir = folder_split(root, kCifar10, train))
+    return load_folder(*dir, train, kCifar10.name, kCifar10.num_classes, cifar10_class_names());
   std::vector<std::string> files;
   if (train) {
     for (int i = 1; i <= 5; ++i) files.push_back("data_batch_" + std::to_string(i) + ".bin");
@@ -148,7 +224,48 @@ DatasetPtr load_cifar10(const std::string& root, bool train) {
 }
 
 DatasetPtr load_cifar100(const std::string& root, bool train) {
+  if (const auto dir = folder_split(root, kCifar100, train))
+    return load_folder(*dir, train, kCifar100.name, kCifar100.num_classes, cifar100_class_names());
   return load(root, train, kCifar100, {train ? "train.bin" : "test.bin"}, cifar100_class_names());
+}
+
+}  // namespace rla::data
+
+namespace rla::data {
+
+std::vector<std::string> write_cifar10_binary(const Dataset& train, const Dataset& test,
+                                              const std::string& out_dir) {
+  auto records = [](const Dataset& set, size_t begin, size_t end) {
+    std::string bytes;
+    bytes.reserve((end - begin) * static_cast<size_t>(1 + kPixels));
+    for (size_t i = begin; i < end; ++i) {
+      const auto ex = set.get(i);
+      if (ex.image.scalar_type() != torch::kUInt8 || ex.image.sizes() != torch::IntArrayRef{3, 32, 32})
+        throw DataError(set.description() + ": image " + std::to_string(i) + " is not uint8 [3, 32, 32]");
+      if (ex.label < 0 || ex.label >= 10)
+        throw DataError(set.description() + ": image " + std::to_string(i) + " has label " +
+                        std::to_string(ex.label) + ", outside 0..9");
+      bytes.push_back(static_cast<char>(ex.label));
+      const auto image = ex.image.contiguous();
+      bytes.append(reinterpret_cast<const char*>(image.data_ptr<uint8_t>()), kPixels);
+    }
+    return bytes;
+  };
+  fs::create_directories(out_dir);
+  std::vector<std::string> written;
+  auto write = [&](const std::string& name, const std::string& bytes) {
+    const auto path = (fs::path(out_dir) / name).string();
+    util::write_file_atomic(path, bytes);
+    written.push_back(path);
+  };
+  const size_t n = train.size();
+  for (size_t b = 0; b < 5; ++b)
+    write("data_batch_" + std::to_string(b + 1) + ".bin", records(train, n * b / 5, n * (b + 1) / 5));
+  write("test_batch.bin", records(test, 0, test.size()));
+  std::string names;
+  for (const auto& name : train.class_names()) names += name + "\n";
+  write("batches.meta.txt", names);
+  return written;
 }
 
 }  // namespace rla::data

@@ -8,6 +8,7 @@ void ClassificationMeter::reset() {
   count_ = 0;
   loss_sum_ = top1_ = top5_ = 0;
   std::fill(confusion_.begin(), confusion_.end(), 0);
+  predictions_.clear();
 }
 
 void ClassificationMeter::update(const torch::Tensor& logits, const torch::Tensor& labels, double loss) {
@@ -26,6 +27,7 @@ void ClassificationMeter::update(const torch::Tensor& logits, const torch::Tenso
         break;
       }
     if (l[i] >= 0 && l[i] < k_) ++confusion_[static_cast<size_t>(l[i] * k_ + pred)];
+    if (keep_predictions_) predictions_.push_back(pred);
   }
   loss_sum_ += loss * static_cast<double>(n);
   count_ += n;

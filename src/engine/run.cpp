@@ -277,6 +277,10 @@ std::string best_checkpoint_path(const std::string& run_dir) {
   return (fs::path(run_dir) / "best.ckpt").string();
 }
 
+std::string test_predictions_path(const std::string& run_dir) {
+  return (fs::path(run_dir) / "test_predictions.txt").string();
+}
+
 TrainConfig read_train_config(const std::string& run_dir) {
   const auto path = config_path(run_dir);
   std::ifstream in(path);

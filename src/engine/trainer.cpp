@@ -431,6 +431,14 @@ void finish_epoch(Run& r, int64_t epoch, ClassificationMeter& meter, double lr, 
   }
 }
 
+// One predicted class per line, in dataset order.
+void write_predictions(const std::string& path, const std::vector<int64_t>& predictions) {
+  std::string text;
+  text.reserve(predictions.size() * 3);
+  for (const auto p : predictions) text += std::to_string(p) + "\n";
+  util::write_file_atomic(path, text);
+}
+
 // The finished run's final weights on the test set: evaluated once, never used to choose.
 RunResult final_result(Run& r, const data::LoaderOptions& lo) {
   const auto& last = r.result.history.back();
@@ -444,9 +452,11 @@ RunResult final_result(Run& r, const data::LoaderOptions& lo) {
     f.val_loss = last.val_loss, f.val_top1 = last.val_top1, f.val_top5 = last.val_top5;
     data::DataLoader test_loader(r.data.test, r.data.eval_transforms, lo);
     if (r.hooks.before_evaluation) r.hooks.before_evaluation(*r.net);
-    auto test = evaluate(*r.net, test_loader, r.data.test->num_classes());
+    const bool one_process = !r.hooks.reduce_meter;  // ranks see shards: no per-image file then
+    auto test = evaluate(*r.net, test_loader, r.data.test->num_classes(), false, one_process);
     if (r.hooks.reduce_meter) r.hooks.reduce_meter(test);
     f.test_loss = test.loss(), f.test_top1 = test.top1(), f.test_top5 = test.top5();
+    if (one_process && r.lead) write_predictions(test_predictions_path(r.c.out_dir), test.predictions());
   }
   if (r.average) {
     if (r.data.val)
@@ -515,17 +525,19 @@ void clear_stop_request() {
 }
 
 ClassificationMeter evaluate(models::NetworkImpl& net, data::DataLoader& loader, int64_t num_classes,
-                             bool show_progress) {
+                             bool show_progress, bool keep_predictions) {
   net.eval();
   const auto params = net.parameters();
   const auto device = params.empty() ? torch::Device(torch::kCPU) : params.front().device();
   return evaluate([&net, device](const torch::Tensor& x) { return net.forward(x.to(device)); }, loader,
-                  num_classes, show_progress);
+                  num_classes, show_progress, keep_predictions);
 }
 
 ClassificationMeter evaluate(const std::function<torch::Tensor(const torch::Tensor&)>& forward,
-                             data::DataLoader& loader, int64_t num_classes, bool show_progress) {
+                             data::DataLoader& loader, int64_t num_classes, bool show_progress,
+                             bool keep_predictions) {
   ClassificationMeter meter(num_classes);
+  meter.keep_predictions(keep_predictions);
   torch::NoGradGuard no_grad;
   loader.start_epoch(0);
   Progress progress("  eval", loader.batches_per_epoch());

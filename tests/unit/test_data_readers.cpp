@@ -179,6 +179,70 @@ TEST(DataReaders, Cifar100UsesFineLabels) {
   EXPECT_EQ(names.back(), "worm");
 }
 
+// The class-folder PNG tree (the layout of the public PNG copy of CIFAR-10): labels from the
+// folder names in the official order, images dealt class by class, pixels exactly as written; and
+// `write_cifar10_binary` packs it into binary files that read back identical.
+TEST(DataReaders, Cifar10ClassFolderTreeReadsAndPacksToTheBinaryLayout) {
+  TempDir dir;
+  const auto& names = cifar10_class_names();
+  // Class c holds 2 images in train (3 for "truck") and 1 in test; their pixels encode (c, j).
+  auto image_of = [](int c, int j, int split) { return random_image(3, 32, 32, 100 * split + 10 * c + j); };
+  for (int c = 0; c < 10; ++c) {
+    fs::create_directories(dir / ("train/" + names[c]));
+    fs::create_directories(dir / ("test/" + names[c]));
+    for (int j = 0; j < (c == 9 ? 3 : 2); ++j)
+      write_png(dir / ("train/" + names[c] + "/img_" + std::to_string(j) + ".png"), image_of(c, j, 0));
+    write_png(dir / ("test/" + names[c] + "/x.png"), image_of(c, 0, 1));
+  }
+  std::ofstream(dir / "train/bird/notes.txt") << "not an image";  // ignored: not a .png
+  const auto train = load_cifar10(dir.path().string(), true);
+  const auto test = load_cifar10(dir.path().string(), false);
+  ASSERT_EQ(train->size(), 21u);
+  ASSERT_EQ(test->size(), 10u);
+  EXPECT_EQ(train->class_names(), names);
+  // Dealt by class: index 10 * j + c is image j of class c; the third truck comes last.
+  for (int j = 0; j < 2; ++j) {
+    for (int c = 0; c < 10; ++c) {
+      const auto ex = train->get(static_cast<size_t>(10 * j + c));
+      EXPECT_EQ(ex.label, c);
+      EXPECT_TRUE(torch::equal(ex.image, image_of(c, j, 0))) << "class " << c << " image " << j;
+    }
+  }
+  EXPECT_EQ(train->get(20).label, 9);
+  EXPECT_TRUE(torch::equal(train->get(20).image, image_of(9, 2, 0)));
+  EXPECT_TRUE(torch::equal(test->get(4).image, image_of(4, 0, 1)));
+
+  // Packed into the binary layout and read back: the same images, labels and names, in order.
+  const auto written = write_cifar10_binary(*train, *test, dir / "bin");
+  EXPECT_EQ(written.size(), 7u);
+  EXPECT_EQ(fs::file_size(dir / "bin/test_batch.bin"), 10u * 3073u);
+  EXPECT_EQ(fs::file_size(dir / "bin/data_batch_1.bin"), 4u * 3073u);  // 21 images: 4, 4, 4, 4, 5
+  EXPECT_EQ(fs::file_size(dir / "bin/data_batch_5.bin"), 5u * 3073u);
+  const auto train_bin = load_cifar10(dir / "bin", true);
+  const auto test_bin = load_cifar10(dir / "bin", false);
+  ASSERT_EQ(train_bin->size(), train->size());
+  ASSERT_EQ(test_bin->size(), test->size());
+  for (size_t i = 0; i < train->size(); ++i) {
+    EXPECT_EQ(train_bin->get(i).label, train->get(i).label);
+    EXPECT_TRUE(torch::equal(train_bin->get(i).image, train->get(i).image)) << i;
+  }
+  for (size_t i = 0; i < test->size(); ++i)
+    EXPECT_TRUE(torch::equal(test_bin->get(i).image, test->get(i).image));
+  EXPECT_EQ(train_bin->class_names(), names);
+
+  // Broken trees name the problem: a foreign class folder, a wrong size, an empty class.
+  fs::create_directories(dir / "train/unicorn");
+  expect_data_error([&] { load_cifar10(dir.path().string(), true); },
+                    {"unicorn", "not a CIFAR-10 class folder"});
+  fs::remove_all(dir / "train/unicorn");
+  write_png(dir / "train/cat/big.png", random_image(3, 40, 32, 7));
+  expect_data_error([&] { load_cifar10(dir.path().string(), true); },
+                    {"big.png", "is 32x40, expected a 32x32"});
+  fs::remove(dir / "train/cat/big.png");
+  for (const auto& e : fs::directory_iterator(dir / "test/dog")) fs::remove(e.path());
+  expect_data_error([&] { load_cifar10(dir.path().string(), false); }, {"dog", "no .png files"});
+}
+
 TEST(DataReaders, CifarBrokenFilesNameTheFileAndProblem) {
   TempDir dir;
   write_cifar10(dir.path().string(), 2);

@@ -405,6 +405,15 @@ TEST(Trainer, ValidationSplitPicksOnValidationAndTestsOnceAtTheEnd) {
   ASSERT_TRUE(stored.has_value());
   EXPECT_DOUBLE_EQ(stored->test_top1, r.final->test_top1);
   EXPECT_GT(stored->test_top1, 20.0);  // learnt something (chance: 10 %)
+  // The one test evaluation also left its per-image predictions, which agree with its top-1.
+  auto data_config = c.data;
+  data_config.seed = c.seed;  // as train() does
+  auto bundle = data::open_data(data_config);
+  std::ifstream in(engine::test_predictions_path(dir.string()));
+  size_t n = 0, correct = 0;
+  for (int64_t p; in >> p; ++n) correct += bundle.test->label(n) == p ? 1 : 0;
+  ASSERT_EQ(n, bundle.test->size());
+  EXPECT_NEAR(100.0 * static_cast<double>(correct) / static_cast<double>(n), stored->test_top1, 1e-9);
   // config.json records the resolved model configuration, so the run can be rebuilt from it.
   const auto cfg = engine::read_train_config(dir.string());
   EXPECT_EQ(cfg.model_config.state_input, models::StateInput::kOutput);

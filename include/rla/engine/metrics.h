@@ -16,6 +16,9 @@ class ClassificationMeter {
   /// Adds another meter's counts (e.g. from another rank).
   void merge(const ClassificationMeter& other);
   void reset();
+  /// Also keep every example's top-1 class, in update order (predictions()).
+  void keep_predictions(bool keep = true) { keep_predictions_ = keep; }
+  const std::vector<int64_t>& predictions() const { return predictions_; }
 
   int64_t count() const { return count_; }
   double loss() const { return count_ ? loss_sum_ / count_ : 0.0; }
@@ -34,6 +37,8 @@ class ClassificationMeter {
   int64_t count_ = 0;
   double loss_sum_ = 0, top1_ = 0, top5_ = 0;
   std::vector<int64_t> confusion_;
+  bool keep_predictions_ = false;
+  std::vector<int64_t> predictions_;
 };
 
 nlohmann::json to_json(const ClassificationMeter& m, const std::vector<std::string>& class_names);

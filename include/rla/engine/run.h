@@ -6,6 +6,8 @@
 //   <run>/config.json      TrainConfig, the model's resolved configuration included
 //   <run>/metrics.jsonl    one EpochMetrics per line
 //   <run>/result.json      RunResult: written once, when the run has finished all its epochs
+//   <run>/test_predictions.txt  the final weights' top-1 class per test image (one per line, in
+//                          dataset order), written with result.json by runs with a validation split
 //   <run>/last.ckpt, best.ckpt, best_model.pt, training_curves.png
 #include <nlohmann/json.hpp>
 
@@ -116,6 +118,7 @@ std::string metrics_path(const std::string& run_dir);
 std::string result_path(const std::string& run_dir);
 std::string last_checkpoint_path(const std::string& run_dir);
 std::string best_checkpoint_path(const std::string& run_dir);
+std::string test_predictions_path(const std::string& run_dir);
 
 /// config.json of a run folder. Throws std::runtime_error naming the file when it is missing
 /// or not a configuration.

@@ -66,13 +66,15 @@ void request_stop();
 bool stop_requested();
 void clear_stop_request();
 
-/// Evaluates `net` on every batch of `loader` (eval mode, no grad).
+/// Evaluates `net` on every batch of `loader` (eval mode, no grad). `keep_predictions`: the
+/// meter also keeps every example's top-1 class (ClassificationMeter::predictions()).
 ClassificationMeter evaluate(models::NetworkImpl& net, data::DataLoader& loader, int64_t num_classes,
-                             bool show_progress = false);
+                             bool show_progress = false, bool keep_predictions = false);
 /// The same with any forward (images [N, C, H, W] -> logits [N, classes]), e.g. the fast
 /// inference path of inference/fast_inference.h. Runs under NoGradGuard.
 ClassificationMeter evaluate(const std::function<torch::Tensor(const torch::Tensor&)>& forward,
-                             data::DataLoader& loader, int64_t num_classes, bool show_progress = false);
+                             data::DataLoader& loader, int64_t num_classes, bool show_progress = false,
+                             bool keep_predictions = false);
 
 /// Writes training_curves.png: loss and top-1 vs epoch, train and held-out (`held_out_name`:
 /// "validation" or "test"), two panels.
