@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
-# Pauses scripts/experiments.sh so that a later session, on a fresh checkout, resumes where this
-# one stopped. Weights are ignored by git (experiments/.gitignore), so without this step every
-# unfinished run would start again from its first epoch:
-#   1. stops the experiment scripts (they start no new run);
-#   2. sends SIGINT to their training runs, which write last.ckpt and exit;
+# Pauses an experiment script (scripts/experiments.sh, or the one named) so that a later session,
+# on a fresh checkout, resumes where this one stopped. Weights are ignored by git
+# (experiments/.gitignore), so without this step every unfinished run would start again from its
+# first epoch:
+#   1. stops the experiment script (it starts no new run);
+#   2. sends SIGINT to its training runs, which write last.ckpt and exit;
 #   3. stages the last.ckpt of every unfinished run with `git add -f`, and unstages those of runs
-#      that have finished since (their result.json is what counts);
-#   4. regenerates the report pages.
-# Commit afterwards. Resume with `bash scripts/experiments.sh`.
+#      that have finished since (their result.json is what counts), except the runs listed in
+#      $RUNS/keep_weights.txt (weights a later phase needs: they stay staged);
+#   4. regenerates the report pages (when the script has a report phase).
+# Commit afterwards. Resume by running the experiment script again.
 #
-#   bash scripts/experiments-pause.sh
+#   bash scripts/experiments-pause.sh                              # scripts/experiments.sh
+#   bash scripts/experiments-pause.sh scripts/experiments-cifar.sh # RUNS=experiments/cifar
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUNS=${RUNS:-experiments}
+SCRIPT=${1:-scripts/experiments.sh}
+case $SCRIPT in
+  *experiments-cifar.sh) RUNS=${RUNS:-experiments/cifar} ;;
+  *) RUNS=${RUNS:-experiments} ;;
+esac
 ROOT=$(pwd -P)
 
 # The processes matching PATTERN that run in this checkout (another checkout's are left alone).
@@ -24,7 +31,7 @@ pids_here() {
   return 0
 }
 
-mapfile -t runners < <(pids_here "bash scripts/experiments.sh")
+mapfile -t runners < <(pids_here "bash $SCRIPT")
 [ ${#runners[@]} -eq 0 ] || kill -KILL "${runners[@]}" 2> /dev/null || true
 mapfile -t runs < <(pids_here "$RUNS/.bin/rla")
 if [ ${#runs[@]} -gt 0 ]; then
@@ -44,7 +51,10 @@ rm -f "$RUNS"/.bin/rla.* "$RUNS"/*/*.lock
 for ckpt in "$RUNS"/*/*/last.ckpt; do
   [ -f "$ckpt" ] || continue
   dir=$(dirname "$ckpt")
-  if [ -f "$dir/result.json" ]; then
+  if [ -f "$RUNS/keep_weights.txt" ] && grep -qxF "$dir" "$RUNS/keep_weights.txt"; then
+    git add -f "$ckpt"
+    echo "kept for a later phase: $ckpt"
+  elif [ -f "$dir/result.json" ]; then
     git rm -q --cached --ignore-unmatch "$ckpt"
   else
     git add -f "$ckpt"
@@ -52,5 +62,5 @@ for ckpt in "$RUNS"/*/*/last.ckpt; do
   fi
 done
 
-PHASES=report bash scripts/experiments.sh
-echo "paused; commit $RUNS/ and docs/, then resume later with: bash scripts/experiments.sh"
+if grep -q '^ *report)' "$SCRIPT"; then PHASES=report bash "$SCRIPT"; fi
+echo "paused; commit $RUNS/ and docs/, then resume later with: bash $SCRIPT"

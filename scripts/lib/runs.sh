@@ -13,6 +13,17 @@ freeze_tool() {
   trap 'rm -f "$RLA"' EXIT
 }
 
+# One line per session that trains a run, appended to DIR/sessions.txt: when, which build of the
+# tool (TOOL_COMMIT, when the caller sets it), on which CPU, with how many threads.
+record_session() {
+  local cpu isa="avx2"
+  cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+  grep -qw avx512f /proc/cpuinfo && isa="avx512"
+  [ -z "${DNNL_MAX_CPU_ISA:-}" ] || isa="$isa (DNNL_MAX_CPU_ISA=$DNNL_MAX_CPU_ISA)"
+  echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) tool=${TOOL_COMMIT:-unrecorded} cpu=\"$cpu\" isa=$isa cores=$(nproc) threads=$THREADS" \
+    >> "$1/sessions.txt"
+}
+
 # run DIR ARGS...: one training run, skipped when finished or locked by another process.
 run() {
   local dir=$1
@@ -24,7 +35,8 @@ run() {
     local start
     start=$(date +%s)
     echo "$(date +%H:%M) start  $dir"
-    if "$RLA" --threads "$THREADS" train --out "$dir" --resume "${COMMON[@]}" "$@" > "$dir/train.log" 2>&1; then
+    record_session "$dir"
+    if ${NICE:-} "$RLA" --threads "$THREADS" train --out "$dir" --resume "${COMMON[@]}" "$@" >> "$dir/train.log" 2>&1; then
       echo "$(date +%H:%M) done   $dir ($(( $(date +%s) - start )) s)"
     else
       echo "$(date +%H:%M) FAILED $dir (see $dir/train.log)"

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Does RLA help on CIFAR-10? The runs behind docs/results_cifar.md, under the protocol committed
+# there before the first run. Resumable at every level: a finished run (its result.json exists)
+# is skipped, an unfinished one continues from its last.ckpt (--resume), and a run another copy
+# of this script is working on (its lock is held) is left alone. To stop for the day so that a
+# fresh checkout resumes: bash scripts/experiments-pause.sh scripts/experiments-cifar.sh
+#
+#   bash scripts/experiments-cifar.sh               # every phase in order (~10 hours on 2 cores)
+#   PHASES=table bash scripts/experiments-cifar.sh
+#
+# Data: the CIFAR-10 class-folder PNG tree (or the official binary files) in $CIFAR10_ROOT,
+# default data/cifar10 (git-ignored, never committed). One way to get it here, from the public
+# repository cyizhuo/CIFAR-10-dataset (60,000 lossless PNGs):
+#   git clone --depth 1 https://github.com/cyizhuo/CIFAR-10-dataset data/cifar10
+# or with internet, the official archive: https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz
+# unpacked into data/cifar10 (the reader finds cifar-10-batches-bin/ below it).
+#
+# Phases:
+#   table   resnet32 and rla_resnet29 with seeds 0-4, resnet20, rla_resnet20 and rla_resnet29_s
+#           with seeds 0-2, then the optional resnet29 seeds 0-2; 15 epochs, the one recipe.
+#           Every run trains with the frozen tool of experiments/cifar/TOOL_COMMIT.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=lib/runs.sh
+source scripts/lib/runs.sh
+
+PHASES=${PHASES:-"table"}
+RUNS=${RUNS:-experiments/cifar}  # committed: configs, metrics, results, predictions, logs
+JOBS=${JOBS:-2}                  # runs side by side
+THREADS=${THREADS:-1}            # intra-op threads per run
+NICE=${NICE:-"nice -n 19"}
+CIFAR10_ROOT=${CIFAR10_ROOT:-data/cifar10}
+
+if [ ! -d "$CIFAR10_ROOT" ]; then
+  echo "no CIFAR-10 in $CIFAR10_ROOT (set CIFAR10_ROOT; how to get it: the head of this script)" >&2
+  exit 2
+fi
+
+# The frozen tool: exactly the commit named in TOOL_COMMIT, built once into .cache/ (outside the
+# working tree's build/, so that rebuilding the project meanwhile changes nothing here).
+TOOL_COMMIT=$(cat "$RUNS/TOOL_COMMIT")
+frozen_tool() {
+  local dir=.cache/cifar-tool/$TOOL_COMMIT
+  if [ ! -x "$dir/rla" ]; then
+    echo "building the frozen tool at $TOOL_COMMIT into $dir"
+    bash scripts/install-deps.sh
+    rm -rf "$dir/src" && mkdir -p "$dir/src"
+    git archive "$TOOL_COMMIT" | tar -x -C "$dir/src"
+    cmake -S "$dir/src" -B "$dir/build" -G Ninja -DCMAKE_BUILD_TYPE=Release > /dev/null
+    cmake --build "$dir/build" -j "${RLA_BUILD_JOBS:-2}" --target rla
+    cp "$dir/build/rla" "$dir/rla.tmp" && mv "$dir/rla.tmp" "$dir/rla"
+  fi
+  # A private copy per invocation (the pause script finds the runs by this path).
+  mkdir -p "$RUNS/.bin"
+  cp "$dir/rla" "$RUNS/.bin/rla.$$"
+  RLA="$RUNS/.bin/rla.$$"
+  trap 'rm -f "$RLA"' EXIT
+}
+
+# The one recipe (docs/results_cifar.md, "Recipe"); --state-input is added for RLA models.
+COMMON=(--dataset cifar10 --data-root "$CIFAR10_ROOT" --val-size 5000 --val-seed 0 --epochs 15 --batch-size 128
+        --lr 0.1 --schedule cosine --warmup-epochs 1 --wd 5e-4 --momentum 0.9 --zero-init-residual off --quiet)
+
+# Seed-major, so that every seed's pairs finish together and the exit backbones (seeds 0, 1)
+# come first; a long and a short run alternate so that the two slots stay busy.
+table_jobs() {
+  local seed model args
+  for seed in 0 1 2 3 4; do
+    for model in rla_resnet29 resnet32 rla_resnet29_s rla_resnet20 resnet20; do
+      case $model in resnet32 | rla_resnet29) ;; *) [ "$seed" -le 2 ] || continue ;; esac
+      args="--model $model --seed $seed"
+      case $model in rla_*) args="$args --state-input output" ;; esac
+      echo "$RUNS/table/$model-seed$seed $args"
+    done
+  done
+  for seed in 0 1 2; do echo "$RUNS/table/resnet29-seed$seed --model resnet29 --seed $seed"; done
+}
+
+for phase in $PHASES; do
+  case $phase in
+    table)
+      frozen_tool
+      mkdir -p "$RUNS/table"
+      table_jobs > "$RUNS/table.jobs"
+      run_all "$RUNS/table.jobs"
+      ;;
+    *) echo "unknown phase '$phase' (table)"; exit 2 ;;
+  esac
+done
