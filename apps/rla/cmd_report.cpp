@@ -1,5 +1,6 @@
 // `rla report`: Markdown tables from run folders: validation and test error (mean ± std over
-// seeds) per model, and differences between models with a 95 % interval.
+// seeds, every seed's value) per model, and a family of comparisons between models with exact
+// Welch intervals, Holm's correction and TOST for equivalence claims (docs/results_cifar.md).
 #include <fmt/format.h>
 
 #include <iostream>
@@ -12,7 +13,19 @@ namespace {
 struct ReportConfig {
   std::vector<std::string> dirs, order, compare;
   bool by_config = false;
+  bool validation_only = false;
+  bool paired = false;
+  tasks::FamilyOptions family;
 };
+
+tasks::ComparisonSpec parse_spec(const std::string& text) {
+  const auto at = text.find_first_of(":~");
+  if (at == std::string::npos || at == 0 || at + 1 == text.size())
+    throw std::invalid_argument(
+        fmt::format("--compare: '{}' is not A:B (superiority) or A~B (equivalence)", text));
+  return {text.substr(0, at), text.substr(at + 1),
+          text[at] == '~' ? tasks::Hypothesis::kEquivalence : tasks::Hypothesis::kSuperiority};
+}
 }  // namespace
 
 Command add_report_command(CLI::App& root) {
@@ -24,8 +37,21 @@ Command add_report_command(CLI::App& root) {
   cmd->add_flag("--by-config", cfg->by_config,
                 "One row per model and configuration (k, aggregation, init, state input)");
   cmd->add_option("--compare", cfg->compare,
-                  "Pairs A:B of row labels: test error A - B with a 95 % interval over seeds")
+                  "The family of comparisons, Holm-corrected together: A:B tests A - B = 0 (superiority, "
+                  "Welch), A~B tests |A - B| < margin (equivalence, two one-sided tests)")
       ->delimiter(',');
+  cmd->add_option("--alpha", cfg->family.alpha, "Family-wise error rate of the comparisons")
+      ->capture_default_str()
+      ->check(CLI::Range(1e-6, 0.5));
+  cmd->add_option("--margin", cfg->family.margin, "Equivalence margin (points of error)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_flag("--validation-only", cfg->validation_only,
+                "Leave the test error out: the table and the comparisons read validation error (interim "
+                "reports, before a comparison's runs are all in)");
+  cmd->add_flag("--paired", cfg->paired,
+                "Also the seed-paired view of each comparison: paired t over common seeds and McNemar on the "
+                "test images (needs test_predictions.txt and the runs' dataset)");
   return {cmd, [cfg]() {
             std::vector<tasks::RunRecord> runs;
             for (const auto& d : cfg->dirs) {
@@ -34,22 +60,24 @@ Command add_report_command(CLI::App& root) {
             }
             if (runs.empty()) throw std::invalid_argument("no run folders (with config.json) found");
             const auto rows = tasks::summarize_runs(runs, cfg->order, cfg->by_config);
-            std::cout << tasks::markdown_table(rows);
+            std::cout << tasks::markdown_table(rows, !cfg->validation_only);
             if (cfg->compare.empty()) return 0;
-            std::vector<tasks::Comparison> comparisons;
-            auto row = [&rows](const std::string& label) {
-              for (const auto& r : rows)
-                if (r.label == label) return r;
-              throw std::invalid_argument(fmt::format("--compare: no row '{}'", label));
-            };
-            for (const auto& pair : cfg->compare) {
-              const auto colon = pair.find(':');
-              if (colon == std::string::npos)
-                throw std::invalid_argument(fmt::format("--compare: '{}' is not A:B", pair));
-              comparisons.push_back(
-                  tasks::compare_test_error(row(pair.substr(0, colon)), row(pair.substr(colon + 1))));
-            }
-            std::cout << "\n" << tasks::markdown_comparisons(comparisons);
+            std::vector<tasks::ComparisonSpec> specs;
+            for (const auto& text : cfg->compare) specs.push_back(parse_spec(text));
+            auto family = cfg->family;
+            if (cfg->validation_only) family.metric = tasks::Metric::kValidation;
+            std::cout << "\n"
+                      << tasks::markdown_comparisons(tasks::compare_family(rows, specs, family), family);
+            if (!cfg->paired || cfg->validation_only) return 0;
+            std::vector<int64_t> labels;
+            for (const auto& r : runs)
+              if (r.finished() && !tasks::read_test_predictions(r).empty()) {
+                labels = tasks::test_labels(r);
+                break;
+              }
+            std::vector<tasks::PairedComparison> paired;
+            for (const auto& spec : specs) paired.push_back(tasks::compare_paired(runs, rows, spec, labels));
+            std::cout << "\n" << tasks::markdown_paired(paired);
             return 0;
           }};
 }

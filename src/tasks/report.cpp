@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <map>
 
 #include <fmt/format.h>
 
+#include "rla/data/sources.h"
 #include "rla/models/registry.h"
 #include "rla/models/summary.h"
 
@@ -114,6 +116,7 @@ std::vector<ModelRow> summarize_runs(const std::vector<RunRecord>& runs,
       if (!r.finished()) continue;
       ++it->finished;
       it->test_error.values.push_back(*r.test_error);
+      it->seeds.push_back(r.seed());
       if (r.val_error) it->val_error.values.push_back(*r.val_error);
       std::vector<double> speeds;
       for (const auto& m : r.metrics) speeds.push_back(m.train_img_per_s);
@@ -132,83 +135,210 @@ std::vector<ModelRow> summarize_runs(const std::vector<RunRecord>& runs,
   return rows;
 }
 
-double t_quantile_975(double df) {
-  // t_{0.975} for df = 1..30, then 40, 60, 120, infinity (standard tables).
-  static const double table[] = {12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-                                 2.201,  2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-                                 2.080,  2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042};
-  if (!(df >= 1.0)) throw std::invalid_argument(fmt::format("t quantile: df must be >= 1, got {}", df));
-  if (df >= 120) return 1.980 + (1.960 - 1.980) * std::min(1.0, (df - 120) / 880);
-  if (df >= 60) return 2.000 + (1.980 - 2.000) * (df - 60) / 60;
-  if (df >= 40) return 2.021 + (2.000 - 2.021) * (df - 40) / 20;
-  if (df >= 30) return 2.042 + (2.021 - 2.042) * (df - 30) / 10;
-  // Linear in 1/df between the integer entries (t is close to linear in 1/df).
-  const auto lo = static_cast<size_t>(std::floor(df));
-  if (static_cast<double>(lo) == df) return table[lo - 1];
-  const double a = table[lo - 1], b = table[lo];
-  const double w = (1.0 / static_cast<double>(lo) - 1.0 / df) /
-                   (1.0 / static_cast<double>(lo) - 1.0 / static_cast<double>(lo + 1));
-  return a + (b - a) * w;
+namespace {
+
+const ModelRow& find_row(const std::vector<ModelRow>& rows, const std::string& label) {
+  for (const auto& r : rows)
+    if (r.label == label) return r;
+  throw std::invalid_argument(fmt::format("comparison: no row '{}' among the runs", label));
 }
 
-std::string Comparison::verdict() const {
-  if (!valid) return "too few runs";
-  if (low > 0) return fmt::format("{} higher error", a);
-  if (high < 0) return fmt::format("{} lower error", a);
-  return "within noise";
+const Stat& metric_of(const ModelRow& row, Metric metric) {
+  return metric == Metric::kTest ? row.test_error : row.val_error;
 }
 
-Comparison compare_test_error(const ModelRow& a, const ModelRow& b) {
-  Comparison c;
-  c.a = a.label;
-  c.b = b.label;
-  c.na = a.test_error.values.size();
-  c.nb = b.test_error.values.size();
-  c.diff = a.test_error.mean() - b.test_error.mean();
-  if (c.na < 2 || c.nb < 2) return c;
-  const double va = a.test_error.std() * a.test_error.std() / static_cast<double>(c.na);
-  const double vb = b.test_error.std() * b.test_error.std() / static_cast<double>(c.nb);
-  const double se = std::sqrt(va + vb);
-  // Welch–Satterthwaite degrees of freedom; equal variances of 0 leave a zero-width interval.
-  const double df =
-      se > 0 ? (va + vb) * (va + vb) /
-                   (va * va / static_cast<double>(c.na - 1) + vb * vb / static_cast<double>(c.nb - 1))
-             : static_cast<double>(c.na + c.nb - 2);
-  const double half = t_quantile_975(std::max(1.0, df)) * se;
-  c.low = c.diff - half;
-  c.high = c.diff + half;
-  c.valid = true;
-  return c;
+std::string side(double diff) {
+  return diff < 0 ? "A lower" : "A higher";
 }
 
-std::string markdown_table(const std::vector<ModelRow>& rows) {
+}  // namespace
+
+std::vector<Comparison> compare_family(const std::vector<ModelRow>& rows,
+                                       const std::vector<ComparisonSpec>& specs,
+                                       const FamilyOptions& options) {
+  std::vector<Comparison> out;
+  std::vector<size_t> tested;  // indices of valid comparisons: the family Holm corrects over
+  for (const auto& spec : specs) {
+    Comparison c;
+    c.spec = spec;
+    const auto& a = metric_of(find_row(rows, spec.a), options.metric);
+    const auto& b = metric_of(find_row(rows, spec.b), options.metric);
+    c.na = a.values.size();
+    c.nb = b.values.size();
+    c.welch.diff = a.mean() - b.mean();
+    c.valid = c.na >= 2 && c.nb >= 2;
+    if (c.valid) {
+      c.welch = util::welch(a.values, b.values);
+      c.p = spec.type == Hypothesis::kSuperiority ? c.welch.p_two_sided()
+                                                  : c.welch.p_equivalence(options.margin);
+      c.ci95 = c.welch.interval(0.95);
+      tested.push_back(out.size());
+    }
+    out.push_back(c);
+  }
+  std::vector<double> p;
+  for (auto i : tested) p.push_back(out[i].p);
+  const auto adjusted = util::holm_adjust(p);
+  const auto levels = util::holm_levels(p, options.alpha);
+  const double m = static_cast<double>(tested.size());
+  for (size_t k = 0; k < tested.size(); ++k) {
+    auto& c = out[tested[k]];
+    c.p_holm = adjusted[k];
+    c.level = levels[k];
+    const bool rejected = c.p_holm <= options.alpha;
+    c.ci_bonferroni = c.welch.interval(1.0 - options.alpha / m);
+    if (c.spec.type == Hypothesis::kSuperiority) {
+      c.ci_holm = c.welch.interval(1.0 - c.level);
+      c.verdict = rejected ? fmt::format("{} ({})", c.welch.diff < 0 ? "holds" : "fails", side(c.welch.diff))
+                           : "inconclusive";
+    } else {
+      c.ci_holm = c.welch.interval(1.0 - 2.0 * c.level);
+      const bool outside = c.ci_bonferroni.first > options.margin || c.ci_bonferroni.second < -options.margin;
+      if (rejected)
+        c.verdict = fmt::format("holds (within ±{:g})", options.margin);
+      else if (outside)
+        c.verdict = fmt::format("fails (not within ±{:g}, {})", options.margin, side(c.welch.diff));
+      else
+        c.verdict = "inconclusive";
+    }
+  }
+  for (auto& c : out)
+    if (!c.valid) c.verdict = "too few runs";
+  return out;
+}
+
+std::vector<int64_t> read_test_predictions(const RunRecord& run) {
+  std::ifstream in(engine::test_predictions_path(run.dir));
+  std::vector<int64_t> out;
+  for (int64_t p; in >> p;) out.push_back(p);
+  return out;
+}
+
+std::vector<int64_t> test_labels(const RunRecord& run) {
+  const auto data = data::open_data(run.config.data);
+  std::vector<int64_t> labels(data.test->size());
+  for (size_t i = 0; i < labels.size(); ++i) labels[i] = data.test->label(i);
+  return labels;
+}
+
+PairedComparison compare_paired(const std::vector<RunRecord>& runs, const std::vector<ModelRow>& rows,
+                                const ComparisonSpec& spec, const std::vector<int64_t>& labels) {
+  PairedComparison pc;
+  pc.spec = spec;
+  const auto& a = find_row(rows, spec.a);
+  const auto& b = find_row(rows, spec.b);
+  auto run_of = [&runs](const ModelRow& row, uint64_t seed) -> const RunRecord* {
+    for (const auto& r : runs)
+      if (r.finished() && r.config.model == row.model && r.seed() == seed) return &r;
+    return nullptr;
+  };
+  std::vector<double> ea, eb;
+  bool with_mcnemar = !labels.empty();
+  for (size_t i = 0; i < a.seeds.size(); ++i) {
+    const auto seed = a.seeds[i];
+    const auto j = std::find(b.seeds.begin(), b.seeds.end(), seed) - b.seeds.begin();
+    if (j == static_cast<std::ptrdiff_t>(b.seeds.size())) continue;
+    pc.seeds.push_back(seed);
+    ea.push_back(a.test_error.values[i]);
+    eb.push_back(b.test_error.values[static_cast<size_t>(j)]);
+    pc.differences.push_back(ea.back() - eb.back());
+    if (!with_mcnemar) continue;
+    const auto pa = read_test_predictions(*run_of(a, seed));
+    const auto pb = read_test_predictions(*run_of(b, seed));
+    if (pa.size() != labels.size() || pb.size() != labels.size()) {
+      with_mcnemar = false;
+      continue;
+    }
+    PairedComparison::Counts n;
+    for (size_t k = 0; k < labels.size(); ++k) {
+      const bool ra = pa[k] == labels[k], rb = pb[k] == labels[k];
+      n.b += ra && !rb ? 1 : 0;
+      n.c += rb && !ra ? 1 : 0;
+    }
+    n.p = util::mcnemar_exact(n.b, n.c);
+    pc.per_seed.push_back(n);
+    pc.pooled.b += n.b;
+    pc.pooled.c += n.c;
+  }
+  if (!with_mcnemar) pc.per_seed.clear();
+  pc.pooled.p = pc.per_seed.empty() ? 1.0 : util::mcnemar_exact(pc.pooled.b, pc.pooled.c);
+  pc.valid = pc.seeds.size() >= 2;
+  if (pc.valid) pc.paired = util::paired(ea, eb);
+  return pc;
+}
+
+std::string markdown_table(const std::vector<ModelRow>& rows, bool with_test) {
   auto stat = [](const Stat& s) {
     if (s.values.empty()) return std::string("—");
     if (s.values.size() == 1) return fmt::format("{:.2f} (one run)", s.mean());
     return fmt::format("{:.2f} ± {:.2f}", s.mean(), s.std());
   };
-  std::string out =
-      "| model | parameters | MACs / image | train img/s | validation error (%) | test error (%) | runs "
-      "finished |\n"
-      "|---|---:|---:|---:|---:|---:|---:|\n";
+  auto seeds = [](const ModelRow& r, const Stat& s) {
+    std::vector<std::string> parts;
+    for (size_t i = 0; i < s.values.size() && i < r.seeds.size(); ++i)
+      parts.push_back(fmt::format("{}: {:.2f}", r.seeds[i], s.values[i]));
+    return parts.empty() ? std::string("—") : fmt::format("{}", fmt::join(parts, ", "));
+  };
+  std::string out = "| model | parameters | MACs / image | train img/s | validation error (%) |";
+  out += with_test ? " test error (%) | test error per seed |" : " validation error per seed |";
+  out += " runs finished |\n|---|---:|---:|---:|---:|---:|---|---:|\n";
   for (const auto& r : rows) {
     const std::string macs = r.macs < 0 ? "—" : fmt::format("{:.1f} M", static_cast<double>(r.macs) / 1e6);
     const std::string speed = r.img_per_s.values.empty() ? "—" : fmt::format("{:.0f}", r.img_per_s.mean());
-    out += fmt::format("| {} | {} ({:.3f} M) | {} | {} | {} | {} | {} of {} started |\n", r.label,
-                       models::with_commas(r.params), static_cast<double>(r.params) / 1e6, macs, speed,
-                       stat(r.val_error), stat(r.test_error), r.finished, r.runs);
+    out += fmt::format("| {} | {} ({:.3f} M) | {} | {} | {} |", r.label, models::with_commas(r.params),
+                       static_cast<double>(r.params) / 1e6, macs, speed, stat(r.val_error));
+    out += with_test ? fmt::format(" {} | {} |", stat(r.test_error), seeds(r, r.test_error))
+                     : fmt::format(" {} |", seeds(r, r.val_error));
+    out += fmt::format(" {} of {} started |\n", r.finished, r.runs);
   }
   return out;
 }
 
-std::string markdown_comparisons(const std::vector<Comparison>& comparisons) {
-  std::string out =
-      "| comparison (A vs B) | test error A − B (points) | 95 % interval (Welch, over seeds) | runs | "
-      "verdict |\n|---|---:|---:|---:|---|\n";
+std::string markdown_comparisons(const std::vector<Comparison>& comparisons, const FamilyOptions& options) {
+  const char* what = options.metric == Metric::kTest ? "test" : "validation";
+  std::string out = fmt::format(
+      "| comparison (A vs B) | hypothesis | {} error A − B (points) | 95 % interval | raw p | Holm p | "
+      "Holm-level interval | runs | verdict (α = {:g}, margin ±{:g}) |\n"
+      "|---|---|---:|---:|---:|---:|---:|---:|---|\n",
+      what, options.alpha, options.margin);
+  auto interval = [](const std::pair<double, double>& ci) {
+    return fmt::format("[{:+.2f}, {:+.2f}]", ci.first, ci.second);
+  };
   for (const auto& c : comparisons) {
-    const std::string interval = c.valid ? fmt::format("[{:+.2f}, {:+.2f}]", c.low, c.high) : "—";
-    out += fmt::format("| {} vs {} | {:+.2f} | {} | {} + {} | {} |\n", c.a, c.b, c.diff, interval, c.na, c.nb,
-                       c.verdict());
+    const bool eq = c.spec.type == Hypothesis::kEquivalence;
+    if (!c.valid) {
+      out += fmt::format("| {} vs {} | {} | {:+.2f} | — | — | — | — | {} + {} | {} |\n", c.spec.a, c.spec.b,
+                         eq ? "equivalence" : "superiority", c.welch.diff, c.na, c.nb, c.verdict);
+      continue;
+    }
+    out += fmt::format(
+        "| {} vs {} | {} | {:+.2f} | {} | {:.4f} | {:.4f} | {} ({:.2f} %) | {} + {} | **{}** |\n", c.spec.a,
+        c.spec.b, eq ? "equivalence (TOST)" : "superiority", c.welch.diff, interval(c.ci95), c.p, c.p_holm,
+        interval(c.ci_holm), 100.0 * (1.0 - (eq ? 2.0 : 1.0) * c.level), c.na, c.nb, c.verdict);
+  }
+  return out;
+}
+
+std::string markdown_paired(const std::vector<PairedComparison>& comparisons) {
+  std::string out =
+      "| comparison (A vs B) | seeds | test error A − B per seed | paired mean | paired 95 % interval | "
+      "McNemar per seed: only A right / only B right (p) | pooled over seeds (p, descriptive) |\n"
+      "|---|---|---|---:|---:|---|---|\n";
+  for (const auto& c : comparisons) {
+    std::vector<std::string> diffs, mcn;
+    for (size_t i = 0; i < c.seeds.size(); ++i)
+      diffs.push_back(fmt::format("{}: {:+.2f}", c.seeds[i], c.differences[i]));
+    for (size_t i = 0; i < c.per_seed.size(); ++i)
+      mcn.push_back(
+          fmt::format("{}: {} / {} ({:.3g})", c.seeds[i], c.per_seed[i].b, c.per_seed[i].c, c.per_seed[i].p));
+    const auto ci = c.valid ? c.paired.interval(0.95) : std::pair<double, double>{0, 0};
+    out +=
+        fmt::format("| {} vs {} | {} | {} | {} | {} | {} | {} |\n", c.spec.a, c.spec.b, c.seeds.size(),
+                    diffs.empty() ? "—" : fmt::format("{}", fmt::join(diffs, ", ")),
+                    c.valid ? fmt::format("{:+.2f}", c.paired.diff) : "—",
+                    c.valid ? fmt::format("[{:+.2f}, {:+.2f}]", ci.first, ci.second) : "—",
+                    mcn.empty() ? "—" : fmt::format("{}", fmt::join(mcn, "; ")),
+                    mcn.empty() ? "—" : fmt::format("{} / {} ({:.3g})", c.pooled.b, c.pooled.c, c.pooled.p));
   }
   return out;
 }

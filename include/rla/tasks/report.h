@@ -1,13 +1,16 @@
 #pragma once
 // Results tables from run folders (engine/run.h): one row per model (or per model and
 // configuration), validation and test error as mean ± std over the runs (seeds) found, with the
-// model's parameters and MACs and its training speed; and differences between two rows with a
-// 95 % interval over seeds.
+// model's parameters and MACs and its training speed; and comparisons between rows as one
+// pre-registered family: Welch intervals with exact t quantiles, Holm's correction, TOST for
+// equivalence claims, and the seed-paired view with McNemar on the test images
+// (docs/results_cifar.md, "Tests").
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "rla/engine/run.h"
+#include "rla/util/statistics.h"
 
 namespace rla::tasks {
 
@@ -19,6 +22,7 @@ struct RunRecord {
   /// written before result.json existed, the held-out (test) error of the last planned epoch.
   std::optional<double> val_error, test_error;
   bool finished() const { return test_error.has_value(); }
+  uint64_t seed() const { return config.seed; }
 };
 
 /// Reads one run folder; nullopt when it has no config.json.
@@ -38,8 +42,9 @@ struct ModelRow {
   std::string model;
   int64_t params = 0, macs = 0;  ///< macs < 0: unknown (no input shape recorded)
   int runs = 0, finished = 0;
-  Stat val_error, test_error;  ///< over finished runs (%)
-  Stat img_per_s;              ///< per finished run: the median of its epochs' training img/s
+  Stat val_error, test_error;   ///< over finished runs (%)
+  std::vector<uint64_t> seeds;  ///< of the finished runs, in the order of the values above
+  Stat img_per_s;               ///< per finished run: the median of its epochs' training img/s
 };
 
 /// Groups runs by model in the given order (models not in `order` follow in order of first
@@ -48,22 +53,76 @@ struct ModelRow {
 std::vector<ModelRow> summarize_runs(const std::vector<RunRecord>& runs,
                                      const std::vector<std::string>& order, bool by_config = false);
 
-/// Two-sided 95 % quantile of Student's t with `df` degrees of freedom (df >= 1, real).
-double t_quantile_975(double df);
+/// Which error a comparison reads.
+enum class Metric { kTest, kValidation };
+/// What a comparison claims (docs/results_cifar.md, "Tests"): A differs from B (superiority,
+/// two-sided Welch test of a zero difference) or A is within ±margin of B (equivalence, TOST).
+enum class Hypothesis { kSuperiority, kEquivalence };
 
-/// a − b in mean test error (points), with Welch's 95 % interval over the seeds of each row.
-struct Comparison {
+struct ComparisonSpec {
   std::string a, b;
-  double diff = 0, low = 0, high = 0;
-  size_t na = 0, nb = 0;
-  bool valid = false;  ///< at least two finished runs on each side
-  /// "A lower", "B lower" or "within noise" (the interval contains 0).
-  std::string verdict() const;
+  Hypothesis type = Hypothesis::kSuperiority;
 };
-Comparison compare_test_error(const ModelRow& a, const ModelRow& b);
 
-/// Markdown tables of the rows and of comparisons.
-std::string markdown_table(const std::vector<ModelRow>& rows);
-std::string markdown_comparisons(const std::vector<Comparison>& comparisons);
+/// The family's settings: family-wise alpha (Holm) and the equivalence margin (points).
+struct FamilyOptions {
+  double alpha = 0.05;
+  double margin = 0.5;
+  Metric metric = Metric::kTest;
+};
+
+/// One comparison of a Holm-corrected family: a − b in mean error (points) over seeds.
+struct Comparison {
+  ComparisonSpec spec;
+  size_t na = 0, nb = 0;
+  bool valid = false;                 ///< at least two finished runs on each side
+  util::MeanDifference welch;         ///< diff, se, Welch df
+  double p = 1;                       ///< raw p: two-sided (superiority) or TOST (equivalence)
+  double p_holm = 1;                  ///< Holm-adjusted over the family's valid comparisons
+  double level = 0;                   ///< the alpha Holm tests this comparison at
+  std::pair<double, double> ci95;     ///< two-sided 95 % Welch interval
+  std::pair<double, double> ci_holm;  ///< at the Holm level: 1 - level (superiority), 1 - 2 level (TOST)
+  std::pair<double, double> ci_bonferroni;  ///< two-sided 1 - alpha / m: decides "not equivalent"
+  /// "holds (A lower)", "fails (A higher)", "holds (within ±m)", "fails (not within ±m, A higher)",
+  /// "inconclusive" or "too few runs".
+  std::string verdict;
+};
+/// Compares the rows named by each spec on `options.metric`, as one family: raw p-values,
+/// Holm-adjusted p-values and levels, intervals and verdicts (docs/results_cifar.md). Throws
+/// std::invalid_argument naming a spec whose row does not exist.
+std::vector<Comparison> compare_family(const std::vector<ModelRow>& rows,
+                                       const std::vector<ComparisonSpec>& specs,
+                                       const FamilyOptions& options);
+
+/// The secondary, seed-paired view of A vs B: the runs with the same seed on both sides.
+struct PairedComparison {
+  ComparisonSpec spec;
+  std::vector<uint64_t> seeds;      ///< seeds both models finished
+  std::vector<double> differences;  ///< error A − error B per seed (test, points)
+  bool valid = false;               ///< at least two seeds
+  util::MeanDifference paired;      ///< paired t over `differences`
+  /// McNemar on the test images, per seed and pooled: b = only A right, c = only B right.
+  struct Counts {
+    int64_t b = 0, c = 0;
+    double p = 1;
+  };
+  std::vector<Counts> per_seed;  ///< empty when a run has no test_predictions.txt
+  Counts pooled;
+};
+/// Pairs the finished runs of rows spec.a and spec.b by seed. McNemar counts need every paired
+/// run's per-image predictions and the test labels: `labels` (empty: McNemar is left out).
+PairedComparison compare_paired(const std::vector<RunRecord>& runs, const std::vector<ModelRow>& rows,
+                                const ComparisonSpec& spec, const std::vector<int64_t>& labels);
+/// The test labels of a run's dataset, in order (opens its data as configured).
+std::vector<int64_t> test_labels(const RunRecord& run);
+/// A run's test_predictions.txt; empty when missing.
+std::vector<int64_t> read_test_predictions(const RunRecord& run);
+
+/// Markdown tables of the rows (`with_test` false: the test column is left out — interim tables
+/// before a comparison is complete), of a family of comparisons and of paired comparisons. Rows
+/// also list every seed's value.
+std::string markdown_table(const std::vector<ModelRow>& rows, bool with_test = true);
+std::string markdown_comparisons(const std::vector<Comparison>& comparisons, const FamilyOptions& options);
+std::string markdown_paired(const std::vector<PairedComparison>& comparisons);
 
 }  // namespace rla::tasks
