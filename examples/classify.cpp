@@ -1,7 +1,6 @@
 // Loads a trained model (an rla run folder or checkpoint), classifies one PNG or JPEG and prints
 // the five most likely classes: the library as a C++ user calls it (README, "As a library").
-#include <rla/engine/run.h>
-#include <rla/io/model_io.h>
+#include <rla/inference/load.h>
 
 #include <cstdio>
 #include <exception>
@@ -12,10 +11,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    auto model = rla::engine::load_for_inference(argv[1], /*model=*/"", /*config=*/{});
-    auto image = rla::io::load_image_input(argv[2], rla::engine::image_input(model));
-    torch::NoGradGuard no_grad;
-    auto logits = model.net->forward(image)[0];
+    const auto model = rla::inference::load_model(argv[1]);  // the fast path unless asked otherwise
+    const auto image = rla::io::load_image_input(argv[2], model.input);
+    const auto logits = model.forward(image)[0];
     for (const auto& p : rla::io::top_k(logits, 5, model.class_names))
       std::printf("%6.2f%%  %3lld  %s\n", 100.0 * p.probability, static_cast<long long>(p.index),
                   p.label.c_str());

@@ -6,9 +6,8 @@
 
 #include "commands.h"
 #include "options.h"
-#include "rla/engine/run.h"
+#include "rla/inference/load.h"
 #include "rla/inference/quantized.h"
-#include "rla/io/model_io.h"
 
 namespace rla::app {
 namespace {
@@ -19,6 +18,7 @@ struct InferConfig {
   ModelFlags flags;
   bool train_mode = false;
   bool non_strict = false;
+  bool eager = false;
   Int8Flags int8;
 };
 }  // namespace
@@ -39,6 +39,9 @@ Command add_infer_command(CLI::App& root) {
   add_model_options(cmd, cfg->flags);
   cmd->add_flag("--train-mode", cfg->train_mode, "BatchNorm uses batch statistics (model.train())");
   cmd->add_flag("--non-strict", cfg->non_strict, "Load what matches, skip the rest");
+  cmd->add_flag("--eager", cfg->eager,
+                "Run the eager model instead of the prepared fast path (BatchNorm folded, oneDNN; logits "
+                "within 1e-4); --train-mode and --int8 imply it");
   add_int8_options(cmd, cfg->int8);
   return {cmd, [cfg]() {
             cfg->int8.check();
@@ -46,26 +49,32 @@ Command add_infer_command(CLI::App& root) {
               throw std::invalid_argument("--int8 runs in eval mode (drop --train-mode)");
             auto mc = cfg->flags.to_config();
             if (cfg->classes > 0) mc.num_classes = cfg->classes;
-            std::string report;
-            auto m = engine::load_for_inference(cfg->weights, cfg->model, mc, !cfg->non_strict, &report);
-            if (!report.empty()) std::cerr << "rla infer: " << report << "\n";
+            inference::LoadOptions lo;
+            lo.model = cfg->model;
+            lo.config = mc;
+            lo.strict = !cfg->non_strict;
+            const bool eager = cfg->eager || cfg->train_mode || cfg->int8.enabled;
+            lo.execution = eager ? inference::Execution::kEager : inference::Execution::kFast;
+            auto m = inference::load_model(cfg->weights, lo);
+            if (!m.load_report.empty()) std::cerr << "rla infer: " << m.load_report << "\n";
             const auto x = io::read_tensor_file(cfg->input, cfg->input_key).to(torch::kFloat);
             TORCH_CHECK(x.dim() == 4, cfg->input, ": expected an input [N, C, H, W], got ", x.sizes());
             m.net->train(cfg->train_mode);
-            torch::NoGradGuard no_grad;
             torch::Tensor logits;
             if (cfg->int8.enabled) {
+              torch::NoGradGuard no_grad;
               logits =
                   inference::QuantizedNetwork::load(cfg->int8.path(cfg->weights), *m.net, m.model).forward(x);
             } else {
-              logits = m.net->forward(x);
+              logits = m.forward(x);
             }
             io::write_tensor_file(cfg->output, logits);
             std::cout << fmt::format("wrote {}: logits [{}] ({})\n", cfg->output,
                                      fmt::join(logits.sizes(), ", "),
                                      cfg->int8.enabled ? "int8"
                                      : cfg->train_mode ? "train mode"
-                                                       : "eval mode");
+                                     : m.is_fast()     ? "eval mode, fast path"
+                                                       : "eval mode, eager");
             return 0;
           }};
 }

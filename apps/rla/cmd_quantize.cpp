@@ -5,7 +5,7 @@
 #include <filesystem>
 
 #include "commands.h"
-#include "rla/engine/run.h"
+#include "rla/inference/load.h"
 #include "rla/inference/quantized.h"
 
 namespace rla::app {
@@ -38,21 +38,23 @@ Command add_quantize_command(CLI::App& root) {
             if (cfg->calib < inference::kMinCalibrationImages)  // before loading anything
               throw std::invalid_argument(fmt::format("--calib {}: calibration needs at least {} images",
                                                       cfg->calib, inference::kMinCalibrationImages));
-            engine::LoadRunOptions lro;
-            lro.average = cfg->weights == "ema";
-            auto run = engine::load_run(cfg->run, lro);
+            inference::LoadOptions load;
+            load.weights = cfg->weights == "ema" ? inference::Weights::kAverage : inference::Weights::kRaw;
+            load.execution = inference::Execution::kEager;  // quantization reads the float model
+            load.with_data = true;
+            const auto run = inference::load_model(cfg->run, load);
             data::LoaderOptions lo;
             lo.batch_size = cfg->batch_size;
             lo.shuffle = false;
-            data::DataLoader loader(run.data.train, run.data.eval_transforms, lo);
-            auto q = inference::quantize(*run.net, run.data.input_shape, loader, cfg->calib);
+            data::DataLoader loader(run.data->train, run.data->eval_transforms, lo);
+            auto q = inference::quantize(*run.net, run.data->input_shape, loader, cfg->calib);
             const auto out = cfg->output.empty() ? inference::default_int8_path(cfg->run) : cfg->output;
-            q.save(out, run.config.model);
+            q.save(out, run.model);
             const auto c = q.counts();
             fmt::print(
                 "{}: {} quantized on {} ({} calibration images): {} int8 convolutions ({} with ReLU fused), "
                 "{} int8 adds, {} int8 concatenations, {} float ops -> {} ({:.2f} MB)\n",
-                cfg->run, run.config.model, inference::QuantizedNetwork::engine(), q.calibration_images(),
+                cfg->run, run.model, inference::QuantizedNetwork::engine(), q.calibration_images(),
                 c.int8_convolutions, c.fused_relus, c.int8_adds, c.int8_concats, c.float_ops, out,
                 static_cast<double>(std::filesystem::file_size(out)) / 1e6);
             return 0;

@@ -6,7 +6,6 @@
 #include <fmt/format.h>
 
 #include "rla/engine/checkpoint.h"
-#include "rla/io/model_io.h"
 
 namespace rla::engine {
 namespace {
@@ -342,97 +341,6 @@ TrainConfig checkpoint_config(const std::string& checkpoint) {
   } catch (const std::invalid_argument& e) {
     throw std::runtime_error(checkpoint + ": " + e.what());
   }
-}
-
-LoadedRun load_run(const std::string& run_or_checkpoint, const LoadRunOptions& options) {
-  LoadedRun r;
-  r.checkpoint = resolve_checkpoint(run_or_checkpoint);
-  r.config = checkpoint_config(r.checkpoint);
-  data::DataConfig d = r.config.data;
-  if (options.dataset) d.dataset = *options.dataset;
-  if (options.data_root) d.root = *options.data_root;
-  if (options.limit_test > 0) d.limit_test = options.limit_test;
-  d.augment = false;
-  r.data = data::open_data(d);
-  auto& mc = r.config.model_config;
-  if (!mc.num_classes) mc.num_classes = r.data.test->num_classes();
-  if (!mc.in_channels) mc.in_channels = r.data.input_shape[0];
-  r.config.channels_last = false;
-  r.net = build_model(r.config);
-  if (options.average) {
-    load_checkpoint_average(r.checkpoint, *r.net);
-  } else {
-    load_checkpoint(r.checkpoint, *r.net, nullptr);
-  }
-  r.net->eval();
-  return r;
-}
-
-namespace {
-
-// The stored configuration must agree with what the caller asked for, field by field.
-void check_agrees(const std::string& source, const TrainConfig& stored, const std::string& model,
-                  const models::ModelConfig& asked) {
-  if (!model.empty() && model != stored.model)
-    throw std::invalid_argument(
-        fmt::format("{} holds a trained {}, not {} (leave --model out to use the stored one)", source,
-                    stored.model, model));
-  const auto a = to_json(asked), s = to_json(stored.model_config);
-  for (const auto& [key, value] : a.items()) {
-    if (s.contains(key) && s[key] != value)
-      throw std::invalid_argument(
-          fmt::format("{} was trained with {} = {}, not {}", source, key, s[key].dump(), value.dump()));
-  }
-}
-
-}  // namespace
-
-InferenceModel load_for_inference(const std::string& weights, const std::string& model,
-                                  const models::ModelConfig& config, bool strict, std::string* load_report) {
-  InferenceModel m;
-  const bool run = fs::is_directory(weights) || is_training_checkpoint(weights);
-  if (run) {
-    const auto checkpoint = resolve_checkpoint(weights);
-    auto stored = checkpoint_config(checkpoint);
-    check_agrees(weights, stored, model, config);
-    if (!stored.model_config.num_classes || !stored.model_config.in_channels) {
-      auto loaded = load_run(checkpoint);  // configs written before these were stored: open the data
-      stored = loaded.config;
-      m.net = loaded.net;
-    } else {
-      stored.channels_last = false;
-      m.net = build_model(stored);
-      load_checkpoint(checkpoint, *m.net, nullptr);
-    }
-    m.model = stored.model;
-    m.config = models::resolve_config(models::find_model(stored.model), stored.model_config);
-    m.input_shape = stored.input_shape;
-    m.input_mean = stored.input_mean;
-    m.input_std = stored.input_std;
-    m.class_names = stored.class_names;
-    m.dataset = stored.data.dataset;
-  } else {
-    if (model.empty())
-      throw std::invalid_argument(weights + " is not an rla run or checkpoint: name the model (--model)");
-    io::LoadReport report;
-    m.net = io::load_model(model, weights, config, {}, io::LoadOptions{strict}, &report);
-    if (load_report != nullptr && !report.ok()) *load_report = report.summary();
-    m.model = model;
-    m.config = models::resolve_config(models::find_model(model), config);
-  }
-  m.net->eval();
-  return m;
-}
-
-io::ImageInput image_input(const InferenceModel& m) {
-  auto input = io::image_input_for(models::find_model(m.model), m.config.in_channels.value_or(3));
-  if (m.input_shape.size() == 3) {
-    input.channels = m.input_shape[0];
-    input.size = m.input_shape[1];
-    input.center_crop = m.dataset == "folder";
-  }
-  if (!m.input_mean.empty()) input.mean = m.input_mean, input.std = m.input_std;
-  return input;
 }
 
 }  // namespace rla::engine

@@ -1,4 +1,3 @@
-// Models and tensors from files: what `rla convert`, `rla infer` and `rla predict` do.
 #include "rla/io/model_io.h"
 
 #include <fmt/format.h>
@@ -11,20 +10,6 @@
 #include "rla/io/pytorch_archive.h"
 
 namespace rla::io {
-
-models::Network load_model(const std::string& name, const std::string& weights,
-                           const models::ModelConfig& config, const StateDictOptions& sd_options,
-                           const LoadOptions& load_options, LoadReport* report) {
-  auto net = models::create_model(name, config);
-  const auto sd = read_state_dict(weights, sd_options);
-  try {
-    auto r = load_state_dict(*net, sd, load_options);
-    if (report) *report = std::move(r);
-  } catch (const std::exception& e) {
-    throw std::runtime_error(fmt::format("{} into {}: {}", weights, name, e.what()));
-  }
-  return net;
-}
 
 at::Tensor read_tensor_file(const std::string& path, const std::string& key) {
   const PyValue v = read_pytorch_file(path);

@@ -44,32 +44,19 @@ std::string file_label(const std::string& label) {
 
 }  // namespace
 
-TrainedModel load_trained_model(const std::string& run_or_checkpoint, bool with_exits, size_t limit_test) {
-  engine::LoadRunOptions lro;
-  lro.limit_test = limit_test;
-  auto run = engine::load_run(run_or_checkpoint, lro);
-  TrainedModel m;
-  m.checkpoint = run.checkpoint;
-  m.model_name = run.config.model;
-  m.config = run.config;
-  m.net = run.net;
-  m.data = std::move(run.data);
-  if (!with_exits) return m;
-  const bool has_heads = engine::checkpoint_has_extra(m.checkpoint);
-  if (!has_heads || m.config.exits.empty()) {
-    throw std::runtime_error(
-        m.checkpoint +
-        ": no exit heads in this checkpoint; train them jointly (`rla train --exits block "
-        "--exit-weight 0.5`) or post hoc (`rla train --exits block --freeze-backbone "
-        "--init-from CKPT`)");
-  }
-  m.heads =
-      models::ExitHeads(*m.net, m.data.test->num_classes(), models::parse_exit_placement(m.config.exits),
-                        models::parse_exit_input(m.config.exit_input.empty() ? "both" : m.config.exit_input));
-  engine::load_checkpoint(m.checkpoint, *m.net, nullptr, m.heads.get());
-  m.heads->eval();
-  return m;
+namespace {
+
+// A run with its exit heads and its test data, eager.
+inference::ModelBundle load_with_exits(const std::string& run, size_t limit_test) {
+  inference::LoadOptions o;
+  o.execution = inference::Execution::kEager;
+  o.with_exits = true;
+  o.with_data = true;
+  o.limit_test = limit_test;
+  return inference::load_model(run, o);
 }
+
+}  // namespace
 
 std::vector<data::Batch> collect_batches(data::DataLoader& loader) {
   std::vector<data::Batch> out;
@@ -78,26 +65,54 @@ std::vector<data::Batch> collect_batches(data::DataLoader& loader) {
   return out;
 }
 
+namespace {
+
+// Which test images `run` classifies correctly (bool [N]): from its test_predictions.txt when it
+// has one (no weights needed), else by running its final weights over its test set.
+torch::Tensor correct_on_test(const std::string& run, size_t limit_test) {
+  if (fs::is_directory(run) && fs::exists(engine::test_predictions_path(run))) {
+    auto d = engine::read_train_config(run).data;
+    d.augment = false;
+    d.limit_test = limit_test;
+    const auto test = data::open_data(d).test;
+    std::ifstream in(engine::test_predictions_path(run));
+    std::vector<int64_t> predicted;
+    for (int64_t p; in >> p;) predicted.push_back(p);
+    if (predicted.size() < test->size())
+      throw std::invalid_argument(fmt::format("{}: {} predictions for {} test images",
+                                              engine::test_predictions_path(run), predicted.size(),
+                                              test->size()));
+    auto correct = torch::empty({static_cast<int64_t>(test->size())}, torch::kBool);
+    auto* c = correct.data_ptr<bool>();
+    for (size_t i = 0; i < test->size(); ++i) c[i] = predicted[i] == test->label(i);
+    return correct;
+  }
+  inference::LoadOptions o;
+  o.execution = inference::Execution::kEager;
+  o.with_data = true;
+  o.limit_test = limit_test;
+  const auto m = inference::load_model(run, o);
+  data::LoaderOptions lo;
+  lo.batch_size = 256;
+  lo.shuffle = false;
+  lo.workers = 0;
+  data::DataLoader loader(m.data->test, m.data->eval_transforms, lo);
+  std::vector<torch::Tensor> correct;
+  loader.start_epoch(0);
+  while (auto b = loader.next()) correct.push_back(m.forward(b->images).argmax(1) == b->labels);
+  return torch::cat(correct);
+}
+
+}  // namespace
+
 torch::Tensor easy_by_agreement(const std::vector<std::string>& runs, size_t limit_test) {
-  if (runs.empty()) throw std::invalid_argument("--easy-from needs at least one run");
+  if (runs.empty()) throw std::invalid_argument("the easy/hard split needs at least one run");
   torch::Tensor easy;
   for (const auto& run : runs) {
-    engine::LoadRunOptions lro;
-    lro.limit_test = limit_test;
-    auto r = engine::load_run(run, lro);
-    data::LoaderOptions lo;
-    lo.batch_size = 256;
-    lo.shuffle = false;
-    lo.workers = 0;
-    data::DataLoader loader(r.data.test, r.data.eval_transforms, lo);
-    std::vector<torch::Tensor> correct;
-    torch::NoGradGuard no_grad;
-    loader.start_epoch(0);
-    while (auto b = loader.next()) correct.push_back(r.net->forward(b->images).argmax(1) == b->labels);
-    const auto c = torch::cat(correct);
+    const auto c = correct_on_test(run, limit_test);
     if (easy.defined() && easy.numel() != c.numel())
       throw std::invalid_argument(
-          fmt::format("--easy-from: {} has {} test images, the others {}", run, c.numel(), easy.numel()));
+          fmt::format("easy/hard split: {} has {} test images, the others {}", run, c.numel(), easy.numel()));
     easy = easy.defined() ? easy.logical_and(c) : c;
   }
   return easy;
@@ -349,8 +364,8 @@ std::vector<ModelExitReport> run_exit_reports(const ExitReportConfig& config) {
   const auto easy =
       config.easy_from.empty() ? torch::Tensor() : easy_by_agreement(config.easy_from, config.limit_test);
   for (const auto& run : config.runs) {
-    auto m = load_trained_model(run, /*with_exits=*/true, config.limit_test);
-    const auto ds = m.config.data.dataset;
+    auto m = load_with_exits(run, config.limit_test);
+    const auto ds = m.dataset;
     if (!dataset.empty() && ds != dataset)
       throw std::invalid_argument(
           fmt::format("the runs were trained on different datasets ({} vs {})", dataset, ds));
@@ -359,24 +374,24 @@ std::vector<ModelExitReport> run_exit_reports(const ExitReportConfig& config) {
     lo.batch_size = config.batch_size;
     lo.shuffle = false;
     lo.workers = 0;
-    data::DataLoader loader(m.data.test, m.data.eval_transforms, lo);
+    data::DataLoader loader(m.data->test, m.data->eval_transforms, lo);
     const auto batches = collect_batches(loader);
     ModelExitReport rep;
     // Runs of one model differ by what their exits read, else by their folder.
-    const std::string input = m.config.exit_input.empty() ? "both" : m.config.exit_input;
+    const std::string input = m.run->exit_input.empty() ? "both" : m.run->exit_input;
     // What the heads really read: "both" on a net without a state is x alone.
     const auto in = m.heads->input();
     const bool reads_h = in != models::ExitInput::kMain && m.net->state_channels() > 0;
     const std::string reads = in == models::ExitInput::kState ? "h" : reads_h ? "x, h" : "x";
-    rep.label = m.model_name + " (exits read " + reads + ")";
-    std::string stem_name = m.model_name + "-" + input;
+    rep.label = m.model + " (exits read " + reads + ")";
+    std::string stem_name = m.model + "-" + input;
     for (const auto& other : reports) {
       if (other.label != rep.label) continue;
       rep.label += " (" + run + ")";
       stem_name += "-" + std::to_string(reports.size());
     }
-    rep.depth = depth_sweep(*m.net, *m.heads, batches, m.data.input_shape, easy);
-    rep.dynamic = dynamic_sweep(*m.net, *m.heads, batches, config.taus, m.data.input_shape, config.repeats);
+    rep.depth = depth_sweep(*m.net, *m.heads, batches, m.data->input_shape, easy);
+    rep.dynamic = dynamic_sweep(*m.net, *m.heads, batches, config.taus, m.data->input_shape, config.repeats);
     const auto stem = (fs::path(config.out_dir) / file_label(stem_name)).string();
     write_depth_sweep_csv(stem + "_depth.csv", rep.depth);
     write_dynamic_sweep_csv(stem + "_dynamic.csv", rep.dynamic);

@@ -15,7 +15,7 @@
 
 #include "rla/data/image_io.h"
 #include "rla/data/transforms.h"
-#include "rla/tasks/exit_reports.h"
+#include "rla/inference/load.h"
 
 #ifdef RLA_HAVE_PLPLOT
 #include <plplot/plstream.h>
@@ -325,13 +325,16 @@ TileGrid run_visualize(const VisualizeConfig& cfg) {
     throw std::invalid_argument(fmt::format("--tile {} is outside 32..1024", cfg.tile));
   if (!(cfg.alpha >= 0 && cfg.alpha <= 1))
     throw std::invalid_argument(fmt::format("--alpha {} is outside 0..1", cfg.alpha));
-  std::vector<tasks::TrainedModel> models;
+  std::vector<inference::ModelBundle> models;
   for (const auto& run : cfg.runs) {
-    models.push_back(tasks::load_trained_model(run, /*with_exits=*/false));
-    if (models.back().data.input_shape != models.front().data.input_shape)
+    inference::LoadOptions o;
+    o.execution = inference::Execution::kEager;  // the maps are read off the eager model's blocks
+    o.with_data = true;
+    models.push_back(inference::load_model(run, o));
+    if (models.back().data->input_shape != models.front().data->input_shape)
       throw std::invalid_argument("the two runs take inputs of different shapes; visualize them separately");
   }
-  const auto& bundle = models.front().data;
+  const auto& bundle = *models.front().data;
   auto [inputs, row_labels] = visualize_inputs(cfg, bundle);
   const auto shown = display_images(inputs, bundle.normalization);
   if (!cfg.images.empty()) {  // no true class for files: show the first model's prediction
@@ -343,7 +346,7 @@ TileGrid run_visualize(const VisualizeConfig& cfg) {
           "\npred: " + names.at(static_cast<size_t>(pred[static_cast<int64_t>(r)].item<int64_t>()));
   }
   TileGrid g;
-  g.title = fmt::format("Activation maps by depth ({} test images)", models.front().config.data.dataset);
+  g.title = fmt::format("Activation maps by depth ({} test images)", models.front().dataset);
   g.row_labels = row_labels;
   g.column_labels = {"input"};
   g.column_groups = {{"image", 1}};
@@ -365,8 +368,8 @@ TileGrid run_visualize(const VisualizeConfig& cfg) {
         if (d.h.defined()) row.push_back(overlay_map(shown[r], d.h[r], cfg.tile, cfg.alpha));
       }
     }
-    const bool same_name = k > 0 && models[0].model_name == m.model_name;
-    g.column_groups.emplace_back(same_name ? m.model_name + " (" + cfg.runs[k] + ")" : m.model_name, span);
+    const bool same_name = k > 0 && models[0].model == m.model;
+    g.column_groups.emplace_back(same_name ? m.model + " (" + cfg.runs[k] + ")" : m.model, span);
   }
   g.footnotes = {
       "x: channel mean of |x| (main path) after block d;  h: channel mean of |h| (RLA state) after block d",

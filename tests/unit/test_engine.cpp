@@ -17,6 +17,7 @@
 #include "rla/engine/checkpoint.h"
 #include "rla/engine/schedule.h"
 #include "rla/engine/trainer.h"
+#include "rla/inference/load.h"
 #include "rla/models/registry.h"
 
 namespace {
@@ -421,9 +422,11 @@ TEST(Trainer, ValidationSplitPicksOnValidationAndTestsOnceAtTheEnd) {
   EXPECT_EQ(cfg.model_config.in_channels, 1);
   EXPECT_EQ(cfg.input_shape, (std::vector<int64_t>{1, 28, 28}));
   EXPECT_EQ(engine::read_metrics(dir.string()).size(), 3u);
-  auto run = engine::load_run(dir.string());
-  EXPECT_EQ(run.data.val->size(), 100u);
-  EXPECT_EQ(run.data.train->size(), 320u);
+  inference::LoadOptions o;
+  o.with_data = true;
+  auto run = inference::load_model(dir.string(), o);
+  EXPECT_EQ(run.data->val->size(), 100u);
+  EXPECT_EQ(run.data->train->size(), 320u);
 }
 
 TEST(Checkpoint, AFailedLoadLeavesTheModelUntouched) {

@@ -50,6 +50,16 @@ const std::string& joint_run() {
   return dir;
 }
 
+// A run through the one loader, eager, with its test data (and exit heads when asked).
+inference::ModelBundle load_run(const std::string& run, bool with_exits, size_t limit_test = 0) {
+  inference::LoadOptions o;
+  o.execution = inference::Execution::kEager;
+  o.with_exits = with_exits;
+  o.with_data = true;
+  o.limit_test = limit_test;
+  return inference::load_model(run, o);
+}
+
 std::vector<std::string> read_lines(const std::string& path) {
   std::ifstream in(path);
   std::vector<std::string> lines;
@@ -59,16 +69,16 @@ std::vector<std::string> read_lines(const std::string& path) {
 
 TEST(ExitReports, SweepsAgreeWithEachOtherAndWithExitMacs) {
   torch::set_num_threads(1);
-  auto m = tasks::load_trained_model(joint_run(), /*with_exits=*/true, /*limit_test=*/48);
+  auto m = load_run(joint_run(), /*with_exits=*/true, /*limit_test=*/48);
   ASSERT_TRUE(m.heads);
   EXPECT_EQ(m.heads->size(), 8u);
   data::LoaderOptions lo;
   lo.batch_size = 20;  // 48 = 20 + 20 + 8: a ragged last batch
   lo.shuffle = false;
   lo.workers = 0;
-  data::DataLoader loader(m.data.test, m.data.eval_transforms, lo);
+  data::DataLoader loader(m.data->test, m.data->eval_transforms, lo);
   const auto batches = tasks::collect_batches(loader);
-  const auto chw = m.data.input_shape;
+  const auto chw = m.data->input_shape;
   const auto macs = inference::exit_macs(*m.net, *m.heads, chw);
 
   const auto depth = tasks::depth_sweep(*m.net, *m.heads, batches, chw);
@@ -136,14 +146,14 @@ TEST(ExitReports, EasyByAgreementIsTheSameSamplesForEveryModel) {
   EXPECT_TRUE(both.logical_and(alone.logical_not()).sum().item<int64_t>() == 0);
   EXPECT_LE(both.sum().item<int64_t>(), alone.sum().item<int64_t>());
 
-  auto m = tasks::load_trained_model(joint_run(), /*with_exits=*/true, /*limit_test=*/48);
+  auto m = load_run(joint_run(), /*with_exits=*/true, /*limit_test=*/48);
   data::LoaderOptions lo;
   lo.batch_size = 20;
   lo.shuffle = false;
   lo.workers = 0;
-  data::DataLoader loader(m.data.test, m.data.eval_transforms, lo);
+  data::DataLoader loader(m.data->test, m.data->eval_transforms, lo);
   const auto depth =
-      tasks::depth_sweep(*m.net, *m.heads, tasks::collect_batches(loader), m.data.input_shape, alone);
+      tasks::depth_sweep(*m.net, *m.heads, tasks::collect_batches(loader), m.data->input_shape, alone);
   EXPECT_TRUE(depth.shared_easy);
   EXPECT_EQ(depth.easy, alone.sum().item<int64_t>());
   if (depth.easy > 0) {
@@ -152,7 +162,7 @@ TEST(ExitReports, EasyByAgreementIsTheSameSamplesForEveryModel) {
   if (depth.hard > 0) {
     EXPECT_EQ(depth.rows.back().error_hard, 100.0);
   }
-  EXPECT_THROW(tasks::depth_sweep(*m.net, *m.heads, tasks::collect_batches(loader), m.data.input_shape,
+  EXPECT_THROW(tasks::depth_sweep(*m.net, *m.heads, tasks::collect_batches(loader), m.data->input_shape,
                                   torch::ones({47}, torch::kBool)),
                std::invalid_argument);
   fs::remove_all(other);
@@ -187,12 +197,12 @@ TEST(ExitReports, RefusesCheckpointsWithoutExitHeads) {
   const auto ckpt = (dir / "plain.ckpt").string();
   engine::save_checkpoint(ckpt, *net, nullptr, st);
   try {
-    tasks::load_trained_model(ckpt, /*with_exits=*/true);
+    load_run(ckpt, /*with_exits=*/true);
     FAIL() << "a checkpoint without exit heads was accepted";
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("no exit heads"), std::string::npos) << e.what();
   }
-  EXPECT_NO_THROW(tasks::load_trained_model(ckpt, /*with_exits=*/false));
+  EXPECT_NO_THROW(load_run(ckpt, /*with_exits=*/false));
   fs::remove_all(dir);
 }
 
@@ -204,8 +214,8 @@ TEST(ExitReports, PostHocTrainingChangesOnlyTheHeads) {
   c.exits = "stage";
   c.max_steps = 2;
   engine::train(c);
-  auto before = tasks::load_trained_model(joint_run(), /*with_exits=*/true);
-  auto after = tasks::load_trained_model(dir.string(), /*with_exits=*/true);
+  auto before = load_run(joint_run(), /*with_exits=*/true);
+  auto after = load_run(dir.string(), /*with_exits=*/true);
   EXPECT_EQ(after.heads->size(), 2u);  // stage placement: after blocks 3 and 6
   const auto a = models::state_dict(*before.net), b = models::state_dict(*after.net);
   ASSERT_EQ(a.size(), b.size());

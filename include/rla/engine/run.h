@@ -17,7 +17,6 @@
 
 #include "rla/data/sources.h"
 #include "rla/engine/schedule.h"
-#include "rla/io/model_io.h"
 #include "rla/models/registry.h"
 
 namespace rla::engine {
@@ -130,8 +129,8 @@ std::vector<EpochMetrics> read_metrics(const std::string& run_dir);
 std::optional<RunResult> read_result(const std::string& run_dir);
 
 /// The model a run trained, built from its configuration (weights not loaded). The config must
-/// carry num_classes and in_channels (train() stores them; load_run fills them in for configs
-/// written before they were stored).
+/// carry num_classes and in_channels (train() stores them; inference::load_model fills them in
+/// for configs written before they were stored).
 models::Network build_model(const TrainConfig& config);
 
 /// A run folder resolves to its last.ckpt (the end of the recipe); a file is used as is.
@@ -139,43 +138,5 @@ models::Network build_model(const TrainConfig& config);
 std::string resolve_checkpoint(const std::string& run_or_checkpoint);
 /// The training configuration a checkpoint carries. Throws std::runtime_error naming the file.
 TrainConfig checkpoint_config(const std::string& checkpoint);
-
-/// A trained model rebuilt from its checkpoint, with the data it was trained on.
-struct LoadedRun {
-  std::string checkpoint;
-  TrainConfig config;     ///< as stored in the checkpoint
-  models::Network net;    ///< weights loaded, eval mode
-  data::DataBundle data;  ///< the run's splits (validation too), no training augmentation
-};
-/// Loads `run_or_checkpoint` (resolve_checkpoint). `data` (optional) replaces the stored data
-/// configuration field by field where set: see LoadRunOptions.
-struct LoadRunOptions {
-  std::optional<std::string> dataset, data_root;
-  size_t limit_test = 0;  ///< 0: the stored value
-  bool average = false;   ///< the checkpoint's weight average (EMA) instead of its raw weights
-};
-LoadedRun load_run(const std::string& run_or_checkpoint, const LoadRunOptions& options = {});
-
-/// A model ready for inference (eval mode), with what its inputs look like when known.
-struct InferenceModel {
-  std::string model;
-  models::ModelConfig config;  ///< resolved
-  models::Network net;
-  std::vector<int64_t> input_shape;           ///< [C, H, W]; empty when unknown
-  std::vector<double> input_mean, input_std;  ///< empty when unknown
-  std::vector<std::string> class_names;       ///< empty when unknown
-  std::string dataset;                        ///< what it was trained on; empty when unknown
-};
-/// `weights` a run folder or an rla checkpoint: the model it trained, built from its stored
-/// configuration (`model` must be empty or equal its name; `config` fields must be unset or equal
-/// the stored ones). Any other checkpoint (a torch.save state dict, an official checkpoint):
-/// registered model `model` built with `config` and loaded by name (`strict`: every key must
-/// match). Throws std::invalid_argument / std::runtime_error naming the file and the mismatch.
-InferenceModel load_for_inference(const std::string& weights, const std::string& model,
-                                  const models::ModelConfig& config, bool strict = true,
-                                  std::string* load_report = nullptr);
-/// How an image file becomes this model's input: what its run recorded (channels, size,
-/// normalisation; a centre crop for image-folder runs), else its family's defaults.
-io::ImageInput image_input(const InferenceModel& model);
 
 }  // namespace rla::engine

@@ -1,6 +1,7 @@
 #pragma once
-// Models and tensors from files, for the CLI's convert / infer / predict: build a registered
-// model and load a checkpoint into it, read and write tensor files, top-k of logits.
+// Tensors and images as model inputs and outputs: tensor files, image files made into inputs,
+// top-k of logits, and the checkpoint-to-state-dict conversion (models load through
+// inference::load_model).
 #include <string>
 #include <vector>
 
@@ -8,12 +9,6 @@
 #include "rla/models/registry.h"
 
 namespace rla::io {
-
-/// Builds registered model `name` with `config` and loads the state dict found in `weights`
-/// (any checkpoint read_state_dict understands). `report`, if given, receives the load report.
-models::Network load_model(const std::string& name, const std::string& weights,
-                           const models::ModelConfig& config, const StateDictOptions& sd_options = {},
-                           const LoadOptions& load_options = {}, LoadReport* report = nullptr);
 
 /// A tensor from a torch.save file holding one tensor, or a dict with a tensor under `key`.
 at::Tensor read_tensor_file(const std::string& path, const std::string& key = "input");

@@ -1,8 +1,8 @@
 #pragma once
 // Reports on early exits (docs/early_exit.md): error at every exit for all / easy / hard test
 // samples (the depth sweep), dynamic inference swept over the confidence threshold tau
-// (accuracy, MACs, measured time, where samples leave), their CSV files and PNG charts, and a
-// trained run loaded back with its exit heads.
+// (accuracy, MACs, measured time, where samples leave), their CSV files and PNG charts. Runs
+// load through inference::load_model (with their exit heads and test data).
 #include <nlohmann/json.hpp>
 
 #include <string>
@@ -12,25 +12,11 @@
 #include "rla/data/sources.h"
 #include "rla/engine/trainer.h"
 #include "rla/inference/early_exit.h"
+#include "rla/inference/load.h"
 
 namespace rla::tasks {
 
-// ---- a trained model and its data ---------------------------------------------------------------
-
-/// A trained model rebuilt from the config stored in its checkpoint, with its test data.
-struct TrainedModel {
-  std::string checkpoint;
-  std::string model_name;            ///< e.g. "rla_resnet20"
-  engine::TrainConfig config;        ///< as stored in the checkpoint
-  models::Network net;               ///< eval mode
-  models::ExitHeads heads{nullptr};  ///< null unless loaded with exits
-  data::DataBundle data;             ///< test split limited to limit_test images (0 = all), no augmentation
-};
-
-/// Loads `run_or_checkpoint`. with_exits: the checkpoint must carry exit heads (trained with
-/// `--exits`, jointly or post hoc); otherwise std::runtime_error names the file and says how to
-/// train them. Throws for unreadable files and configs.
-TrainedModel load_trained_model(const std::string& run_or_checkpoint, bool with_exits, size_t limit_test = 0);
+// ---- helpers ------------------------------------------------------------------------------------
 
 /// Every batch of `loader` (one epoch, in order), held in memory so that timing measures the
 /// network and not the loader.
