@@ -5,9 +5,9 @@
 
 #include "commands.h"
 #include "options.h"
-#include "rla/engine/checkpoint.h"
-#include "rla/engine/run.h"
+#include "rla/inference/load.h"
 #include "rla/io/export.h"
+#include "rla/models/backbone.h"
 #include "rla/util/parse.h"
 
 namespace rla::app {
@@ -15,6 +15,7 @@ namespace {
 struct ExportConfig {
   std::string weights, model, format = "torchscript", output, input;
   bool keep_bn = false;
+  bool features = false, with_state = false;
   int64_t batch = 0;
   std::string weights_kind = "raw";
   ModelFlags flags;
@@ -41,6 +42,11 @@ Command add_export_command(CLI::App& root) {
   cmd->add_option("--batch", cfg->batch,
                   "ONNX: a fixed batch size in the file (default: free; OpenCV 4.6 needs one for SE models)")
       ->check(CLI::PositiveNumber);
+  cmd->add_flag(
+      "--features", cfg->features,
+      "Export the backbone: one output per stage (the main path after its last block; ONNX names "
+      "C2..C5 for ImageNet ResNets, by stride), for detection / segmentation heads (ResNet family)");
+  cmd->add_flag("--with-state", cfg->with_state, "With --features: also the final RLA state h (output 'h')");
   cmd->add_option("--weights", cfg->weights_kind,
                   "raw: the trained weights; ema: their moving average (runs trained with --ema-decay)")
       ->check(CLI::IsMember({"raw", "ema"}))
@@ -52,12 +58,22 @@ Command add_export_command(CLI::App& root) {
               fmt::format("--format: '{}' is not a format (torchscript, onnx)", cfg->format));
         if (cfg->batch > 0 && cfg->format != "onnx")
           throw std::invalid_argument("--batch fixes the batch of an ONNX file (TorchScript keeps it free)");
-        auto m = engine::load_for_inference(cfg->weights, cfg->model, cfg->flags.to_config());
-        if (cfg->weights_kind == "ema")
-          engine::load_checkpoint_average(engine::resolve_checkpoint(cfg->weights), *m.net);
+        if (cfg->with_state && !cfg->features) throw std::invalid_argument("--with-state needs --features");
+        inference::LoadOptions lo;
+        lo.model = cfg->model;
+        lo.config = cfg->flags.to_config();
+        lo.weights = cfg->weights_kind == "ema" ? inference::Weights::kAverage : inference::Weights::kRaw;
+        lo.execution = inference::Execution::kEager;  // the export traces the model itself
+        auto m = inference::load_model(cfg->weights, lo);
         io::ExportOptions o;
         o.fold_batchnorm = !cfg->keep_bn;
         o.onnx_batch = cfg->batch;
+        o.features = cfg->features;
+        o.with_state = cfg->with_state;
+        if (cfg->features && !models::is_resnet_family(*m.net))
+          throw std::invalid_argument(fmt::format("--features: {} is not a ResNet-family model", m.model));
+        if (cfg->with_state && m.net->state_channels() == 0)
+          throw std::invalid_argument(fmt::format("--with-state: {} has no RLA state", m.model));
         if (!cfg->input.empty()) {
           o.input_shape = util::parse_int_list(cfg->input, 3, "--input");
         } else if (m.input_shape.size() == 3) {
@@ -70,9 +86,9 @@ Command add_export_command(CLI::App& root) {
           io::export_onnx(*m.net, cfg->output, o);
         else
           io::export_torchscript(*m.net, cfg->output, o);
-        fmt::print("{}: {} as {} (input [N, {}], BatchNorm {}) -> {}\n", cfg->weights, m.model,
-                   cfg->format == "onnx" ? "ONNX" : "TorchScript", fmt::join(o.input_shape, ", "),
-                   o.fold_batchnorm ? "folded" : "kept", cfg->output);
+        fmt::print("{}: {}{} as {} (input [N, {}], BatchNorm {}) -> {}\n", cfg->weights, m.model,
+                   cfg->features ? " backbone" : "", cfg->format == "onnx" ? "ONNX" : "TorchScript",
+                   fmt::join(o.input_shape, ", "), o.fold_batchnorm ? "folded" : "kept", cfg->output);
         return 0;
       }};
 }

@@ -35,7 +35,8 @@ struct Unsupported : std::runtime_error {
 
 class OnnxWriter {
  public:
-  OnnxWriter(const torch::jit::Graph& graph, int64_t batch) : graph_(graph), batch_(batch) {}
+  OnnxWriter(const torch::jit::Graph& graph, int64_t batch, std::vector<std::string> output_names)
+      : graph_(graph), batch_(batch), output_names_(std::move(output_names)) {}
 
   /// The serialized ModelProto. Throws std::invalid_argument listing the unsupported operations.
   std::string translate();
@@ -108,6 +109,7 @@ class OnnxWriter {
 
   const torch::jit::Graph& graph_;
   int64_t batch_;  ///< 0: free
+  std::vector<std::string> output_names_;
   std::unordered_map<const Value*, std::string> names_;
   std::unordered_map<const Value*, c10::IValue> fixed_;
   std::unordered_map<const Value*, at::Tensor> constants_;
@@ -519,8 +521,9 @@ void OnnxWriter::expand(const Node* n) {
 std::string OnnxWriter::translate() {
   const auto inputs = graph_.inputs();
   const auto outputs = graph_.outputs();
-  if (inputs.size() != 1 || outputs.size() != 1)
-    throw std::invalid_argument("ONNX export: the traced graph must have one input and one output");
+  if (inputs.size() != 1 || outputs.size() != output_names_.size())
+    throw std::invalid_argument(fmt::format(
+        "ONNX export: the traced graph must have one input and {} outputs", output_names_.size()));
   set(inputs[0], kOnnxInputName);
   for (const auto* n : graph_.nodes()) {
     const std::string kind = n->kind().toQualString();
@@ -540,19 +543,25 @@ std::string OnnxWriter::translate() {
   if (!unsupported_.empty())
     throw std::invalid_argument(
         fmt::format("ONNX export: cannot translate {}", fmt::join(unsupported_, "; ")));
-  nodes_.push_back(ox::node("Identity", {tensor(outputs[0])}, {kOnnxOutputName}, "output", {}));
+  for (size_t i = 0; i < outputs.size(); ++i)
+    nodes_.push_back(
+        ox::node("Identity", {tensor(outputs[i])}, {output_names_[i]}, "output_" + output_names_[i], {}));
 
   const ox::Dim batch = batch_ > 0 ? ox::Dim{batch_, ""} : ox::Dim{-1, "batch"};
-  std::vector<ox::Dim> input_dims = {batch}, output_dims = {batch};
-  const auto in_sizes = traced_sizes(inputs[0]), out_sizes = traced_sizes(outputs[0]);
+  std::vector<ox::Dim> input_dims = {batch};
+  const auto in_sizes = traced_sizes(inputs[0]);
   for (size_t d = 1; d < in_sizes.size(); ++d) input_dims.push_back({in_sizes[d], ""});
-  for (size_t d = 1; d < out_sizes.size(); ++d) output_dims.push_back({out_sizes[d], ""});
   ox::Message graph;
   for (const auto& node : nodes_) graph.message(1, node);
   graph.bytes(2, "rla");
   for (const auto& init : initializers_) graph.message(5, init);
   graph.message(11, ox::float_value_info(kOnnxInputName, input_dims));
-  graph.message(12, ox::float_value_info(kOnnxOutputName, output_dims));
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    std::vector<ox::Dim> output_dims = {batch};
+    const auto out_sizes = traced_sizes(outputs[i]);
+    for (size_t d = 1; d < out_sizes.size(); ++d) output_dims.push_back({out_sizes[d], ""});
+    graph.message(12, ox::float_value_info(output_names_[i], output_dims));
+  }
   // ModelProto: ir_version = 1, producer_name = 2, graph = 7, opset_import = 8 (version = 2).
   ox::Message model;
   model.int64(1, kIrVersion).bytes(2, "rla").message(7, graph).message(8, ox::Message().int64(2, kOpset));
@@ -561,14 +570,16 @@ std::string OnnxWriter::translate() {
 
 }  // namespace
 
-std::string onnx_from_graph(const torch::jit::Graph& graph, int64_t batch) {
+std::string onnx_from_graph(const torch::jit::Graph& graph, int64_t batch,
+                            const std::vector<std::string>& outputs) {
   if (batch < 0) throw std::invalid_argument(fmt::format("ONNX export: batch {} (0 keeps it free)", batch));
-  return OnnxWriter(graph, batch).translate();
+  return OnnxWriter(graph, batch, outputs).translate();
 }
 
 void export_onnx(const models::NetworkImpl& net, const std::string& path, const ExportOptions& options) {
   const auto graph = trace_inference_graph(net, options);
-  util::write_file_atomic(path, onnx_from_graph(*graph, options.onnx_batch));
+  util::write_file_atomic(path,
+                          onnx_from_graph(*graph, options.onnx_batch, export_output_names(*graph, options)));
 }
 
 }  // namespace rla::io

@@ -2,12 +2,14 @@
 #include <torch/csrc/jit/frontend/tracer.h>
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
 
+#include <cmath>
 #include <filesystem>
 #include <sstream>
 
 #include <fmt/format.h>
 
 #include "rla/io/export.h"
+#include "rla/models/backbone.h"
 #include "rla/util/file.h"
 
 namespace rla::io {
@@ -32,8 +34,14 @@ std::shared_ptr<torch::jit::Graph> trace_inference_graph(const models::NetworkIm
   try {
     graph = torch::jit::tracer::trace(
                 {example},
-                [&net](torch::jit::Stack inputs) -> torch::jit::Stack {
-                  return {net->forward(inputs.at(0).toTensor())};
+                [&net, &options](torch::jit::Stack inputs) -> torch::jit::Stack {
+                  const auto x = inputs.at(0).toTensor();
+                  if (!options.features) return {net->forward(x)};
+                  torch::jit::Stack out;
+                  for (auto& f : models::forward_features(
+                           *net, x, models::BackboneOptions().with_state(options.with_state)))
+                    out.emplace_back(std::move(f));
+                  return out;
                 },
                 [](const torch::autograd::Variable&) { return std::string(); }, /*strict=*/false,
                 /*force_outplace=*/false)
@@ -46,9 +54,31 @@ std::shared_ptr<torch::jit::Graph> trace_inference_graph(const models::NetworkIm
   return graph;
 }
 
+std::vector<std::string> export_output_names(const torch::jit::Graph& graph, const ExportOptions& options) {
+  if (!options.features) return {kOnnxOutputName};
+  std::vector<std::string> names;
+  const auto outputs = graph.outputs();
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    if (options.with_state && i + 1 == outputs.size()) {
+      names.push_back("h");
+      continue;
+    }
+    const auto sizes = outputs[i]->type()->expectRef<c10::TensorType>().sizes().concrete_sizes();
+    TORCH_CHECK(sizes && sizes->size() == 4, "export: feature ", i, " has no traced [N, C, H, W] shape");
+    const double stride = static_cast<double>(options.input_shape[1]) / static_cast<double>((*sizes)[2]);
+    names.push_back(fmt::format("C{}", std::lround(std::log2(stride))));
+  }
+  return names;
+}
+
 void export_torchscript(const models::NetworkImpl& net, const std::string& path,
                         const ExportOptions& options) {
   auto graph = trace_inference_graph(net, options);
+  if (graph->outputs().size() > 1) {  // features: a method returns one value, so a tuple of them
+    std::vector<torch::jit::Value*> outputs(graph->outputs().begin(), graph->outputs().end());
+    while (!graph->outputs().empty()) graph->eraseOutput(graph->outputs().size() - 1);
+    graph->registerOutput(graph->insertNode(graph->createTuple(outputs))->output());
+  }
   auto unit = std::make_shared<torch::jit::CompilationUnit>();
   torch::jit::Module module(c10::QualifiedName("__torch__.rla.ExportedNetwork"), unit);
   graph->insertInput(0, "self")->setType(module._ivalue()->type());

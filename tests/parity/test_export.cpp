@@ -20,6 +20,7 @@
 #include "rla/io/export.h"
 #include "rla/io/pytorch_archive.h"
 #include "rla/io/state_dict.h"
+#include "rla/models/backbone.h"
 #include "rla/models/layers.h"
 #include "rla/models/registry.h"
 
@@ -170,6 +171,64 @@ TEST(OnnxExport, EveryStructuralVariantRunsInOpenCvAndOnnxRuntime) {
   if (!missing.empty()) GTEST_SKIP() << "not checked in: " << fmt::format("{}", fmt::join(missing, ", "));
 }
 
+// The backbone export (`rla export --features`): rla_resnet50's stage outputs C2..C5 and its state h
+// as five named outputs, run by ONNX Runtime and by TorchScript, equal to forward_features.
+TEST(OnnxExport, BackboneFeaturesRunInOnnxRuntimeAndTorchScript) {
+  const auto dir = temp_dir("features");
+  const Case c{"rla_resnet50_features", "rla_resnet50", 3, 64, {}};
+  auto net = variant_network(c);
+  auto options = export_options(c);
+  options.features = true;
+  options.with_state = true;
+  io::export_onnx(*net, (dir / (c.file + ".onnx")).string(), options);
+  torch::NoGradGuard no_grad;
+  const auto x = torch::randn({3, 3, 64, 64});
+  const auto want = models::forward_features(*net, x, models::BackboneOptions().with_state(true));
+  const std::vector<std::string> names{"C2", "C3", "C4", "C5", "h"};
+  ASSERT_EQ(want.size(), names.size());
+  {
+    std::ofstream shapes(dir / (c.file + ".shapes")), outputs(dir / (c.file + ".outputs"));
+    shapes << fmt::format("{}\n", fmt::join(x.sizes(), " "));
+    std::ofstream(dir / (c.file + ".input.bin"), std::ios::binary)
+        .write(static_cast<const char*>(x.data_ptr()), static_cast<std::streamsize>(x.nbytes()));
+    for (size_t i = 0; i < names.size(); ++i) {
+      const auto t = want[i].contiguous();
+      shapes << fmt::format("{}\n", fmt::join(t.sizes(), " "));
+      outputs << names[i] << "\n";
+      std::ofstream(dir / (c.file + "." + names[i] + ".bin"), std::ios::binary)
+          .write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(t.nbytes()));
+    }
+  }
+  // TorchScript: a tuple of the five maps.
+  const auto ts = (dir / "features.ts.pt").string();
+  io::export_torchscript(*net, ts, options);
+  const auto got = torch::jit::load(ts).forward({x}).toTuple()->elements();
+  ASSERT_EQ(got.size(), names.size());
+  for (size_t i = 0; i < names.size(); ++i)
+    EXPECT_LE((got[i].toTensor() - want[i]).abs().max().item<double>(),
+              1e-4 * want[i].abs().max().item<double>())
+        << names[i];
+  std::vector<std::string> missing;
+  if (python_has("onnx")) {
+    const auto check = fmt::format(
+        "{} -c \"import onnx, sys; m = onnx.load(sys.argv[1]); onnx.checker.check_model(m); "
+        "sys.exit(0 if [o.name for o in m.graph.output] == ['C2', 'C3', 'C4', 'C5', 'h'] else 1)\" {}",
+        kPython, (dir / (c.file + ".onnx")).string());
+    EXPECT_EQ(std::system(check.c_str()), 0);
+  } else {
+    missing.push_back("the ONNX checker (python3-onnx)");
+  }
+  if (const auto modules = onnxruntime_modules(); !modules.empty()) {
+    const auto cmd =
+        fmt::format("node {}/tests/parity/js/check_onnx.js {} {}", RLA_SOURCE_DIR, dir.string(), modules);
+    EXPECT_EQ(std::system(cmd.c_str()), 0);
+  } else {
+    missing.push_back("ONNX Runtime (scripts/install-onnxruntime.sh)");
+  }
+  fs::remove_all(dir);
+  if (!missing.empty()) GTEST_SKIP() << "not checked in: " << fmt::format("{}", fmt::join(missing, ", "));
+}
+
 TEST(OnnxExport, EveryRegistryEntryTranslates) {
   // Translation only (the runtimes check one entry per structural variant above), at a small input.
   torch::NoGradGuard no_grad;
@@ -237,6 +296,18 @@ TEST(TorchScriptExport, CommandExportsARunAndRejectsBadInputInOneLine) {
         kPython, fixed);
     EXPECT_EQ(std::system(check.c_str()), 0);
   }
+  // The backbone of the run: its three stage outputs and h, named by stride.
+  const auto features = (dir / "features.onnx").string();
+  r = test::run_rla("--threads 1 export " + run + " -f onnx --features --with-state -o " + features);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("rla_resnet20 backbone as ONNX"), std::string::npos) << r.output;
+  if (python_has("onnx")) {
+    const auto names = fmt::format(
+        "{} -c \"import onnx, sys; m = onnx.load(sys.argv[1]); "
+        "sys.exit(0 if [o.name for o in m.graph.output] == ['C0', 'C1', 'C2', 'h'] else 1)\" {}",
+        kPython, features);
+    EXPECT_EQ(std::system(names.c_str()), 0);
+  }
   // The run kept no weight average: asking for it is a one-line error.
   const auto no_ema =
       test::run_rla("--threads 1 export " + run + " --weights ema -o " + (dir / "x.pt").string());
@@ -249,7 +320,8 @@ TEST(TorchScriptExport, CommandExportsARunAndRejectsBadInputInOneLine) {
         "export " + run + "/best_model.pt -o " + (dir / "x.pt").string(),     // a state dict without --model
         "export " + run + " --model resnet20 -o " + (dir / "x.pt").string(),  // another model
         "export " + run + " --input 1,28 -o " + (dir / "x.pt").string(),
-        "export " + run + " --batch 4 -o " + (dir / "x.pt").string()}) {  // --batch is for ONNX
+        "export " + run + " --batch 4 -o " + (dir / "x.pt").string(),        // --batch is for ONNX
+        "export " + run + " --with-state -o " + (dir / "x.pt").string()}) {  // --with-state needs --features
     const auto b = test::run_rla("--threads 1 " + bad);
     EXPECT_NE(b.exit_code, 0) << bad;
     EXPECT_EQ(std::count(b.output.begin(), b.output.end(), '\n'), 1) << bad << "\n" << b.output;

@@ -8,6 +8,9 @@ so that the test owns its reference: same module names, same forward.
   check WEIGHTS IO --layers 2,1,1,1          load a C++-written state dict with weights_only=True,
                                              strict, and compare logits with the C++ ones in IO
   make-zoo OUT                               every value kind the C++ reader must understand
+  make-features WEIGHTS IO --layers 3,4,6,3  random weights of a full-width RLA-ResNet, an input and
+                                             the official mmdetection backbone's stage outputs (the
+                                             main path after every stage, `outs.append(x)`)
 """
 import argparse
 import sys
@@ -161,6 +164,37 @@ def check(args):
     return 0 if err < 1e-4 else 1
 
 
+def stage_outputs(model, x):
+    """The official mmdetection RLA_ResNet backbone's forward (RLANet's mmdet code): the same stem,
+    blocks and state updates as the classifier, returning x after every stage; no head."""
+    x = model.maxpool(model.relu(model.bn1(model.conv1(x))))
+    n, _, hh, ww = x.size()
+    h = torch.zeros(n, model.rla_channel, hh, ww, dtype=x.dtype)
+    outs = []
+    for blocks, bns, conv_out, recurrent_conv in zip(model.stages, model.stage_bns, model.conv_outs,
+                                                     model.recurrent_convs):
+        for block, bn in zip(blocks, bns):
+            x, y, h = block(x, h)
+            h = recurrent_conv(model.tanh(bn(h + conv_out(y))))
+        outs.append(x)
+    return outs + [h]
+
+
+def make_features(args):
+    torch.manual_seed(0)
+    model = RLA_ResNet(layers_arg(args.layers), num_classes=1000, width_per_group=64)
+    randomize(model, 3)
+    model.eval()
+    x = torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        outs = stage_outputs(model, x)
+    torch.save(model.state_dict(), args.weights)
+    io = {"input": x, "h": outs[-1]}
+    for i, t in enumerate(outs[:-1]):
+        io[f"C{i + 2}"] = t
+    torch.save(io, args.io)
+
+
 def make_zoo(args):
     base = torch.arange(24, dtype=torch.float32).reshape(4, 6)
     obj = OrderedDict()
@@ -194,8 +228,14 @@ def main():
     b.add_argument("--layers", default="2,1,1,1")
     c = sub.add_parser("make-zoo")
     c.add_argument("out")
+    d = sub.add_parser("make-features")
+    d.add_argument("weights")
+    d.add_argument("io")
+    d.add_argument("--layers", default="3,4,6,3")
     args = p.parse_args()
-    return {"make-checkpoint": make_checkpoint, "check": check, "make-zoo": make_zoo}[args.cmd](args) or 0
+    commands = {"make-checkpoint": make_checkpoint, "check": check, "make-zoo": make_zoo,
+                "make-features": make_features}
+    return commands[args.cmd](args) or 0
 
 
 if __name__ == "__main__":
