@@ -281,7 +281,8 @@ std::string markdown_table(const std::vector<ModelRow>& rows, bool with_test) {
   };
   std::string out = "| model | parameters | MACs / image | train img/s | validation error (%) |";
   out += with_test ? " test error (%) | test error per seed |" : " validation error per seed |";
-  out += " runs finished |\n|---|---:|---:|---:|---:|---:|---|---:|\n";
+  out += with_test ? " runs finished |\n|---|---:|---:|---:|---:|---:|---|---:|\n"
+                   : " runs finished |\n|---|---:|---:|---:|---:|---|---:|\n";
   for (const auto& r : rows) {
     const std::string macs = r.macs < 0 ? "—" : fmt::format("{:.1f} M", static_cast<double>(r.macs) / 1e6);
     const std::string speed = r.img_per_s.values.empty() ? "—" : fmt::format("{:.0f}", r.img_per_s.mean());
