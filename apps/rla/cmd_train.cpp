@@ -202,6 +202,10 @@ Command add_train_command(CLI::App& root) {
       ->check(CLI::IsMember({"both", "main", "state"}));
   cmd->add_option("--exit-weight", cfg->exit_weight, "Joint exits: loss = final + weight * mean exit loss")
       ->capture_default_str();
+  cmd->add_option("--exit-projection", cfg->exit_projection,
+                  "Exit heads first project their input to N channels (1x1 conv + BN + ReLU), so that heads "
+                  "reading h, x or both have the same capacity (0: a linear head on the pooled input)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--freeze-backbone", cfg->freeze_backbone,
                 "Post-hoc exits: train only the heads (needs --init-from)");
   cmd->add_option("--init-from", cfg->init_checkpoint, "Start from this checkpoint's model weights");

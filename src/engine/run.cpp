@@ -105,6 +105,7 @@ nlohmann::json to_json(const TrainConfig& c) {
           {"exits", c.exits},
           {"exit_input", c.exit_input},
           {"exit_weight", c.exit_weight},
+          {"exit_projection", c.exit_projection},
           {"freeze_backbone", c.freeze_backbone},
           {"freeze_bn", c.freeze_bn},
           {"input_shape", c.input_shape},
@@ -180,6 +181,7 @@ TrainConfig train_config_from_json(const nlohmann::json& j) {
   c.exits = get_or(j, "exits", c.exits);
   c.exit_input = get_or(j, "exit_input", c.exit_input);
   c.exit_weight = get_or(j, "exit_weight", c.exit_weight);
+  c.exit_projection = get_or(j, "exit_projection", c.exit_projection);
   c.freeze_bn = get_or(j, "freeze_bn", c.freeze_bn);
   c.freeze_backbone = get_or(j, "freeze_backbone", c.freeze_backbone);
   c.input_shape = get_or(j, "input_shape", c.input_shape);

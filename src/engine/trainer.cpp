@@ -155,7 +155,7 @@ void build(Run& r) {
   if (!c.init_checkpoint.empty()) load_checkpoint(c.init_checkpoint, *r.net, nullptr);
   if (!c.exits.empty()) {
     r.heads = models::ExitHeads(*r.net, r.data.train->num_classes(), models::parse_exit_placement(c.exits),
-                                models::parse_exit_input(c.exit_input));
+                                models::parse_exit_input(c.exit_input), c.exit_projection);
     if (c.channels_last) models::to_channels_last(*r.heads);
   }
   r.device = parse_device(c.device);

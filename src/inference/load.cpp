@@ -61,7 +61,8 @@ void load_from_run(ModelBundle& m, const LoadOptions& o) {
                                "frozen backbone)");
     m.heads =
         models::ExitHeads(*m.net, *mc.num_classes, models::parse_exit_placement(stored.exits),
-                          models::parse_exit_input(stored.exit_input.empty() ? "both" : stored.exit_input));
+                          models::parse_exit_input(stored.exit_input.empty() ? "both" : stored.exit_input),
+                          stored.exit_projection);
     engine::load_checkpoint(m.checkpoint, *m.net, nullptr, m.heads.get());
     m.heads->eval();
   } else {

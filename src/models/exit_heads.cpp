@@ -32,8 +32,9 @@ std::string to_string(ExitInput e) {
 }
 
 ExitHeadsImpl::ExitHeadsImpl(const NetworkImpl& net, int64_t num_classes, ExitPlacement placement,
-                             ExitInput input)
-    : input_(input) {
+                             ExitInput input, int64_t projection)
+    : input_(input), projection_(projection) {
+  TORCH_CHECK(projection >= 0, "exit heads: projection width must be >= 0, got ", projection);
   const auto& blocks = net.blocks();
   TORCH_CHECK(input != ExitInput::kState || net.state_channels() > 0,
               "exits reading the state alone need an RLA net (this one has no state)");
@@ -50,17 +51,29 @@ ExitHeadsImpl::ExitHeadsImpl(const NetworkImpl& net, int64_t num_classes, ExitPl
     BatchNorm2d bn{nullptr};
     if (reads_h) bn = head->register_module("bn", make_bn(b.h_channels));
     const int64_t features = (reads_x ? b.x_channels : 0) + (reads_h ? b.h_channels : 0);
-    auto fc = head->register_module("fc", Linear(features, num_classes));
+    Conv2d proj{nullptr};
+    BatchNorm2d proj_bn{nullptr};
+    if (projection > 0) {
+      proj = head->register_module("proj", make_conv(features, projection, 1));
+      proj_bn = head->register_module("proj_bn", make_bn(projection));
+    }
+    auto fc = head->register_module("fc", Linear(projection > 0 ? projection : features, num_classes));
     heads->push_back(head);
     bns_.push_back(bn);
+    projs_.push_back(proj);
+    proj_bns_.push_back(proj_bn);
     fcs_.push_back(fc);
   }
 }
 
 torch::Tensor ExitHeadsImpl::forward(size_t j, const FlowState& s) {
-  if (!bns_.at(j)) return fcs_.at(j)(global_avg_pool(s.x));
-  auto state = torch::relu(bns_[j](s.h));
-  return fcs_.at(j)(global_avg_pool(input_ == ExitInput::kState ? state : torch::cat({s.x, state}, 1)));
+  torch::Tensor features = s.x;
+  if (bns_.at(j)) {
+    auto state = torch::relu(bns_[j](s.h));
+    features = input_ == ExitInput::kState ? state : torch::cat({s.x, state}, 1);
+  }
+  if (projs_.at(j)) features = torch::relu(proj_bns_[j](projs_[j](features)));
+  return fcs_.at(j)(global_avg_pool(features));
 }
 
 std::vector<torch::Tensor> forward_all_exits(NetworkImpl& net, ExitHeadsImpl& heads,

@@ -2,6 +2,7 @@
 // MACs, and batched dynamic inference equals one-by-one.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <set>
 
 #include "rla/inference/early_exit.h"
@@ -117,3 +118,38 @@ TEST(EarlyExit, JointLossTrainsHeadsAndBackbone) {
 }
 
 }  // namespace
+
+// Capacity-matched heads (docs/results_cifar.md, Fig. 4): with a projection every head, whatever
+// it reads (h: 12 channels, x: 16-64, both), maps to the same width before its classifier, and
+// the projection's MACs are counted in the exit's cost.
+TEST(EarlyExit, ProjectedHeadsHaveTheSameWidthWhateverTheyRead) {
+  torch::manual_seed(4);
+  models::ModelConfig cfg;
+  cfg.in_channels = 1;
+  auto net = models::create_model("rla_resnet20", cfg);
+  net->eval();
+  std::map<std::string, int64_t> fc_inputs;
+  for (auto input : {models::ExitInput::kState, models::ExitInput::kMain, models::ExitInput::kBoth}) {
+    auto heads = models::ExitHeads(*net, 10, models::ExitPlacement::kBlock, input, /*projection=*/64);
+    heads->eval();
+    EXPECT_EQ(heads->projection(), 64);
+    std::set<int64_t> widths;
+    for (const auto& [name, t] : models::state_dict(*heads)) {
+      if (name.size() > 9 && name.compare(name.size() - 9, 9, "fc.weight") == 0) widths.insert(t.size(1));
+      if (name == "heads.0.proj.weight") fc_inputs[models::to_string(input)] = t.size(1);
+    }
+    EXPECT_EQ(widths, (std::set<int64_t>{64})) << models::to_string(input);
+    const auto all = models::forward_all_exits(*net, *heads, torch::randn({3, 1, 28, 28}));
+    ASSERT_EQ(all.size(), 9u);
+    for (const auto& logits : all) EXPECT_EQ(logits.sizes(), torch::IntArrayRef({3, 10}));
+    // The first exit's cost: stem and block 1, then the head with its 1x1 projection (28x28 map).
+    auto plain = models::ExitHeads(*net, 10, models::ExitPlacement::kBlock, input);
+    const auto with = inference::exit_macs(*net, *heads, {1, 28, 28});
+    const auto without = inference::exit_macs(*net, *plain, {1, 28, 28});
+    const int64_t in = fc_inputs[models::to_string(input)];
+    EXPECT_EQ(with[0] - without[0], 28 * 28 * in * 64 + 64 * 10 - in * 10) << models::to_string(input);
+  }
+  EXPECT_EQ(fc_inputs["state"], 12);
+  EXPECT_EQ(fc_inputs["main"], 16);
+  EXPECT_EQ(fc_inputs["both"], 28);
+}

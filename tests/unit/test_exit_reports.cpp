@@ -212,11 +212,13 @@ TEST(ExitReports, PostHocTrainingChangesOnlyTheHeads) {
   c.init_checkpoint = engine::last_checkpoint_path(joint_run());
   c.freeze_backbone = true;
   c.exits = "stage";
+  c.exit_projection = 8;  // capacity-matched heads load back with their projection
   c.max_steps = 2;
   engine::train(c);
   auto before = load_run(joint_run(), /*with_exits=*/true);
   auto after = load_run(dir.string(), /*with_exits=*/true);
   EXPECT_EQ(after.heads->size(), 2u);  // stage placement: after blocks 3 and 6
+  EXPECT_EQ(after.heads->projection(), 8);
   const auto a = models::state_dict(*before.net), b = models::state_dict(*after.net);
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first;

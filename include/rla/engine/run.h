@@ -68,6 +68,7 @@ struct TrainConfig {
   std::string exits;             ///< exit heads: "" (none), "block" or "stage"
   std::string exit_input;        ///< what exits read: "both" (default), "main" or "state"
   double exit_weight = 0.5;      ///< joint training: loss = final + exit_weight * mean exit loss
+  int64_t exit_projection = 0;   ///< exit heads project their input to this many channels first (0: none)
   bool freeze_backbone = false;  ///< post-hoc exit heads: the model is frozen (eval mode)
   bool freeze_bn = false;        ///< BatchNorm keeps its running statistics (eval mode) while training
   /// Recorded by train(), not options: what the model's inputs were, so that a run can be used

@@ -29,21 +29,28 @@ std::string to_string(ExitInput e);
 
 /// The exit heads of one backbone: exit j is fc_j(gap(features)) with the features chosen by
 /// ExitInput. Plain nets (no state) accept only kMain and kBoth (which then reads x alone).
+/// With `projection` P > 0 every head first maps its features to P channels (1x1 convolution,
+/// BatchNorm, ReLU: `heads.{j}.proj`, `heads.{j}.proj_bn`) and its fc reads those P: heads that
+/// read h (k channels), x or both then have the same capacity, whatever their input's width.
 class ExitHeadsImpl : public torch::nn::Module {
  public:
   ExitHeadsImpl(const NetworkImpl& net, int64_t num_classes, ExitPlacement placement,
-                ExitInput input = ExitInput::kBoth);
+                ExitInput input = ExitInput::kBoth, int64_t projection = 0);
   /// Logits [N, classes] of exit j from the state after block after_block()[j].
   torch::Tensor forward(size_t j, const FlowState& state);
   /// The block index after which each exit sits, ascending.
   const std::vector<size_t>& after_block() const { return after_block_; }
   size_t size() const { return after_block_.size(); }
   ExitInput input() const { return input_; }
+  int64_t projection() const { return projection_; }
 
  private:
   ExitInput input_;
+  int64_t projection_;
   std::vector<size_t> after_block_;
   std::vector<BatchNorm2d> bns_;
+  std::vector<Conv2d> projs_;
+  std::vector<BatchNorm2d> proj_bns_;
   std::vector<Linear> fcs_;
 };
 TORCH_MODULE(ExitHeads);
