@@ -11,16 +11,16 @@
 #include <filesystem>
 #include <iostream>
 
-#include "rla/tasks/benchmark.h"
 #include "rla/util/memory.h"
 #include "rla/util/threads.h"
+#include "support/benchmark.h"
 
 int main(int argc, char** argv) {
   rla::util::prefer_passive_omp_wait(argv);  // the Python worker inherits the policy
   // The C++ side keeps its heap (util/memory.h); the Python worker keeps glibc's defaults, as
   // a PyTorch user would have them.
   const bool kept_heap = rla::util::keep_freed_memory();
-  rla::tasks::BenchConfig cfg;
+  rla::bench::BenchConfig cfg;
   // The Python side lives next to this file in the source tree.
   cfg.python_dir = (std::filesystem::path(__FILE__).parent_path() / "python").string();
   bool no_python = false;
@@ -50,11 +50,11 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (no_python) cfg.python_dir.clear();
   try {
-    const auto report = rla::tasks::run_benchmark(cfg, std::cerr);
+    const auto report = rla::bench::run_benchmark(cfg, std::cerr);
     std::cout << "OMP_WAIT_POLICY=" << std::getenv("OMP_WAIT_POLICY")
               << " (C++ and Python), OpenBLAS 1 thread; C++ heap kept (no mmap/trim): "
               << (kept_heap ? "yes" : "no (RLA_SYSTEM_MALLOC set)") << "\n"
-              << rla::tasks::format_report(report);
+              << rla::bench::format_report(report);
   } catch (const std::exception& e) {
     std::cerr << "bench_compare: error: " << e.what() << "\n";
     return 1;

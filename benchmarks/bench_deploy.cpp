@@ -12,9 +12,9 @@
 #include <filesystem>
 #include <iostream>
 
+#include "rla/deploy/export.h"
 #include "rla/inference/fast_inference.h"
 #include "rla/inference/quantized.h"
-#include "rla/io/export.h"
 #include "rla/models/registry.h"
 #include "rla/util/threads.h"
 
@@ -77,9 +77,9 @@ int main(int argc, char** argv) {
       inference::FastNetwork fast(net);
       if (!onnx_dir.empty()) {
         std::filesystem::create_directories(onnx_dir);
-        io::ExportOptions eo;
+        deploy::ExportOptions eo;
         eo.input_shape = shape;
-        io::export_onnx(*net, (std::filesystem::path(onnx_dir) / (name + ".onnx")).string(), eo);
+        deploy::export_onnx(*net, (std::filesystem::path(onnx_dir) / (name + ".onnx")).string(), eo);
       }
       for (int64_t batch : {1, 32}) {
         const auto x = torch::randn({batch, shape[0], shape[1], shape[2]});

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Fails when an include points up the layer order (README, "Layout"):
-#   util < models < data < io < engine < inference | distributed < tasks < apps
-# A layer may include its own folder and any lower one; inference and distributed, siblings,
-# may not include each other.
+#   util < models < data < io < deploy | plot < engine < inference | distributed < tasks < apps
+# A layer may include its own folder and any lower one; siblings (deploy and plot, inference and
+# distributed) may not include each other.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rank() {
   case $1 in
-    util) echo 0 ;; models) echo 1 ;; data) echo 2 ;; io) echo 3 ;; engine) echo 4 ;;
-    inference | distributed) echo 5 ;; tasks) echo 6 ;; apps) echo 7 ;; *) echo -1 ;;
+    util) echo 0 ;; models) echo 1 ;; data) echo 2 ;; io) echo 3 ;; deploy | plot) echo 4 ;; engine) echo 5 ;;
+    inference | distributed) echo 6 ;; tasks) echo 7 ;; apps) echo 8 ;; *) echo -1 ;;
   esac
 }
 bad=0
@@ -30,5 +30,5 @@ while IFS= read -r file; do
     fi
   done < <(sed -n 's|^#include "rla/\([a-z_]*\)/.*|\1|p' "$file" | sort -u)
 done < <(git ls-files 'include/rla/*' 'src/*' 'apps/*' | grep -E '\.(h|cpp)$')
-[ "$bad" -eq 0 ] || { echo "check-layers: includes must point down: util < models < data < io < engine < inference | distributed < tasks < apps"; exit 1; }
+[ "$bad" -eq 0 ] || { echo "check-layers: includes must point down: util < models < data < io < deploy | plot < engine < inference | distributed < tasks < apps"; exit 1; }
 echo "check-layers: $checked files, every include points down"

@@ -5,8 +5,8 @@
 
 #include "commands.h"
 #include "options.h"
+#include "rla/deploy/export.h"
 #include "rla/inference/load.h"
-#include "rla/io/export.h"
 #include "rla/models/backbone.h"
 #include "rla/util/parse.h"
 
@@ -65,7 +65,7 @@ Command add_export_command(CLI::App& root) {
         lo.weights = cfg->weights_kind == "ema" ? inference::Weights::kAverage : inference::Weights::kRaw;
         lo.execution = inference::Execution::kEager;  // the export traces the model itself
         auto m = inference::load_model(cfg->weights, lo);
-        io::ExportOptions o;
+        deploy::ExportOptions o;
         o.fold_batchnorm = !cfg->keep_bn;
         o.onnx_batch = cfg->batch;
         o.features = cfg->features;
@@ -83,9 +83,9 @@ Command add_export_command(CLI::App& root) {
           o.input_shape[0] = m.config.in_channels.value_or(o.input_shape[0]);
         }
         if (cfg->format == "onnx")
-          io::export_onnx(*m.net, cfg->output, o);
+          deploy::export_onnx(*m.net, cfg->output, o);
         else
-          io::export_torchscript(*m.net, cfg->output, o);
+          deploy::export_torchscript(*m.net, cfg->output, o);
         fmt::print("{}: {}{} as {} (input [N, {}], BatchNorm {}) -> {}\n", cfg->weights, m.model,
                    cfg->features ? " backbone" : "", cfg->format == "onnx" ? "ONNX" : "TorchScript",
                    fmt::join(o.input_shape, ", "), o.fold_batchnorm ? "folded" : "kept", cfg->output);

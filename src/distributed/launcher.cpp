@@ -50,7 +50,7 @@ int exit_code(int status) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
 }
 
-void validate(const LaunchConfig& c) {
+void validate_launch(const LaunchConfig& c) {
   if (c.nproc < 1) throw std::invalid_argument(fmt::format("--nproc must be at least 1, got {}", c.nproc));
   if (c.nnodes < 1) throw std::invalid_argument(fmt::format("--nnodes must be at least 1, got {}", c.nnodes));
   if (c.node_rank < 0 || c.node_rank >= c.nnodes)
@@ -64,7 +64,7 @@ void validate(const LaunchConfig& c) {
 }  // namespace
 
 int launch(const LaunchConfig& c) {
-  validate(c);
+  validate_launch(c);
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const int threads = c.threads > 0 ? c.threads : std::max(1, cores / c.nproc);
   std::vector<std::string> argv = {c.executable};

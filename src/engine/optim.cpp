@@ -46,7 +46,7 @@ std::vector<std::string> optimizer_names() {
   return {"sgd", "adamw", "rmsprop"};
 }
 
-void validate(const OptimizerConfig& c) {
+void validate_optimizer(const OptimizerConfig& c) {
   const auto names = optimizer_names();
   if (std::find(names.begin(), names.end(), c.kind) == names.end())
     throw std::invalid_argument(
@@ -97,7 +97,7 @@ void append_groups(ParameterGroups& groups, const ParameterGroups& more) {
 }
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerConfig& c, const ParameterGroups& g) {
-  validate(c);
+  validate_optimizer(c);
   std::vector<torch::optim::OptimizerParamGroup> groups;
   const double nd = no_decay_value(c);
   if (nd == c.weight_decay) {

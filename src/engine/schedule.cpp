@@ -6,7 +6,7 @@
 
 namespace rla::engine {
 
-void validate(const ScheduleConfig& c) {
+void validate_schedule(const ScheduleConfig& c) {
   if (c.kind != "constant" && c.kind != "step" && c.kind != "multistep" && c.kind != "cosine")
     throw std::invalid_argument("unknown --schedule '" + c.kind +
                                 "' (expected constant, step, multistep or cosine)");

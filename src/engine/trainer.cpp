@@ -14,9 +14,9 @@
 #include "rla/engine/checkpoint.h"
 #include "rla/engine/optim.h"
 #include "rla/engine/progress.h"
-#include "rla/io/plot.h"
 #include "rla/io/state_dict.h"
 #include "rla/models/exit_heads.h"
+#include "rla/plot/plot.h"
 #include "rla/util/file.h"
 #include "rla/util/threads.h"
 
@@ -89,8 +89,8 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 // Rejects contradictory options before any work starts and fills in the defaults.
 void check_config(TrainConfig& c) {
   parse_device(c.device);
-  validate(c.schedule);
-  validate(optimizer_config(c));
+  validate_schedule(c.schedule);
+  validate_optimizer(optimizer_config(c));
   data::validate_augmentation(c.data);
   if (!(c.grad_clip >= 0))
     throw std::invalid_argument(fmt::format("--clip-grad-norm must be >= 0, got {}", c.grad_clip));
@@ -389,7 +389,7 @@ void finish_epoch(Run& r, int64_t epoch, ClassificationMeter& meter, double lr, 
   r.result.history.push_back(m);
   if (r.lead) {
     append_line(metrics_path(c.out_dir), to_json(m).dump());
-    if (io::png_charts_available())
+    if (plot::png_charts_available())
       save_training_curves((fs::path(c.out_dir) / "training_curves.png").string(), r.result.history,
                            c.model + " on " + c.data.dataset, r.held_out_name);
   }
@@ -554,9 +554,9 @@ ClassificationMeter evaluate(const std::function<torch::Tensor(const torch::Tens
 
 void save_training_curves(const std::string& path, const std::vector<EpochMetrics>& history,
                           const std::string& title, const std::string& held_out_name) {
-  io::Chart loss{title + ": loss", "epoch", "cross-entropy loss", {}, false};
-  io::Chart acc{title + ": top-1 (%)", "epoch", "top-1 accuracy (%)", {}, false};
-  io::Series tl{"train", {}, {}}, vl{held_out_name, {}, {}}, ta{"train", {}, {}}, va{held_out_name, {}, {}};
+  plot::Chart loss{title + ": loss", "epoch", "cross-entropy loss", {}, false};
+  plot::Chart acc{title + ": top-1 (%)", "epoch", "top-1 accuracy (%)", {}, false};
+  plot::Series tl{"train", {}, {}}, vl{held_out_name, {}, {}}, ta{"train", {}, {}}, va{held_out_name, {}, {}};
   for (const auto& m : history) {
     const auto e = static_cast<double>(m.epoch);
     tl.x.push_back(e), tl.y.push_back(m.train_loss), vl.x.push_back(e), vl.y.push_back(m.val_loss);
@@ -565,7 +565,7 @@ void save_training_curves(const std::string& path, const std::vector<EpochMetric
   loss.series = {tl, vl};
   acc.series = {ta, va};
   loss.integer_x = acc.integer_x = true;
-  io::save_charts_png(path, {loss, acc}, 2);
+  plot::save_charts_png(path, {loss, acc}, 2);
 }
 
 TrainResult train(const TrainConfig& config, const TrainHooks& hooks) {

@@ -19,7 +19,7 @@
 
 #include <fmt/format.h>
 
-#include "rla/io/export.h"
+#include "rla/deploy/export.h"
 #include "rla/io/pytorch_archive.h"
 
 namespace rla::inference {
@@ -229,9 +229,9 @@ class QuantizedGraph {
 
   QuantizedGraph(const models::NetworkImpl& net, std::vector<int64_t> input_shape)
       : input_shape_(std::move(input_shape)) {
-    io::ExportOptions options;
+    deploy::ExportOptions options;
     options.input_shape = input_shape_;
-    graph_ = io::trace_inference_graph(net, options);
+    graph_ = deploy::trace_inference_graph(net, options);
     build();
   }
 

@@ -22,7 +22,7 @@ FlowState NetworkImpl::initial_state(torch::Tensor x, int64_t k) {
   if (k > 0 && s.x.is_mkldnn()) return s;
   // The state takes x's memory format: a channels-last x with an NCHW h would make cat(x, h)
   // and everything after it fall back to NCHW (and mixed-format kernels) in the first block.
-  // It is built from x itself, not from x's sizes, so that a traced graph (io/export.h)
+  // It is built from x itself, not from x's sizes, so that a traced graph (deploy/export.h)
   // keeps the batch size free.
   if (k > 0) {
     s.h = at::zeros_like(s.x.narrow(1, 0, 1)).expand({-1, k, -1, -1}).contiguous(s.x.suggest_memory_format());

@@ -10,8 +10,8 @@
 #include <stdexcept>
 
 #include "rla/engine/checkpoint.h"
-#include "rla/io/plot.h"
 #include "rla/models/registry.h"
+#include "rla/plot/plot.h"
 
 namespace rla::tasks {
 namespace fs = std::filesystem;
@@ -247,20 +247,20 @@ void save_depth_chart(const std::string& path, const std::vector<ModelExitReport
   const std::string subset_note[] = {"all test images",
                                      shared ? "easy (right in every reference run)" : "easy (confident half)",
                                      shared ? "hard (the rest)" : "hard (less confident half)"};
-  std::vector<io::Chart> panels;
+  std::vector<plot::Chart> panels;
   for (int subset = 0; subset < 3; ++subset) {
-    io::Chart by_macs{"Exit error, " + subset_note[subset],
-                      "MACs per image up to the exit (M)",
-                      "top-1 error (%)",
-                      {},
-                      false};
-    io::Chart by_depth{"Exit error, " + subset_note[subset],
-                       "share of the network's blocks passed",
-                       "top-1 error (%)",
-                       {},
-                       false};
+    plot::Chart by_macs{"Exit error, " + subset_note[subset],
+                        "MACs per image up to the exit (M)",
+                        "top-1 error (%)",
+                        {},
+                        false};
+    plot::Chart by_depth{"Exit error, " + subset_note[subset],
+                         "share of the network's blocks passed",
+                         "top-1 error (%)",
+                         {},
+                         false};
     for (const auto& rep : reports) {
-      io::Series m{rep.label, {}, {}}, d{rep.label, {}, {}};
+      plot::Series m{rep.label, {}, {}}, d{rep.label, {}, {}};
       const auto blocks = static_cast<double>(rep.depth.rows.back().depth);
       for (const auto& r : rep.depth.rows) {
         const double err = subset == 0 ? r.error_all : subset == 1 ? r.error_easy : r.error_hard;
@@ -273,26 +273,26 @@ void save_depth_chart(const std::string& path, const std::vector<ModelExitReport
     panels.push_back(std::move(by_macs));
     panels.push_back(std::move(by_depth));
   }
-  io::save_charts_png(path, panels, 2, 820, 600);
+  plot::save_charts_png(path, panels, 2, 820, 600);
 }
 
 void save_dynamic_chart(const std::string& path, const std::vector<ModelExitReport>& reports) {
   if (reports.empty()) throw std::invalid_argument("dynamic chart: no reports");
   const auto& d0 = reports.front().dynamic;
-  io::Chart macs{"Early exit: accuracy vs MACs",
-                 "mean MACs per image (M), one point per τ",
-                 "top-1 accuracy (%)",
-                 {},
-                 false};
+  plot::Chart macs{"Early exit: accuracy vs MACs",
+                   "mean MACs per image (M), one point per τ",
+                   "top-1 accuracy (%)",
+                   {},
+                   false};
   // The x label must fit one panel's width: the repeat count goes to the title.
-  io::Chart time{fmt::format("Early exit: accuracy vs time (best of {})", d0.repeats),
-                 fmt::format("ms per image, batch {}, {} thread{}", d0.batch_size, d0.threads,
-                             d0.threads == 1 ? "" : "s"),
-                 "top-1 accuracy (%)",
-                 {},
-                 false};
+  plot::Chart time{fmt::format("Early exit: accuracy vs time (best of {})", d0.repeats),
+                   fmt::format("ms per image, batch {}, {} thread{}", d0.batch_size, d0.threads,
+                               d0.threads == 1 ? "" : "s"),
+                   "top-1 accuracy (%)",
+                   {},
+                   false};
   for (const auto& rep : reports) {
-    io::Series a{rep.label, {}, {}}, t{rep.label, {}, {}};
+    plot::Series a{rep.label, {}, {}}, t{rep.label, {}, {}};
     for (const auto& r : rep.dynamic.rows) {
       a.x.push_back(r.mean_macs / 1e6), a.y.push_back(r.accuracy);
       t.x.push_back(r.ms_per_image), t.y.push_back(r.accuracy);
@@ -300,7 +300,7 @@ void save_dynamic_chart(const std::string& path, const std::vector<ModelExitRepo
     macs.series.push_back(a);
     time.series.push_back(t);
   }
-  io::save_charts_png(path, {macs, time}, 2, 820, 560);
+  plot::save_charts_png(path, {macs, time}, 2, 820, 560);
 }
 
 std::string format_depth_table(const ModelExitReport& rep) {

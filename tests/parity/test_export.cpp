@@ -1,4 +1,4 @@
-// Model export (io/export.h, `rla export`): one registry entry per structural variant is exported
+// Model export (deploy/export.h, `rla export`): one registry entry per structural variant is exported
 // with non-trivial BatchNorm statistics, at a batch size the trace did not see, then run by
 //   * TorchScript: LibTorch (torch::jit::load) and Python (tests/parity/python/check_torchscript.py);
 //     the logits must equal the eager forward within 1e-4 of the largest logit;
@@ -17,7 +17,7 @@
 
 #include "../support/batchnorm.h"
 #include "../support/test_util.h"
-#include "rla/io/export.h"
+#include "rla/deploy/export.h"
 #include "rla/io/pytorch_archive.h"
 #include "rla/io/state_dict.h"
 #include "rla/models/backbone.h"
@@ -78,8 +78,8 @@ models::Network variant_network(const Case& c) {
   return net;
 }
 
-io::ExportOptions export_options(const Case& c) {
-  io::ExportOptions options;
+deploy::ExportOptions export_options(const Case& c) {
+  deploy::ExportOptions options;
   options.input_shape = {c.channels, c.size, c.size};
   options.fold_batchnorm = c.fold;
   return options;
@@ -95,7 +95,7 @@ TEST(TorchScriptExport, EveryStructuralVariantLoadsInLibTorchAndPython) {
     SCOPED_TRACE(c.file);
     auto net = variant_network(c);
     const auto path = (dir / (c.file + ".ts.pt")).string();
-    io::export_torchscript(*net, path, export_options(c));
+    deploy::export_torchscript(*net, path, export_options(c));
     torch::NoGradGuard no_grad;
     const auto x = torch::randn({3, c.channels, c.size, c.size});  // the trace ran at batch 2
     const auto want = net->forward(x);
@@ -147,7 +147,7 @@ TEST(OnnxExport, EveryStructuralVariantRunsInOpenCvAndOnnxRuntime) {
   for (const auto& c : variants()) {
     SCOPED_TRACE(c.file);
     auto net = variant_network(c);
-    io::export_onnx(*net, (dir / (c.file + ".onnx")).string(), export_options(c));
+    deploy::export_onnx(*net, (dir / (c.file + ".onnx")).string(), export_options(c));
     torch::NoGradGuard no_grad;
     const auto x = torch::randn({3, c.channels, c.size, c.size});  // the trace ran at batch 2
     write_case(dir, c.file, x, net->forward(x));
@@ -180,7 +180,7 @@ TEST(OnnxExport, BackboneFeaturesRunInOnnxRuntimeAndTorchScript) {
   auto options = export_options(c);
   options.features = true;
   options.with_state = true;
-  io::export_onnx(*net, (dir / (c.file + ".onnx")).string(), options);
+  deploy::export_onnx(*net, (dir / (c.file + ".onnx")).string(), options);
   torch::NoGradGuard no_grad;
   const auto x = torch::randn({3, 3, 64, 64});
   const auto want = models::forward_features(*net, x, models::BackboneOptions().with_state(true));
@@ -201,7 +201,7 @@ TEST(OnnxExport, BackboneFeaturesRunInOnnxRuntimeAndTorchScript) {
   }
   // TorchScript: a tuple of the five maps.
   const auto ts = (dir / "features.ts.pt").string();
-  io::export_torchscript(*net, ts, options);
+  deploy::export_torchscript(*net, ts, options);
   const auto got = torch::jit::load(ts).forward({x}).toTuple()->elements();
   ASSERT_EQ(got.size(), names.size());
   for (size_t i = 0; i < names.size(); ++i)
@@ -236,10 +236,10 @@ TEST(OnnxExport, EveryRegistryEntryTranslates) {
     SCOPED_TRACE(entry.name);
     auto net = models::create_model(entry.name, {});
     net->eval();
-    io::ExportOptions options;
+    deploy::ExportOptions options;
     options.input_shape = entry.default_input();
     options.input_shape[1] = options.input_shape[2] = std::min<int64_t>(options.input_shape[1], 64);
-    const auto model = io::onnx_from_graph(*io::trace_inference_graph(*net, options));
+    const auto model = deploy::onnx_from_graph(*deploy::trace_inference_graph(*net, options));
     EXPECT_GT(model.size(), 4u * 150000u);  // the weights are in it (the smallest entry has ~200 k)
   }
 }
@@ -257,7 +257,7 @@ graph(%x : Float(2, 3, strides=[3, 1], requires_grad=0, device=cpu)):
 )IR",
                       graph.get());
   try {
-    io::onnx_from_graph(*graph);
+    deploy::onnx_from_graph(*graph);
     FAIL() << "a graph with softmax and erf was translated";
   } catch (const std::invalid_argument& e) {
     const std::string what = e.what();

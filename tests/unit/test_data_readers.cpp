@@ -15,7 +15,7 @@
 #include "rla/data/image_folder.h"
 #include "rla/data/image_io.h"
 #include "rla/data/transforms.h"
-#include "rla/io/plot.h"
+#include "rla/plot/plot.h"
 
 namespace fs = std::filesystem;
 using namespace rla::data;
@@ -537,12 +537,12 @@ TEST(ResizeTransforms, ResizeCenterCropMatchesTorchvision) {
 // Charts
 
 TEST(Plot, WritesTwoPanelPng) {
-  if (!rla::io::png_charts_available()) GTEST_SKIP() << "PLplot/pngcairo not available in this build";
+  if (!rla::plot::png_charts_available()) GTEST_SKIP() << "PLplot/pngcairo not available in this build";
   TempDir dir;
-  rla::io::Chart loss{"Training loss", "epoch", "cross-entropy loss", {}, false};
-  rla::io::Chart acc{"Top-1 accuracy", "epoch", "accuracy (%)", {}, false};
+  rla::plot::Chart loss{"Training loss", "epoch", "cross-entropy loss", {}, false};
+  rla::plot::Chart acc{"Top-1 accuracy", "epoch", "accuracy (%)", {}, false};
   for (const char* name : {"resnet20 train", "rla_resnet20 train", "resnet20 val"}) {
-    rla::io::Series l{name, {}, {}}, a{name, {}, {}};
+    rla::plot::Series l{name, {}, {}}, a{name, {}, {}};
     for (int e = 1; e <= 10; ++e) {
       l.x.push_back(e);
       l.y.push_back(2.0 / e + 0.1 * name[0] / 100.0);
@@ -553,7 +553,7 @@ TEST(Plot, WritesTwoPanelPng) {
     acc.series.push_back(a);
   }
   const std::string path = dir / "curves.png";
-  rla::io::save_charts_png(path, {loss, acc});
+  rla::plot::save_charts_png(path, {loss, acc});
   const auto bytes = read_bytes(path);
   ASSERT_GT(bytes.size(), 10000u);
   const uint8_t signature[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
@@ -564,18 +564,18 @@ TEST(Plot, WritesTwoPanelPng) {
   EXPECT_EQ(std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator()), 1);
   // A log-x panel with a non-positive point (skipped), drawn from two threads at once:
   // PLplot's global state is serialised inside save_charts_png.
-  rla::io::Chart macs{"Accuracy vs compute",
-                      "MACs per image (M)",
-                      "accuracy (%)",
-                      {{"rla", {0, 5, 10, 40}, {80, 85, 90, 92}}},
-                      true};
-  std::thread other([&] { rla::io::save_charts_png(dir / "log_a.png", {macs}, 1); });
-  rla::io::save_charts_png(dir / "log_b.png", {macs}, 1);
+  rla::plot::Chart macs{"Accuracy vs compute",
+                        "MACs per image (M)",
+                        "accuracy (%)",
+                        {{"rla", {0, 5, 10, 40}, {80, 85, 90, 92}}},
+                        true};
+  std::thread other([&] { rla::plot::save_charts_png(dir / "log_a.png", {macs}, 1); });
+  rla::plot::save_charts_png(dir / "log_b.png", {macs}, 1);
   other.join();
   EXPECT_EQ(read_bytes(dir / "log_a.png"), read_bytes(dir / "log_b.png"));
   EXPECT_EQ(read_image_info(dir / "log_a.png").width, 640);
 
-  rla::io::Chart bad{"bad", "x", "y", {{"s", {1, 2}, {1}}}, false};
-  EXPECT_THROW(rla::io::save_charts_png(dir / "bad.png", {bad}), std::invalid_argument);
-  EXPECT_THROW(rla::io::save_charts_png(dir / "no/such/dir.png", {loss}), std::runtime_error);
+  rla::plot::Chart bad{"bad", "x", "y", {{"s", {1, 2}, {1}}}, false};
+  EXPECT_THROW(rla::plot::save_charts_png(dir / "bad.png", {bad}), std::invalid_argument);
+  EXPECT_THROW(rla::plot::save_charts_png(dir / "no/such/dir.png", {loss}), std::runtime_error);
 }

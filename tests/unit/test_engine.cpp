@@ -90,7 +90,7 @@ TEST(Schedule, ValuesAtKnownPoints) {
   EXPECT_NEAR(engine::lr_at(c, 0), 0.01, 1e-12);
   EXPECT_NEAR(engine::lr_at(c, 1), 0.1 * 0.55 * (0.5 * (1 + std::cos(M_PI * 0.1))), 1e-12);
   c.kind = "bogus";
-  EXPECT_THROW(engine::validate(c), std::invalid_argument);
+  EXPECT_THROW(engine::validate_schedule(c), std::invalid_argument);
 }
 
 TEST(IdxReader, ReadsRawAndGzipIdentically) {

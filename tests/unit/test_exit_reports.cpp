@@ -13,8 +13,8 @@
 #include "../support/tiny_run.h"
 #include "rla/data/image_io.h"
 #include "rla/engine/checkpoint.h"
-#include "rla/io/plot.h"
 #include "rla/models/registry.h"
+#include "rla/plot/plot.h"
 #include "rla/tasks/exit_reports.h"
 #include "rla/tasks/feature_maps.h"
 
@@ -169,7 +169,7 @@ TEST(ExitReports, EasyByAgreementIsTheSameSamplesForEveryModel) {
 }
 
 TEST(ExitReports, RunExitReportsWritesTablesAndCharts) {
-  if (!io::png_charts_available()) GTEST_SKIP() << "no PLplot pngcairo driver";
+  if (!plot::png_charts_available()) GTEST_SKIP() << "no PLplot pngcairo driver";
   const auto dir = scratch("report");
   tasks::ExitReportConfig cfg;
   cfg.runs = {joint_run()};
@@ -239,7 +239,7 @@ TEST(FeatureMaps, ColourMapAndNormalisation) {
 }
 
 TEST(FeatureMaps, GridHasTheSizeOfItsLayout) {
-  if (!io::png_charts_available()) GTEST_SKIP() << "no PLplot pngcairo driver";
+  if (!plot::png_charts_available()) GTEST_SKIP() << "no PLplot pngcairo driver";
   const auto dir = scratch("grid");
   tasks::VisualizeConfig cfg;
   cfg.runs = {joint_run()};

@@ -97,13 +97,13 @@ TEST(Optim, EqualDecaysKeepOneGroupInParameterOrder) {
 TEST(Optim, BadOptimizerSettingsAreOneLineErrors) {
   engine::OptimizerConfig oc;
   oc.kind = "adagrad";
-  EXPECT_THROW(engine::validate(oc), std::invalid_argument);
+  EXPECT_THROW(engine::validate_optimizer(oc), std::invalid_argument);
   oc = {};
   oc.beta2 = 1.0;
-  EXPECT_THROW(engine::validate(oc), std::invalid_argument);
+  EXPECT_THROW(engine::validate_optimizer(oc), std::invalid_argument);
   oc = {};
   oc.norm_weight_decay = -0.5;
-  EXPECT_THROW(engine::validate(oc), std::invalid_argument);
+  EXPECT_THROW(engine::validate_optimizer(oc), std::invalid_argument);
 }
 
 TEST(WeightAverage, FollowsTheFormulaEveryNSteps) {

@@ -29,7 +29,7 @@ struct OptimizerConfig {
 /// Optimiser names, for --help and errors.
 std::vector<std::string> optimizer_names();
 /// Throws std::invalid_argument with a one-line message naming the bad value.
-void validate(const OptimizerConfig& config);
+void validate_optimizer(const OptimizerConfig& config);
 
 /// `module`'s trainable parameters split for weight decay, each shared tensor once: `decay` holds
 /// the weights of convolutions and linear layers, `no_decay` the parameters of normalisation

@@ -21,6 +21,6 @@ struct ScheduleConfig {
 /// Learning rate at `epoch` (0-based, fractional: 2.5 = half-way through the third epoch).
 double lr_at(const ScheduleConfig& config, double epoch);
 /// Throws std::invalid_argument for an unknown kind or inconsistent values.
-void validate(const ScheduleConfig& config);
+void validate_schedule(const ScheduleConfig& config);
 
 }  // namespace rla::engine

@@ -1,7 +1,7 @@
 #pragma once
 // Post-training int8 quantization (PyTorch's eager "static quantization" recipe, done on the traced
 // graph instead of on modules): the network's inference form with BatchNorms folded
-// (io/export.h trace_inference_graph) runs on LibTorch's quantized CPU engine — oneDNN where the
+// (deploy/export.h trace_inference_graph) runs on LibTorch's quantized CPU engine — oneDNN where the
 // build has it, else QNNPACK.
 //   * 2-D convolutions: int8 weights, symmetric per output channel; a ReLU that follows is fused.
 //   * Activations: uint8, one affine scale/zero point per tensor from the min/max seen on

@@ -1,7 +1,8 @@
 #pragma once
 // The interface every model in the zoo implements: a stem, a sequence of blocks and a head.
-// A plain forward runs them all; early exit (inference/) and feature maps (analysis/) step
-// through the blocks one at a time and read the state between them.
+// A plain forward runs them all; early exit (inference/), feature maps (tasks/) and backbone
+// features (models/backbone.h) step through the blocks one at a time and read the state between
+// them.
 #include <torch/torch.h>
 
 #include <memory>
@@ -29,7 +30,7 @@ struct InferenceOptions {
   TORCH_ARG(bool, split_concat) = false;
   /// "mkldnn": activations stay in oneDNN's blocked layout with pre-packed weights (ImageNet-style
   /// ResNets without SE/ECA; others fall back to dense); "dense": ordinary tensors; "auto": what
-  /// measured faster on this machine for the family (docs/performance.md).
+  /// measured faster for the family on the project's CPUs, AVX-512 and AVX2 (docs/performance.md).
   TORCH_ARG(std::string, backend) = "auto";
   /// Plain ATen operations only (no direct oneDNN calls, no oneDNN layout): what graph export
   /// (ONNX, TorchScript) traces.

@@ -1,9 +1,9 @@
 #pragma once
 // Thread setup for LibTorch on CPU. Debian's LibTorch calls OpenBLAS (pthreads build) for GEMMs
 // inside its own OpenMP-parallel loops; left at its default, OpenBLAS starts one busy-waiting
-// thread per core besides LibTorch's, and on this 2-core machine a batch-1 3x3 convolution took
-// 8 ms instead of 0.07-0.5 ms (docs/performance.md). So OpenBLAS runs single-threaded and
-// LibTorch's intra-op pool does the parallel work.
+// thread per core besides LibTorch's, and on a 2-core machine a batch-1 3x3 convolution was
+// measured at 8 ms instead of 0.07-0.5 ms (docs/performance.md). So OpenBLAS runs
+// single-threaded and LibTorch's intra-op pool does the parallel work.
 
 namespace rla::util {
 

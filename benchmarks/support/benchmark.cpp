@@ -1,4 +1,4 @@
-#include "rla/tasks/benchmark.h"
+#include "support/benchmark.h"
 
 #include <fcntl.h>
 #include <sys/wait.h>
@@ -24,7 +24,7 @@
 #include "rla/models/summary.h"
 #include "rla/util/threads.h"
 
-namespace rla::tasks {
+namespace rla::bench {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -428,4 +428,4 @@ std::string format_report(const BenchReport& r) {
   return out;
 }
 
-}  // namespace rla::tasks
+}  // namespace rla::bench

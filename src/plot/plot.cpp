@@ -1,4 +1,4 @@
-#include "rla/io/plot.h"
+#include "rla/plot/plot.h"
 
 #include "rla/config.h"  // RLA_HAVE_PLPLOT
 
@@ -18,10 +18,10 @@
 #include <plplot/plstream.h>
 #endif
 
-namespace rla::io {
+namespace rla::plot {
 namespace {
 
-void validate(const std::vector<Chart>& panels, int columns, int panel_width, int panel_height) {
+void check_panels(const std::vector<Chart>& panels, int columns, int panel_width, int panel_height) {
   if (panels.empty()) throw std::invalid_argument("save_charts_png: no panels to draw");
   if (columns < 1 || panel_width < 100 || panel_height < 100) {
     throw std::invalid_argument("save_charts_png: need columns >= 1 and panels of at least 100x100 pixels");
@@ -281,7 +281,7 @@ bool png_charts_available() {
 
 void save_charts_png(const std::string& path, const std::vector<Chart>& panels, int columns, int panel_width,
                      int panel_height) {
-  validate(panels, columns, panel_width, panel_height);
+  check_panels(panels, columns, panel_width, panel_height);
 #ifndef RLA_HAVE_PLPLOT
   throw std::runtime_error("built without PLplot");
 #else
@@ -324,4 +324,4 @@ void save_charts_png(const std::string& path, const std::vector<Chart>& panels, 
 #endif
 }
 
-}  // namespace rla::io
+}  // namespace rla::plot

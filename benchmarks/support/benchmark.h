@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-namespace rla::tasks {
+namespace rla::bench {
 
 struct BenchConfig {
   std::vector<std::string> models = {"resnet20", "rla_resnet20", "rla_resnet56",
@@ -66,4 +66,4 @@ BenchReport run_benchmark(const BenchConfig& config, std::ostream& log);
 /// The table printed at the end (markdown): ratios C++/Python and GFLOP/s shares of the ceiling.
 std::string format_report(const BenchReport& report);
 
-}  // namespace rla::tasks
+}  // namespace rla::bench

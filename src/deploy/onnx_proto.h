@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-namespace rla::io::onnx {
+namespace rla::deploy::onnx {
 
 /// One protobuf message being written: fields are appended in call order.
 class Message {
@@ -106,4 +106,4 @@ inline Message node(std::string_view op_type, const std::vector<std::string>& in
   return m;
 }
 
-}  // namespace rla::io::onnx
+}  // namespace rla::deploy::onnx

@@ -8,11 +8,11 @@
 
 #include <fmt/format.h>
 
-#include "rla/io/export.h"
+#include "rla/deploy/export.h"
 #include "rla/models/backbone.h"
 #include "rla/util/file.h"
 
-namespace rla::io {
+namespace rla::deploy {
 
 std::shared_ptr<torch::jit::Graph> trace_inference_graph(const models::NetworkImpl& source,
                                                          const ExportOptions& options) {
@@ -89,4 +89,4 @@ void export_torchscript(const models::NetworkImpl& net, const std::string& path,
   util::write_file_atomic(path, bytes.str());
 }
 
-}  // namespace rla::io
+}  // namespace rla::deploy

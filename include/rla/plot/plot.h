@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-namespace rla::io {
+namespace rla::plot {
 
 /// One curve: points (x[i], y[i]); non-finite points are skipped.
 struct Series {
@@ -32,4 +32,4 @@ void save_charts_png(const std::string& path, const std::vector<Chart>& panels, 
 /// Whether save_charts_png can work in this build (PLplot and its pngcairo driver present).
 bool png_charts_available();
 
-}  // namespace rla::io
+}  // namespace rla::plot

@@ -17,7 +17,7 @@ namespace torch::jit {
 struct Graph;
 }
 
-namespace rla::io {
+namespace rla::deploy {
 
 /// Names of the ONNX graph's input ([batch, C, H, W]) and output ([batch, classes]).
 inline constexpr const char* kOnnxInputName = "input";
@@ -64,4 +64,4 @@ void export_onnx(const models::NetworkImpl& net, const std::string& path, const 
 std::string onnx_from_graph(const torch::jit::Graph& graph, int64_t batch = 0,
                             const std::vector<std::string>& outputs = {kOnnxOutputName});
 
-}  // namespace rla::io
+}  // namespace rla::deploy

@@ -15,10 +15,10 @@
 #include <fmt/format.h>
 
 #include "onnx_proto.h"
-#include "rla/io/export.h"
+#include "rla/deploy/export.h"
 #include "rla/util/file.h"
 
-namespace rla::io {
+namespace rla::deploy {
 namespace {
 
 using torch::jit::Node;
@@ -582,4 +582,4 @@ void export_onnx(const models::NetworkImpl& net, const std::string& path, const 
                           onnx_from_graph(*graph, options.onnx_batch, export_output_names(*graph, options)));
 }
 
-}  // namespace rla::io
+}  // namespace rla::deploy

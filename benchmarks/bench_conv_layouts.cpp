@@ -1,0 +1,130 @@
+// Does a blocked activation layout pay? The convolutions of ResNet-50 / RLA-ResNet-50 (and the
+// CIFAR nets' narrow state convolutions), each as a prepared oneDNN primitive over channels-last
+// (nhwc) buffers — what the fast path runs — and over the layout oneDNN picks itself
+// (format_tag::any: nChw16c on AVX-512, nChw8c on AVX2), timed in GFLOP/s on the same machine.
+// Plain oneDNN (Debian's libdnnl-dev), no LibTorch. docs/performance.md, round five.
+//   ./build/benchmarks/bench_conv_layouts [--threads 2] [--batch 32] [--reps 20]
+#include <fmt/format.h>
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#if __has_include(<dnnl.hpp>)
+#include <dnnl.hpp>
+#define RLA_HAVE_DNNL 1
+#endif
+
+namespace {
+
+struct Shape {
+  const char* what;
+  int64_t cin, cout, size, kernel, stride;
+};
+
+// ResNet-50 at 224x224 (stage maps 56, 28, 14, 7), RLA's extras with k = 32, and CIFAR's k = 12.
+const std::vector<Shape> kShapes = {
+    {"r50 s1 1x1 64->64", 64, 64, 56, 1, 1},
+    {"r50 s1 3x3 64", 64, 64, 56, 3, 1},
+    {"r50 s1 1x1 64->256", 64, 256, 56, 1, 1},
+    {"r50 s1 1x1 256->64", 256, 64, 56, 1, 1},
+    {"r50 s2 3x3 128 /2", 128, 128, 56, 3, 2},
+    {"r50 s2 1x1 512->128", 512, 128, 28, 1, 1},
+    {"r50 s2 1x1 128->512", 128, 512, 28, 1, 1},
+    {"r50 s3 3x3 256", 256, 256, 14, 3, 1},
+    {"r50 s3 1x1 1024->256", 1024, 256, 14, 1, 1},
+    {"r50 s3 1x1 256->1024", 256, 1024, 14, 1, 1},
+    {"r50 s4 3x3 512", 512, 512, 7, 3, 1},
+    {"r50 s4 1x1 2048->512", 2048, 512, 7, 1, 1},
+    {"rla conv_out 1x1 256->32", 256, 32, 56, 1, 1},
+    {"rla recurrent 3x3 32", 32, 32, 56, 3, 1},
+    {"rla conv1_h 1x1 32->64", 32, 64, 56, 1, 1},
+    {"rla conv_out 1x1 2048->32", 2048, 32, 7, 1, 1},
+    {"cifar 3x3 16 @32", 16, 16, 32, 3, 1},
+    {"cifar recurrent 3x3 12 @32", 12, 12, 32, 3, 1},
+    {"cifar conv_out 1x1 16->12 @32", 16, 12, 32, 1, 1},
+};
+
+#ifdef RLA_HAVE_DNNL
+// Mean seconds per execution of one prepared convolution with src/dst in `tag`.
+double time_conv(const Shape& s, int64_t batch, dnnl::memory::format_tag tag, int reps, dnnl::engine& eng,
+                 dnnl::stream& strm) {
+  using dnnl::memory;
+  const auto f32 = memory::data_type::f32;
+  const int64_t pad = s.kernel / 2, out = (s.size + 2 * pad - s.kernel) / s.stride + 1;
+  const memory::desc src({batch, s.cin, s.size, s.size}, f32, tag);
+  const memory::desc dst({batch, s.cout, out, out}, f32, tag);
+  const memory::desc weights({s.cout, s.cin, s.kernel, s.kernel}, f32, memory::format_tag::any);
+  const memory::desc bias({s.cout}, f32, memory::format_tag::a);
+  dnnl::post_ops ops;
+  ops.append_eltwise(1.0F, dnnl::algorithm::eltwise_relu, 0.0F, 0.0F);
+  dnnl::primitive_attr attr;
+  attr.set_post_ops(ops);
+  const dnnl::convolution_forward::primitive_desc pd(
+      dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                      src, weights, bias, dst, {s.stride, s.stride}, {pad, pad}, {pad, pad}),
+      attr, eng);
+  memory src_m(pd.src_desc(), eng), dst_m(pd.dst_desc(), eng), w_m(pd.weights_desc(), eng), b_m(bias, eng);
+  std::mt19937 gen(1);
+  std::uniform_real_distribution<float> u(-1, 1);
+  for (auto* m : {&src_m, &w_m, &b_m}) {
+    auto* p = static_cast<float*>(m->get_data_handle());
+    for (size_t i = 0; i < m->get_desc().get_size() / sizeof(float); ++i) p[i] = u(gen);
+  }
+  dnnl::convolution_forward conv(pd);
+  const std::unordered_map<int, memory> args = {
+      {DNNL_ARG_SRC, src_m}, {DNNL_ARG_WEIGHTS, w_m}, {DNNL_ARG_BIAS, b_m}, {DNNL_ARG_DST, dst_m}};
+  for (int i = 0; i < 3; ++i) conv.execute(strm, args);
+  strm.wait();
+  double best = 1e30;
+  for (int r = 0; r < 3; ++r) {  // the best of three means
+    const auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < reps; ++i) conv.execute(strm, args);
+    strm.wait();
+    best = std::min(best,
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / reps);
+  }
+  return best;
+}
+#endif
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int64_t batch = 32;
+  int reps = 20;
+  CLI::App app{"Prepared oneDNN convolutions: channels-last (nhwc) vs oneDNN's blocked layout"};
+  app.add_option("--batch", batch, "Batch size")->check(CLI::PositiveNumber);
+  app.add_option("--reps", reps, "Executions per timing")->check(CLI::PositiveNumber);
+  int threads = 0;
+  app.add_option("--threads", threads, "OpenMP threads (default: OMP_NUM_THREADS or all cores)");
+  CLI11_PARSE(app, argc, argv);
+#ifndef RLA_HAVE_DNNL
+  std::cerr << "bench_conv_layouts: built without dnnl.hpp (apt-get install libdnnl-dev)\n";
+  return 1;
+#else
+  if (threads > 0) setenv("OMP_NUM_THREADS", std::to_string(threads).c_str(), 1);
+  dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+  dnnl::stream strm(eng);
+  fmt::print("batch {}, best of 3 means of {} executions, GFLOP/s (2 x MACs / s)\n", batch, reps);
+  fmt::print("{:<32} {:>10} {:>10} {:>8}\n", "convolution (+ bias, ReLU)", "nhwc", "blocked", "ratio");
+  double sum_nhwc = 0, sum_blocked = 0;
+  for (const auto& s : kShapes) {
+    const int64_t out = (s.size + 2 * (s.kernel / 2) - s.kernel) / s.stride + 1;
+    const double flops = 2.0 * batch * s.cout * out * out * s.cin * s.kernel * s.kernel;
+    const double a = time_conv(s, batch, dnnl::memory::format_tag::nhwc, reps, eng, strm);
+    const double b = time_conv(s, batch, dnnl::memory::format_tag::any, reps, eng, strm);
+    sum_nhwc += a;
+    sum_blocked += b;
+    fmt::print("{:<32} {:>10.1f} {:>10.1f} {:>7.2f}x\n", s.what, flops / a / 1e9, flops / b / 1e9, a / b);
+  }
+  fmt::print("total time of the list: nhwc {:.2f} ms, blocked {:.2f} ms ({:.2f}x)\n", 1e3 * sum_nhwc,
+             1e3 * sum_blocked, sum_nhwc / sum_blocked);
+  return 0;
+#endif
+}
