@@ -4,7 +4,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <csignal>
 #include <map>
 
 #include <fmt/format.h>
@@ -12,11 +11,11 @@
 namespace rla::distributed {
 namespace {
 
+// A stop signal this rank received, sent to every rank with the next step's gradients.
 std::atomic<bool> g_pending_stop{false};
 
-extern "C" void on_sigint_coordinated(int) {
+void defer_stop() {
   g_pending_stop = true;
-  std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the process at once
 }
 
 using Clock = std::chrono::steady_clock;
@@ -236,7 +235,7 @@ engine::TrainHooks make_data_parallel_hooks(ProcessGroup& pg, engine::TrainHooks
 
 void install_coordinated_stop() {
   g_pending_stop = false;
-  std::signal(SIGINT, on_sigint_coordinated);
+  engine::install_stop_signals(&defer_stop);
 }
 
 double parameter_fingerprint(const torch::nn::Module& module) {

@@ -1,6 +1,5 @@
 #include "rla/engine/trainer.h"
 
-#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -24,7 +23,6 @@ namespace rla::engine {
 namespace {
 
 namespace fs = std::filesystem;
-std::atomic<bool> g_stop{false};
 
 // The batch's tensors on `device` (the loader makes them on the CPU).
 data::Batch on_device(const data::Batch& batch, const torch::Device& device) {
@@ -514,16 +512,6 @@ double ema_update_decay(const TrainConfig& c, int world_size) {
   return 1.0 - std::min(1.0, (1.0 - c.ema_decay) * adjust);
 }
 
-void request_stop() {
-  g_stop = true;
-}
-bool stop_requested() {
-  return g_stop.load();
-}
-void clear_stop_request() {
-  g_stop = false;
-}
-
 ClassificationMeter evaluate(models::NetworkImpl& net, data::DataLoader& loader, int64_t num_classes,
                              bool show_progress, bool keep_predictions) {
   net.eval();
@@ -640,3 +628,5 @@ TrainResult train(const TrainConfig& config, const TrainHooks& hooks) {
 }
 
 }  // namespace rla::engine
+      if (r.result.stopped_early && !c.quiet)
+        fmt::print(stderr, "stopped after epoch {}; checkpoint saved, continue with --resume\n", epoch + 1);

@@ -14,6 +14,7 @@
 #include "rla/engine/metrics.h"
 #include "rla/engine/optim.h"
 #include "rla/engine/run.h"
+#include "rla/engine/stop.h"
 #include "rla/models/network.h"
 
 namespace rla::engine {
@@ -23,7 +24,7 @@ struct TrainResult {
   double best_top1 = 0;               ///< best held-out (validation, else test) top-1 of any epoch
   std::optional<RunResult> final;     ///< set once all epochs are done (also in result.json)
   std::string run_dir;
-  bool stopped_early = false;  ///< Ctrl-C or max_steps: a resumable checkpoint was written
+  bool stopped_early = false;  ///< a stop request (signal) or max_steps: a resumable checkpoint was written
 };
 
 /// Thrown when the loss becomes NaN or infinite; the last good checkpoint is kept.
@@ -60,11 +61,6 @@ double ema_update_decay(const TrainConfig& config, int world_size = 1);
 
 /// Runs (or resumes) a training run. Throws on bad config, data errors, non-finite loss.
 TrainResult train(const TrainConfig& config, const TrainHooks& hooks = {});
-
-/// Asks a running train() to save a checkpoint and return at the next step (SIGINT handler).
-void request_stop();
-bool stop_requested();
-void clear_stop_request();
 
 /// Evaluates `net` on every batch of `loader` (eval mode, no grad). `keep_predictions`: the
 /// meter also keeps every example's top-1 class (ClassificationMeter::predictions()).
