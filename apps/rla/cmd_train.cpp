@@ -6,6 +6,7 @@
 #include "options.h"
 #include "rla/data/sources.h"
 #include "rla/distributed/data_parallel.h"
+#include "rla/engine/run_folder.h"
 #include "rla/engine/trainer.h"
 #include "rla/util/parse.h"
 
@@ -185,7 +186,12 @@ Command add_train_command(CLI::App& root) {
   cmd->add_flag("--channels-last,!--nchw", cfg->channels_last,
                 "Memory format: channels-last (NHWC, the default: faster here) or NCHW");
   cmd->add_option("--out,-o", cfg->out_dir, "Run folder (default runs/<model>-<dataset>)");
-  cmd->add_flag("--resume", cfg->resume, "Continue the run in --out from its last checkpoint");
+  cmd->add_flag("--resume", cfg->resume,
+                "Continue the run in --out from its last.ckpt (in a folder without one, a new run starts)");
+  cmd->add_flag("--overwrite", cfg->overwrite,
+                "Start over in --out even if it holds a run: the old run's files are deleted once this run "
+                "holds the folder's lock")
+      ->excludes("--resume");
   cmd->add_flag("--quiet,-q", cfg->quiet, "No progress output");
   cmd->add_option("--max-steps", cfg->max_steps, "Stop after N optimiser steps with a resumable checkpoint");
   cmd->add_option("--exits", cfg->exits, "Train early-exit heads after every block or stage")
@@ -233,7 +239,19 @@ Command add_train_command(CLI::App& root) {
             engine::install_stop_signals();
             engine::TrainHooks hooks;
             auto data_parallel = distributed::start_data_parallel_from_env(dist->first, dist->second, hooks);
-            auto result = engine::train(*cfg, hooks);
+            engine::TrainResult result;
+            try {
+              result = engine::train(*cfg, hooks);
+            } catch (const engine::ExistingRun& e) {
+              throw std::runtime_error(
+                  e.resumable()
+                      ? fmt::format("{} already holds a run ({}): continue it with --resume or start over "
+                                    "with --overwrite",
+                                    e.run_dir(), fmt::join(e.files(), ", "))
+                      : fmt::format("{} holds a finished run ({}) and no last.ckpt to continue from: start "
+                                    "over with --overwrite",
+                                    e.run_dir(), fmt::join(e.files(), ", ")));
+            }
             if (data_parallel) fmt::print(stderr, "{}\n", data_parallel->finish());
             engine::restore_stop_signals();
             // Stopped with a checkpoint: 128 + the signal that asked (130 for --max-steps or a

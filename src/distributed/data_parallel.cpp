@@ -222,6 +222,12 @@ engine::TrainHooks make_data_parallel_hooks(ProcessGroup& pg, engine::TrainHooks
     sync->pg->all_reduce_sum(msg, "reducing metrics");
     meter.from_tensor(msg[0]);
   };
+  h.all_ranks_ok = [sync, prev = base.all_ranks_ok](bool ok) {
+    if (prev) ok = prev(ok) && ok;
+    std::vector<torch::Tensor> msg = {torch::full({1}, ok ? 1.0 : 0.0, torch::kDouble)};
+    sync->pg->all_reduce_sum(msg, "checking that every rank can start");
+    return msg[0].item<double>() == static_cast<double>(sync->pg->size());
+  };
   // Every rank evaluates the network rank 0 checkpoints: its BatchNorm statistics (the model's
   // or the weight average's) come from rank 0.
   h.before_evaluation = [sync, prev = base.before_evaluation](models::NetworkImpl& net) {

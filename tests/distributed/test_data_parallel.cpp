@@ -1,7 +1,7 @@
 // Data-parallel training on c10d/Gloo over 127.0.0.1: gradient averaging against a one-process
 // reference (in-process, two threads as two ranks), and whole `rla train` runs in 2 processes:
 // identical parameters on every rank, 2 x batch b against 1 x batch 2b, faults within the timeout,
-// resume with another world size, SIGTERM to the launcher.
+// resume with another world size, SIGTERM to the launcher or to one rank, a refused run folder.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -492,6 +492,39 @@ TEST(DataParallelRun, SigtermToTheLauncherThenResumeEqualsAnUninterruptedRun) {
   EXPECT_EQ(read_all(full + "/result.json"), read_all(cut + "/result.json"));
   fs::remove_all(full);
   fs::remove_all(cut);
+}
+
+// Ranks started without the launcher: a SIGTERM to rank 1 alone reaches rank 0 through the
+// gradient all-reduce; both stop after the same step (rank 1 with 143, rank 0 with 130: stopped,
+// not signalled) and rank 0 saves. Then a plain second run into the folder that now holds a run:
+// rank 0 refuses it, and rank 1 stops at once instead of waiting for rank 0.
+TEST(DataParallelRun, SigtermToOneRankStopsBothAndARefusedFolderStopsBoth) {
+  const auto out = temp_dir("term_one");
+  const auto args = train_args_on(512, out, 100, "--dist-timeout 30");
+  int port = free_port();
+  auto r0 = spawn_rla(args, rank_env(0, 2, port), out + "/rank0.log");
+  auto r1 = spawn_rla(args, rank_env(1, 2, port), out + "/rank1.log");
+  ASSERT_TRUE(wait_for_file(out + "/best_model.json", 120)) << read_all(r0.log);
+  kill(r1.pid, SIGTERM);
+  EXPECT_EQ(wait_for(r1, 60), 143) << read_all(r1.log);
+  EXPECT_EQ(wait_for(r0, 60), 130) << read_all(r0.log);
+  const auto log0 = read_all(r0.log), log1 = read_all(r1.log);
+  EXPECT_GT(steps_of(log0, 0), 0) << log0;
+  EXPECT_EQ(steps_of(log0, 0), steps_of(log1, 1)) << log0 << log1;
+  EXPECT_NO_THROW(load_resnet20(out + "/last.ckpt"));
+
+  port = free_port();
+  const auto t0 = Clock::now();
+  auto s0 = spawn_rla(train_args_on(512, out, 100), rank_env(0, 2, port), out + "/again0.log");
+  auto s1 = spawn_rla(train_args_on(512, out, 100), rank_env(1, 2, port), out + "/again1.log");
+  EXPECT_EQ(wait_for(s0, 30), 1) << read_all(s0.log);
+  EXPECT_EQ(wait_for(s1, 30), 1) << read_all(s1.log);
+  EXPECT_LT(std::chrono::duration<double>(Clock::now() - t0).count(), 20);
+  EXPECT_NE(read_all(s0.log).find("already holds a run"), std::string::npos) << read_all(s0.log);
+  EXPECT_NE(read_all(s1.log).find("rank 1: another rank could not start the run in " + out),
+            std::string::npos)
+      << read_all(s1.log);
+  fs::remove_all(out);
 }
 
 }  // namespace
