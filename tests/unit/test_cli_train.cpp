@@ -187,7 +187,7 @@ TEST(CliTrain, SigtermMidEpochThenResumeEqualsAnUninterruptedRun) {
   for (size_t i = 0; i < wa.tensors.size(); ++i)
     EXPECT_TRUE(torch::equal(wa.tensors[i].second, wb.tensors[i].second)) << wa.tensors[i].first;
   EXPECT_EQ(read_file(full / "result.json"), read_file(cut / "result.json"));
-  fs::remove_all(full), fs::remove_all(cut);
+  fs::remove_all(full), fs::remove_all(cut), fs::remove(cut.string() + ".log");
 }
 
 // Two trainers started together on one folder: one trains, the other stops at once naming the
@@ -237,7 +237,7 @@ TEST(CliTrain, ConcurrentTrainersOnOneFolderOneRuns) {
   std::vector<int64_t> epochs;
   for (const auto& m : read_metrics(dir)) epochs.push_back(m["epoch"].get<int64_t>());
   EXPECT_EQ(epochs, (std::vector<int64_t>{1, 2, 3}));
-  fs::remove_all(dir);
+  fs::remove_all(dir), fs::remove(log_a), fs::remove(log_b);
 }
 
 // A finished run is refused without --resume / --overwrite and left byte for byte as it was;
