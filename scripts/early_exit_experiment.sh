@@ -21,9 +21,8 @@ RECIPE=(--dataset fashion-mnist --limit-train 8000 --limit-test 2000 --epochs 2 
 
 mkdir -p "$RUNS" "$OUT"
 for model in resnet20 rla_resnet20; do
-  resume=()
-  [[ -f "$RUNS/$model/last.ckpt" ]] && resume=(--resume)  # finishes an interrupted run; no-op when done
-  "$RLA" --threads "$THREADS" train --model "$model" "${RECIPE[@]}" --out "$RUNS/$model" --quiet "${resume[@]}"
+  # --resume finishes an interrupted run, re-evaluates a finished one and starts a missing one.
+  "$RLA" --threads "$THREADS" train --model "$model" "${RECIPE[@]}" --out "$RUNS/$model" --quiet --resume
 done
 
 "$RLA" --threads "$THREADS" exits "$RUNS/resnet20" "$RUNS/rla_resnet20" \

@@ -4,7 +4,10 @@
 # (experiments/.gitignore), so without this step every unfinished run would start again from its
 # first epoch:
 #   1. stops the experiment script (it starts no new run);
-#   2. sends SIGINT to its training runs, which write last.ckpt and exit;
+#   2. sends SIGINT to its training runs, which write last.ckpt and exit (STOP_SIGNAL=TERM sends
+#      SIGTERM instead: `rla train` treats SIGINT, SIGTERM and SIGHUP alike since issue #27, but
+#      runs started by an older frozen tool in $RUNS/.bin stop cleanly on SIGINT only, so SIGINT
+#      stays the default);
 #   3. stages the last.ckpt of every unfinished run with `git add -f`, and unstages those of runs
 #      that have finished since (their result.json is what counts), except the runs listed in
 #      $RUNS/keep_weights.txt (weights a later phase needs: they stay staged);
@@ -36,7 +39,7 @@ mapfile -t runners < <(pids_here "bash $SCRIPT")
 mapfile -t runs < <(pids_here "$RUNS/.bin/rla")
 if [ ${#runs[@]} -gt 0 ]; then
   echo "waiting for ${#runs[@]} runs to write their checkpoints"
-  kill -INT "${runs[@]}" 2> /dev/null || true
+  kill -"${STOP_SIGNAL:-INT}" "${runs[@]}" 2> /dev/null || true
   for _ in $(seq 600); do
     [ -n "$(pids_here "$RUNS/.bin/rla")" ] || break
     sleep 1

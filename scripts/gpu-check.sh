@@ -46,7 +46,7 @@ status=0
 R=./build-gpu/rla
 (cd build-gpu && ctest -L parity --output-on-failure) || status=1
 RUN=/tmp/gpu-check-run
-$R train --device cuda --dataset synthetic --epochs 2 --batch-size 64 --out $RUN --max-steps 12 || true
+$R train --device cuda --dataset synthetic --epochs 2 --batch-size 64 --out $RUN --overwrite --max-steps 12 || true
 $R train --device cuda --dataset synthetic --epochs 2 --batch-size 64 --out $RUN --resume || status=1
 cp $RUN/metrics.jsonl "$OUT/cuda_metrics.jsonl"
 $R eval $RUN --json > "$OUT/eval.json" || status=1

@@ -3,8 +3,10 @@
 #include <fmt/format.h>
 
 #include <filesystem>
+#include <optional>
 
 #include "commands.h"
+#include "rla/engine/run_folder.h"
 #include "rla/inference/load.h"
 #include "rla/inference/quantized.h"
 
@@ -38,6 +40,12 @@ Command add_quantize_command(CLI::App& root) {
             if (cfg->calib < inference::kMinCalibrationImages)  // before loading anything
               throw std::invalid_argument(fmt::format("--calib {}: calibration needs at least {} images",
                                                       cfg->calib, inference::kMinCalibrationImages));
+            // Writing into a run folder (the default) needs its lock: never while a run trains there.
+            const auto out = cfg->output.empty() ? inference::default_int8_path(cfg->run) : cfg->output;
+            auto folder = std::filesystem::path(out).parent_path();
+            if (folder.empty()) folder = ".";
+            std::optional<engine::RunFolderLock> lock;
+            if (!engine::run_records(folder.string()).empty()) lock.emplace(folder.string());
             inference::LoadOptions load;
             load.weights = cfg->weights == "ema" ? inference::Weights::kAverage : inference::Weights::kRaw;
             load.execution = inference::Execution::kEager;  // quantization reads the float model
@@ -48,7 +56,6 @@ Command add_quantize_command(CLI::App& root) {
             lo.shuffle = false;
             data::DataLoader loader(run.data->train, run.data->eval_transforms, lo);
             auto q = inference::quantize(*run.net, run.data->input_shape, loader, cfg->calib);
-            const auto out = cfg->output.empty() ? inference::default_int8_path(cfg->run) : cfg->output;
             q.save(out, run.model);
             const auto c = q.counts();
             fmt::print(

@@ -1,23 +1,17 @@
 // `rla train`: trains a model from the zoo on a dataset (default: rla_resnet20 on the
 // Fashion-MNIST of Debian's dataset-fashion-mnist), writing a resumable run folder.
-#include <csignal>
-
 #include <fmt/format.h>
 
 #include "commands.h"
 #include "options.h"
 #include "rla/data/sources.h"
 #include "rla/distributed/data_parallel.h"
+#include "rla/engine/run_folder.h"
 #include "rla/engine/trainer.h"
 #include "rla/util/parse.h"
 
 namespace rla::app {
 namespace {
-
-extern "C" void on_sigint(int) {
-  if (engine::stop_requested()) std::_Exit(130);  // second Ctrl-C: leave at once
-  engine::request_stop();
-}
 
 // A --recipe preset: option values applied where the command line leaves the option unset.
 struct Recipe {
@@ -192,7 +186,12 @@ Command add_train_command(CLI::App& root) {
   cmd->add_flag("--channels-last,!--nchw", cfg->channels_last,
                 "Memory format: channels-last (NHWC, the default: faster here) or NCHW");
   cmd->add_option("--out,-o", cfg->out_dir, "Run folder (default runs/<model>-<dataset>)");
-  cmd->add_flag("--resume", cfg->resume, "Continue the run in --out from its last checkpoint");
+  cmd->add_flag("--resume", cfg->resume,
+                "Continue the run in --out from its last.ckpt (in a folder without one, a new run starts)");
+  cmd->add_flag("--overwrite", cfg->overwrite,
+                "Start over in --out even if it holds a run: the old run's files are deleted once this run "
+                "holds the folder's lock")
+      ->excludes("--resume");
   cmd->add_flag("--quiet,-q", cfg->quiet, "No progress output");
   cmd->add_option("--max-steps", cfg->max_steps, "Stop after N optimiser steps with a resumable checkpoint");
   cmd->add_option("--exits", cfg->exits, "Train early-exit heads after every block or stage")
@@ -240,13 +239,29 @@ Command add_train_command(CLI::App& root) {
               const auto n = static_cast<size_t>(std::count(milestones->begin(), milestones->end(), ',') + 1);
               cfg->schedule.milestones = util::parse_int_list(*milestones, n, "--milestones");
             }
-            std::signal(SIGINT, on_sigint);
+            // SIGINT, SIGTERM and SIGHUP stop after the current step with a resumable last.ckpt.
+            engine::install_stop_signals();
             engine::TrainHooks hooks;
             auto data_parallel = distributed::start_data_parallel_from_env(dist->first, dist->second, hooks);
-            auto result = engine::train(*cfg, hooks);
+            engine::TrainResult result;
+            try {
+              result = engine::train(*cfg, hooks);
+            } catch (const engine::ExistingRun& e) {
+              throw std::runtime_error(
+                  e.resumable()
+                      ? fmt::format("{} already holds a run ({}): continue it with --resume or start over "
+                                    "with --overwrite",
+                                    e.run_dir(), fmt::join(e.files(), ", "))
+                      : fmt::format("{} holds a finished run ({}) and no last.ckpt to continue from: start "
+                                    "over with --overwrite",
+                                    e.run_dir(), fmt::join(e.files(), ", ")));
+            }
             if (data_parallel) fmt::print(stderr, "{}\n", data_parallel->finish());
-            std::signal(SIGINT, SIG_DFL);
-            if (result.history.empty() || hooks.rank != 0) return result.stopped_early ? 130 : 0;
+            engine::restore_stop_signals();
+            // Stopped with a checkpoint: 128 + the signal that asked (130 for --max-steps or a
+            // stop shared by another rank), as a process killed by it would report.
+            const int stopped = engine::stop_signal() > 0 ? 128 + engine::stop_signal() : 130;
+            if (result.history.empty() || hooks.rank != 0) return result.stopped_early ? stopped : 0;
             // A schedule fitted to --time-budget may end inside an epoch: say how far it went.
             const std::string epochs_done =
                 result.final && result.final->fitted_epochs
@@ -266,7 +281,7 @@ Command add_train_command(CLI::App& root) {
                          cfg->model, result.final->test_top1, result.best_top1, result.final->test_top5,
                          epochs_done, result.run_dir);
             }
-            return result.stopped_early ? 130 : 0;
+            return result.stopped_early ? stopped : 0;
           }};
 }
 

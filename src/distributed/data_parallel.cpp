@@ -4,7 +4,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <csignal>
 #include <map>
 
 #include <fmt/format.h>
@@ -12,11 +11,11 @@
 namespace rla::distributed {
 namespace {
 
+// A stop signal this rank received, sent to every rank with the next step's gradients.
 std::atomic<bool> g_pending_stop{false};
 
-extern "C" void on_sigint_coordinated(int) {
+void defer_stop() {
   g_pending_stop = true;
-  std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the process at once
 }
 
 using Clock = std::chrono::steady_clock;
@@ -223,6 +222,12 @@ engine::TrainHooks make_data_parallel_hooks(ProcessGroup& pg, engine::TrainHooks
     sync->pg->all_reduce_sum(msg, "reducing metrics");
     meter.from_tensor(msg[0]);
   };
+  h.all_ranks_ok = [sync, prev = base.all_ranks_ok](bool ok) {
+    if (prev) ok = prev(ok) && ok;
+    std::vector<torch::Tensor> msg = {torch::full({1}, ok ? 1.0 : 0.0, torch::kDouble)};
+    sync->pg->all_reduce_sum(msg, "checking that every rank can start");
+    return msg[0].item<double>() == static_cast<double>(sync->pg->size());
+  };
   // Every rank evaluates the network rank 0 checkpoints: its BatchNorm statistics (the model's
   // or the weight average's) come from rank 0.
   h.before_evaluation = [sync, prev = base.before_evaluation](models::NetworkImpl& net) {
@@ -236,7 +241,7 @@ engine::TrainHooks make_data_parallel_hooks(ProcessGroup& pg, engine::TrainHooks
 
 void install_coordinated_stop() {
   g_pending_stop = false;
-  std::signal(SIGINT, on_sigint_coordinated);
+  engine::install_stop_signals(&defer_stop);
 }
 
 double parameter_fingerprint(const torch::nn::Module& module) {

@@ -1,6 +1,5 @@
 #include "rla/engine/trainer.h"
 
-#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -14,6 +13,7 @@
 #include "rla/engine/checkpoint.h"
 #include "rla/engine/optim.h"
 #include "rla/engine/progress.h"
+#include "rla/engine/run_folder.h"
 #include "rla/io/state_dict.h"
 #include "rla/models/exit_heads.h"
 #include "rla/plot/plot.h"
@@ -24,7 +24,6 @@ namespace rla::engine {
 namespace {
 
 namespace fs = std::filesystem;
-std::atomic<bool> g_stop{false};
 
 // The batch's tensors on `device` (the loader makes them on the CPU).
 data::Batch on_device(const data::Batch& batch, const torch::Device& device) {
@@ -59,6 +58,7 @@ struct Run {
   torch::Device device = torch::kCPU;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point probe_started;  // --time-budget: the timed steps' start
+  std::optional<RunFolderLock> folder_lock;             // rank 0 writes the run folder
 
   Run(const TrainConfig& config, const TrainHooks& h) : c(config), hooks(h) {}
   bool stop_now() const { return stop_requested() || (c.max_steps > 0 && steps >= c.max_steps); }
@@ -136,6 +136,27 @@ void check_config(TrainConfig& c) {
   if (c.out_dir.empty()) c.out_dir = fmt::format("runs/{}-{}", c.model, c.data.dataset);
 }
 
+// Rank 0 locks the run folder and checks what it holds (engine/run_folder.h) before anything is
+// loaded; every rank learns whether that worked, so that none waits for a rank 0 that gave up.
+void claim_folder(Run& r) {
+  std::exception_ptr failed;
+  try {
+    if (r.lead) {
+      r.folder_lock.emplace(claim_run_folder(r.c.out_dir, r.c.resume, r.c.overwrite));
+    } else {
+      fs::create_directories(r.c.out_dir);
+    }
+  } catch (...) {
+    failed = std::current_exception();
+  }
+  const bool all_ok = r.hooks.all_ranks_ok ? r.hooks.all_ranks_ok(!failed) : !failed;
+  if (failed) std::rethrow_exception(failed);
+  if (!all_ok)
+    throw std::runtime_error(
+        fmt::format("rank {}: another rank could not start the run in {} (its output says why)", r.hooks.rank,
+                    r.c.out_dir));
+}
+
 // Data, model (its configuration resolved and recorded), exit heads, optimiser.
 void build(Run& r) {
   auto& c = r.c;
@@ -196,6 +217,7 @@ void restore_or_start(Run& r, const std::string& config_json) {
       fmt::print(stderr, "resuming {} after epoch {}{}\n", c.out_dir, r.state.epochs_done,
                  r.state.next_batch ? fmt::format(" + {} batches", r.state.next_batch) : "");
   } else if (r.lead) {
+    if (c.overwrite) remove_run_files(c.out_dir);  // the old run's, now that this one is built
     util::write_file_atomic(metrics_file, "");
     fs::remove(result_path(c.out_dir));
   }
@@ -514,16 +536,6 @@ double ema_update_decay(const TrainConfig& c, int world_size) {
   return 1.0 - std::min(1.0, (1.0 - c.ema_decay) * adjust);
 }
 
-void request_stop() {
-  g_stop = true;
-}
-bool stop_requested() {
-  return g_stop.load();
-}
-void clear_stop_request() {
-  g_stop = false;
-}
-
 ClassificationMeter evaluate(models::NetworkImpl& net, data::DataLoader& loader, int64_t num_classes,
                              bool show_progress, bool keep_predictions) {
   net.eval();
@@ -578,7 +590,7 @@ TrainResult train(const TrainConfig& config, const TrainHooks& hooks) {
         "--time-budget works on one process only (each rank would fit its own schedule)");
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   util::set_intra_op_threads(r.c.threads > 0 ? r.c.threads : cores);  // and OpenBLAS to 1 (util/threads.h)
-  fs::create_directories(r.c.out_dir);
+  claim_folder(r);
   build(r);
   const auto& c = r.c;
   const auto config_json = to_json(c);
@@ -629,6 +641,8 @@ TrainResult train(const TrainConfig& config, const TrainHooks& hooks) {
     finish_epoch(r, epoch, meter, lr, progress.elapsed_seconds(), held_out_loader, progress);
     if (r.stop_now()) {
       r.result.stopped_early = epoch + 1 < r.planned_epochs();
+      if (r.result.stopped_early && !c.quiet)
+        fmt::print(stderr, "stopped after epoch {}; checkpoint saved, continue with --resume\n", epoch + 1);
       break;
     }
   }

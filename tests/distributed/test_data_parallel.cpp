@@ -1,7 +1,7 @@
 // Data-parallel training on c10d/Gloo over 127.0.0.1: gradient averaging against a one-process
 // reference (in-process, two threads as two ranks), and whole `rla train` runs in 2 processes:
 // identical parameters on every rank, 2 x batch b against 1 x batch 2b, faults within the timeout,
-// resume with another world size.
+// resume with another world size, SIGTERM to the launcher or to one rank, a refused run folder.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -124,6 +124,41 @@ std::vector<std::string> train_args(const std::string& out, int64_t batch, int e
   std::istringstream more(extra);
   for (std::string w; more >> w;) a.push_back(w);
   return a;
+}
+
+/// The same on `n` training images (at most 512, all of the synthetic set: n / 32 steps per
+/// epoch with two ranks of batch 16).
+std::vector<std::string> train_args_on(size_t n, const std::string& out, int epochs,
+                                       const std::string& extra = "") {
+  auto a = train_args(out, 16, epochs, extra);
+  *(std::find(a.begin(), a.end(), "--limit-train") + 1) = std::to_string(n);
+  return a;
+}
+
+std::vector<std::string> launch_args(const std::vector<std::string>& train) {
+  std::vector<std::string> a = {"launch", "--nproc", "2", "--master-port", std::to_string(free_port()), "--"};
+  a.insert(a.end(), train.begin(), train.end());
+  return a;
+}
+
+std::string joined(const std::vector<std::string>& args) {
+  std::string s;
+  for (const auto& a : args) s += a + " ";
+  return s;
+}
+
+/// Waits up to `seconds` for `path` to exist.
+bool wait_for_file(const std::string& path, double seconds) {
+  const auto end = Clock::now() + std::chrono::duration<double>(seconds);
+  while (Clock::now() < end && !fs::exists(path)) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  return fs::exists(path);
+}
+
+/// The optimiser steps rank `rank` reports in its closing summary; -1 when it printed none.
+int64_t steps_of(const std::string& output, int rank) {
+  std::smatch m;
+  const std::regex re("rank " + std::to_string(rank) + "/\\d+: (\\d+) steps");
+  return std::regex_search(output, m, re) ? std::stoll(m[1].str()) : -1;
 }
 
 std::vector<std::string> rank_env(int rank, int world, int port) {
@@ -408,6 +443,88 @@ TEST(DataParallelRun, ResumedTwoRankRunDrawsTheSameAugmentations) {
   }
   fs::remove_all(full);
   fs::remove_all(cut);
+}
+
+// SIGTERM (what a batch scheduler sends) to `rla launch` a third into epoch 2 of 2: the
+// launcher forwards it, both ranks stop after the same step (equal step counts and, checked by
+// the closing summary, equal parameters), rank 0 writes one mid-epoch checkpoint, and the
+// launcher exits 143. Resumed, the run ends with the weights of a run never stopped, bit for bit,
+// and the same metrics (the epoch's training loss to rounding: the stopped epoch's partial sums
+// are added in another order).
+TEST(DataParallelRun, SigtermToTheLauncherThenResumeEqualsAnUninterruptedRun) {
+  const auto full = temp_dir("term_full"), cut = temp_dir("term_cut");
+  const auto f = test::run_rla(joined(launch_args(train_args_on(512, full, 2))));
+  ASSERT_EQ(f.exit_code, 0) << f.output;
+
+  auto launcher = spawn_rla(launch_args(train_args_on(512, cut, 2)), {}, cut + "/launch.log");
+  ASSERT_TRUE(wait_for_file(cut + "/best_model.json", 120)) << read_all(launcher.log);
+  const double epoch_seconds = engine::read_metrics(cut).at(0).seconds;
+  std::this_thread::sleep_for(std::chrono::duration<double>(0.3 * epoch_seconds));
+  kill(launcher.pid, SIGTERM);
+  ASSERT_EQ(wait_for(launcher, 120), 143) << read_all(launcher.log);
+  const auto log = read_all(launcher.log);
+  EXPECT_GT(steps_of(log, 0), 16) << log;  // 512 images / (2 x 16): 16 steps per epoch
+  EXPECT_EQ(steps_of(log, 0), steps_of(log, 1)) << log;
+  models::ModelConfig mc;
+  mc.num_classes = 10, mc.in_channels = 1;
+  auto probe = models::create_model("rla_resnet20", mc);
+  const auto state = engine::load_checkpoint(cut + "/last.ckpt", *probe, nullptr);
+  EXPECT_EQ(state.epochs_done, 1);
+  EXPECT_EQ(state.next_batch, steps_of(log, 0) - 16);
+  EXPECT_GT(state.next_batch, 0) << "the stop was not mid-epoch";
+
+  const auto r = test::run_rla(joined(launch_args(train_args_on(512, cut, 2, "--resume"))));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(fingerprint(r.output, 0), fingerprint(f.output, 0)) << r.output << f.output;
+  const auto a = engine::read_metrics(full), b = engine::read_metrics(cut);
+  ASSERT_EQ(a.size(), 2u);
+  ASSERT_EQ(b.size(), 2u);
+  for (size_t e = 0; e < 2; ++e) {
+    EXPECT_NEAR(a[e].train_loss, b[e].train_loss, 1e-12 * a[e].train_loss) << "epoch " << e + 1;
+    EXPECT_EQ(a[e].train_top1, b[e].train_top1) << "epoch " << e + 1;
+    EXPECT_EQ(a[e].val_loss, b[e].val_loss) << "epoch " << e + 1;
+    EXPECT_EQ(a[e].val_top1, b[e].val_top1) << "epoch " << e + 1;
+  }
+  auto wa = load_resnet20(full + "/last.ckpt"), wb = load_resnet20(cut + "/last.ckpt");
+  const auto sa = models::state_dict(*wa), sb = models::state_dict(*wb);
+  ASSERT_EQ(sa.size(), sb.size());
+  for (size_t i = 0; i < sa.size(); ++i) EXPECT_TRUE(torch::equal(sa[i].second, sb[i].second)) << sa[i].first;
+  EXPECT_EQ(read_all(full + "/result.json"), read_all(cut + "/result.json"));
+  fs::remove_all(full);
+  fs::remove_all(cut);
+}
+
+// Ranks started without the launcher: a SIGTERM to rank 1 alone reaches rank 0 through the
+// gradient all-reduce; both stop after the same step (rank 1 with 143, rank 0 with 130: stopped,
+// not signalled) and rank 0 saves. Then a plain second run into the folder that now holds a run:
+// rank 0 refuses it, and rank 1 stops at once instead of waiting for rank 0.
+TEST(DataParallelRun, SigtermToOneRankStopsBothAndARefusedFolderStopsBoth) {
+  const auto out = temp_dir("term_one");
+  const auto args = train_args_on(512, out, 100, "--dist-timeout 30");
+  int port = free_port();
+  auto r0 = spawn_rla(args, rank_env(0, 2, port), out + "/rank0.log");
+  auto r1 = spawn_rla(args, rank_env(1, 2, port), out + "/rank1.log");
+  ASSERT_TRUE(wait_for_file(out + "/best_model.json", 120)) << read_all(r0.log);
+  kill(r1.pid, SIGTERM);
+  EXPECT_EQ(wait_for(r1, 60), 143) << read_all(r1.log);
+  EXPECT_EQ(wait_for(r0, 60), 130) << read_all(r0.log);
+  const auto log0 = read_all(r0.log), log1 = read_all(r1.log);
+  EXPECT_GT(steps_of(log0, 0), 0) << log0;
+  EXPECT_EQ(steps_of(log0, 0), steps_of(log1, 1)) << log0 << log1;
+  EXPECT_NO_THROW(load_resnet20(out + "/last.ckpt"));
+
+  port = free_port();
+  const auto t0 = Clock::now();
+  auto s0 = spawn_rla(train_args_on(512, out, 100), rank_env(0, 2, port), out + "/again0.log");
+  auto s1 = spawn_rla(train_args_on(512, out, 100), rank_env(1, 2, port), out + "/again1.log");
+  EXPECT_EQ(wait_for(s0, 30), 1) << read_all(s0.log);
+  EXPECT_EQ(wait_for(s1, 30), 1) << read_all(s1.log);
+  EXPECT_LT(std::chrono::duration<double>(Clock::now() - t0).count(), 20);
+  EXPECT_NE(read_all(s0.log).find("already holds a run"), std::string::npos) << read_all(s0.log);
+  EXPECT_NE(read_all(s1.log).find("rank 1: another rank could not start the run in " + out),
+            std::string::npos)
+      << read_all(s1.log);
+  fs::remove_all(out);
 }
 
 }  // namespace

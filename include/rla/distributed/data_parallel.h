@@ -33,13 +33,14 @@ struct DataParallelOptions {
 /// Hooks that make engine::train data-parallel over `pg`. `base` hooks (e.g. early-exit heads)
 /// keep working: their make_extra / forward_loss / freeze_model are kept and on_ready /
 /// after_backward / reduce_meter chained. Every rank must call train() with the same config.
-/// Ctrl-C: install_coordinated_stop() makes all ranks stop after the same step.
+/// Stop signals: install_coordinated_stop() makes all ranks stop after the same step.
 engine::TrainHooks make_data_parallel_hooks(ProcessGroup& pg, engine::TrainHooks base = {},
                                             DataParallelOptions options = {});
 
-/// Replaces the SIGINT handler: the first Ctrl-C is shared with all ranks at the next gradient
-/// sync (so every rank stops after the same step and rank 0 saves a checkpoint); a second Ctrl-C
-/// gets the default action (the process ends at once).
+/// Installs the stop signals (engine::install_stop_signals: SIGINT, SIGTERM, SIGHUP) so that the
+/// first one is shared with all ranks at the next gradient sync: every rank stops after the same
+/// step and rank 0 saves one checkpoint, whichever rank got the signal. A second SIGINT still
+/// ends the process at once.
 void install_coordinated_stop();
 
 /// Sum of p * (1 + position) over all parameter values, in double: equal on all ranks iff (to
@@ -61,7 +62,7 @@ struct DataParallelRun {
 
 /// When WORLD_SIZE > 1 in the environment or `timeout_s` > 0 (0: default 300 s): joins the
 /// process group (config_from_env), wraps `hooks` with make_data_parallel_hooks and installs the
-/// coordinated Ctrl-C handler. Returns null (and leaves `hooks` alone) otherwise.
+/// coordinated stop signals. Returns null (and leaves `hooks` alone) otherwise.
 std::unique_ptr<DataParallelRun> start_data_parallel_from_env(double timeout_s, DataParallelOptions options,
                                                               engine::TrainHooks& hooks);
 

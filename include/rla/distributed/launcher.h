@@ -19,9 +19,11 @@ struct LaunchConfig {
   double kill_grace_s = 10;  ///< after a failure, SIGTERM the others, then SIGKILL after this
 };
 
-/// Runs the processes and waits for them. Ctrl-C / SIGTERM are forwarded to them (a second
-/// Ctrl-C kills them). When one fails, the others are terminated. Returns 0 when all exit 0,
-/// else the first failure's exit code (128 + signal for a killed process).
+/// Runs the processes and waits for them. SIGINT, SIGTERM and SIGHUP are forwarded to them (a
+/// training run's ranks then stop after one common step with a checkpoint, engine/stop.h) and
+/// the launcher returns 128 + that signal; a second SIGINT kills them. When one fails, the others
+/// are terminated (SIGTERM, SIGKILL after kill_grace_s). Otherwise returns 0 when all exit 0, else
+/// the first failure's exit code (128 + signal for a killed process).
 int launch(const LaunchConfig& config);
 
 }  // namespace rla::distributed

@@ -9,6 +9,7 @@
 //   <run>/test_predictions.txt  the final weights' top-1 class per test image (one per line, in
 //                          dataset order), written with result.json by runs with a validation split
 //   <run>/last.ckpt, best.ckpt, best_model.pt, training_curves.png
+//   <run>/.lock            the writer's lock (engine/run_folder.h)
 #include <nlohmann/json.hpp>
 
 #include <optional>
@@ -61,7 +62,12 @@ struct TrainConfig {
   int workers = 1;            ///< loader threads
   bool channels_last = true;  ///< NHWC activations and weights (measured faster for every family)
   std::string out_dir;        ///< default runs/<model>-<dataset>
+  /// Continue the run in out_dir from its last.ckpt (a folder without one starts afresh).
   bool resume = false;
+  /// Start afresh in an out_dir that holds a run: its files are deleted once this run holds the
+  /// folder's lock and has been built. Without resume or overwrite such a folder is refused
+  /// (engine/run_folder.h).
+  bool overwrite = false;
   bool quiet = false;            ///< no progress bars
   int64_t max_steps = 0;         ///< stop (with a checkpoint, like Ctrl-C) after this many steps; tests only
   std::string init_checkpoint;   ///< start from these model weights (e.g. post-hoc exit heads)

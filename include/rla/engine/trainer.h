@@ -1,8 +1,8 @@
 #pragma once
 // The training loop behind `rla train`: SGD with momentum, LR schedule, per-epoch evaluation on
 // a validation split (or the test set), a once-only final test evaluation, early-exit heads
-// (joint or post hoc), the run folder (engine/run.h), atomic checkpoints, resume, Ctrl-C and
-// non-finite-loss handling.
+// (joint or post hoc), the run folder (engine/run.h, locked: engine/run_folder.h), atomic
+// checkpoints, resume, stopping on SIGINT / SIGTERM / SIGHUP and non-finite-loss handling.
 #include <nlohmann/json.hpp>
 
 #include <functional>
@@ -14,6 +14,7 @@
 #include "rla/engine/metrics.h"
 #include "rla/engine/optim.h"
 #include "rla/engine/run.h"
+#include "rla/engine/stop.h"
 #include "rla/models/network.h"
 
 namespace rla::engine {
@@ -23,7 +24,7 @@ struct TrainResult {
   double best_top1 = 0;               ///< best held-out (validation, else test) top-1 of any epoch
   std::optional<RunResult> final;     ///< set once all epochs are done (also in result.json)
   std::string run_dir;
-  bool stopped_early = false;  ///< Ctrl-C or max_steps: a resumable checkpoint was written
+  bool stopped_early = false;  ///< a stop request (signal) or max_steps: a resumable checkpoint was written
 };
 
 /// Thrown when the loss becomes NaN or infinite; the last good checkpoint is kept.
@@ -45,6 +46,10 @@ struct TrainHooks {
   /// Called before a held-out evaluation of `net` (the model or its weight average), e.g. to give
   /// every rank rank 0's BatchNorm statistics.
   std::function<void(models::NetworkImpl& net)> before_evaluation;
+  /// Collective, called once by every rank before anything is built: true when every rank
+  /// passed true. Rank 0 passes whether it could claim the run folder (engine/run_folder.h), so
+  /// that the other ranks stop at once when it could not instead of waiting for it.
+  std::function<bool(bool ok)> all_ranks_ok;
   int rank = 0, world_size = 1;  ///< data sharding; only rank 0 writes files and logs
 };
 
@@ -58,13 +63,11 @@ OptimizerConfig optimizer_config(const TrainConfig& config);
 /// nominal --ema-decay, 1 - min(1, (1 - ema_decay) * world_size * batch_size * ema_steps / epochs).
 double ema_update_decay(const TrainConfig& config, int world_size = 1);
 
-/// Runs (or resumes) a training run. Throws on bad config, data errors, non-finite loss.
+/// Runs (or resumes) a training run in config.out_dir, which rank 0 holds locked from before
+/// anything is loaded until it returns (engine/run_folder.h: RunFolderBusy when another process
+/// writes the folder, ExistingRun when it holds a run and neither resume nor overwrite is set).
+/// Throws on bad config, data errors, non-finite loss. Stops early on request_stop (engine/stop.h).
 TrainResult train(const TrainConfig& config, const TrainHooks& hooks = {});
-
-/// Asks a running train() to save a checkpoint and return at the next step (SIGINT handler).
-void request_stop();
-bool stop_requested();
-void clear_stop_request();
 
 /// Evaluates `net` on every batch of `loader` (eval mode, no grad). `keep_predictions`: the
 /// meter also keeps every example's top-1 class (ClassificationMeter::predictions()).
