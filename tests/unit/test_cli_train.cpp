@@ -16,6 +16,7 @@
 #include "../support/test_util.h"
 #include "rla/engine/checkpoint.h"
 #include "rla/engine/run.h"
+#include "rla/inference/load.h"
 #include "rla/models/network.h"
 
 namespace {
@@ -88,7 +89,9 @@ struct Weights {
   rla::engine::TrainState state;
 };
 Weights last_weights(const fs::path& run) {
-  auto m = rla::engine::load_for_inference(run.string(), "", {});
+  rla::inference::LoadOptions o;
+  o.execution = rla::inference::Execution::kEager;
+  auto m = rla::inference::load_model(run.string(), o);
   Weights w;
   w.state = rla::engine::load_checkpoint((run / "last.ckpt").string(), *m.net, nullptr);
   w.tensors = rla::models::state_dict(*m.net);
