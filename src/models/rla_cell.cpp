@@ -1,6 +1,7 @@
 #include "rla/models/rla_cell.h"
 
 #include "rla/models/network.h"
+#include "rla/models/state_update.h"
 
 #include <cstdlib>
 #include <string>
@@ -103,8 +104,12 @@ torch::Tensor aggregate(Aggregation kind, const torch::Tensor& h, const torch::T
                         BatchNorm2d& bn, FoldedCell* folded, bool h_zero) {
   if (folded != nullptr) return aggregate_folded(kind, h, y, cell, *folded, h_zero);
   switch (kind) {
-    case Aggregation::kRla:
-      return cell.recurrent_conv(bn(h + cell.conv_out(y)).tanh_());
+    case Aggregation::kRla: {
+      auto c = cell.conv_out(y);
+      // Training on the CPU: add, BatchNorm and tanh as one node with its own backward.
+      if (state_update_fusable(h, c, *bn)) return cell.recurrent_conv(state_update_fused(h, c, *bn));
+      return cell.recurrent_conv(bn(h + c).tanh_());
+    }
     case Aggregation::kSum:
       return h + cell.conv_out(y);
     case Aggregation::kConcat:
