@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 
 #include "prepared_conv.h"
+#include "rla/models/fused_batchnorm.h"
 
 namespace rla::models {
 
@@ -41,16 +42,23 @@ std::pair<torch::Tensor, torch::Tensor> ResBlockImpl::forward(const torch::Tenso
   if (prepared_) return forward_prepared(x, h, h_zero);
   // Activations run in place on fresh BN / sum outputs (as the official inplace=True ReLUs):
   // no extra tensor per activation in training.
-  auto out = bn1(conv1(h.defined() ? torch::cat({x, h}, 1) : x)).relu_();
-  if (bottleneck_) {
-    out = bn2(conv2(out)).relu_();
-    out = bn3(conv3(out));
-  } else {
-    out = bn2(conv2(out));
+  // In training each BN runs with its ReLU (and the residual sum) as one autograd node
+  // (models/fused_batchnorm.h) where it applies, else as the separate operations.
+  const BatchNormAct relu{{}, {}, Activation::kRelu};
+  auto out = batch_norm_act(conv1(h.defined() ? torch::cat({x, h}, 1) : x), *bn1, relu);
+  if (bottleneck_) out = batch_norm_act(conv2(out), *bn2, relu);
+  auto& last = bottleneck_ ? conv3 : conv2;
+  auto& last_bn = bottleneck_ ? bn3 : bn2;
+  auto identity = downsample ? downsample(x) : x;
+  const bool branch_needed = state_input_ == StateInput::kBranch && state_channels_ > 0;  // as y
+  if (!branch_needed && !se && !eca) {
+    auto result =
+        batch_norm_act(last(out), *last_bn, BatchNormAct{{}, /*add_after=*/identity, Activation::kRelu});
+    return {result, result};
   }
+  out = last_bn(last(out));
   if (se) out = se(out);
   if (eca) out = eca(out);
-  auto identity = downsample ? downsample(x) : x;
   auto result = (out + identity).relu_();
   return {result, state_input_ == StateInput::kOutput ? result : out};
 }
@@ -183,7 +191,7 @@ ResNetImpl::ResNetImpl(const ResNetOptions& o) : options_(o) {
 
 FlowState ResNetImpl::stem(const torch::Tensor& input) {
   check_input(input, options_.in_channels());
-  auto x = bn1_(conv1_(inference_input(input))).relu_();
+  auto x = batch_norm_act(conv1_(inference_input(input)), *bn1_, BatchNormAct{{}, {}, Activation::kRelu});
   if (!options_.cifar_stem()) x = max_pool_3x3s2(x);
   return initial_state(x, options_.rla_channels());
 }

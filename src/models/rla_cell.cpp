@@ -1,7 +1,7 @@
 #include "rla/models/rla_cell.h"
 
+#include "rla/models/fused_batchnorm.h"
 #include "rla/models/network.h"
-#include "rla/models/state_update.h"
 
 #include <cstdlib>
 #include <string>
@@ -55,7 +55,7 @@ torch::Tensor aggregate_folded(Aggregation kind, const torch::Tensor& h, const t
     case Aggregation::kRla: {
       // Prepared convolutions: tanh(bn(h + conv_out(y))) as one oneDNN call (sum, scale and
       // shift, tanh as post-ops; the result lands in h's storage, which is not needed after).
-      if (!h_zero && !onednn && f.conv_out_raw && f.conv_out_raw->fusable(y) &&
+      if (fused_state_enabled() && !h_zero && !onednn && f.conv_out_raw && f.conv_out_raw->fusable(y) &&
           h.is_contiguous(at::MemoryFormat::ChannelsLast))
         return cell.recurrent_conv(f.conv_out_raw->forward_state_update(y, h, f.bn_scale, f.bn_shift));
       auto u = f.conv_out(y);
@@ -104,12 +104,9 @@ torch::Tensor aggregate(Aggregation kind, const torch::Tensor& h, const torch::T
                         BatchNorm2d& bn, FoldedCell* folded, bool h_zero) {
   if (folded != nullptr) return aggregate_folded(kind, h, y, cell, *folded, h_zero);
   switch (kind) {
-    case Aggregation::kRla: {
-      auto c = cell.conv_out(y);
-      // Training on the CPU: add, BatchNorm and tanh as one node with its own backward.
-      if (state_update_fusable(h, c, *bn)) return cell.recurrent_conv(state_update_fused(h, c, *bn));
-      return cell.recurrent_conv(bn(h + c).tanh_());
-    }
+    case Aggregation::kRla:  // one autograd node in training (models/fused_batchnorm.h)
+      return cell.recurrent_conv(batch_norm_act(
+          h, *bn, BatchNormAct{/*add_before=*/cell.conv_out(y), /*add_after=*/{}, Activation::kTanh}));
     case Aggregation::kSum:
       return h + cell.conv_out(y);
     case Aggregation::kConcat:
