@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "rla/data/loader.h"
+#include "rla/engine/evaluate.h"
 #include "rla/engine/metrics.h"
 #include "rla/engine/optim.h"
 #include "rla/engine/run.h"
@@ -68,16 +69,6 @@ double ema_update_decay(const TrainConfig& config, int world_size = 1);
 /// writes the folder, ExistingRun when it holds a run and neither resume nor overwrite is set).
 /// Throws on bad config, data errors, non-finite loss. Stops early on request_stop (engine/stop.h).
 TrainResult train(const TrainConfig& config, const TrainHooks& hooks = {});
-
-/// Evaluates `net` on every batch of `loader` (eval mode, no grad). `keep_predictions`: the
-/// meter also keeps every example's top-1 class (ClassificationMeter::predictions()).
-ClassificationMeter evaluate(models::NetworkImpl& net, data::DataLoader& loader, int64_t num_classes,
-                             bool show_progress = false, bool keep_predictions = false);
-/// The same with any forward (images [N, C, H, W] -> logits [N, classes]), e.g. the fast
-/// inference path of inference/fast_inference.h. Runs under NoGradGuard.
-ClassificationMeter evaluate(const std::function<torch::Tensor(const torch::Tensor&)>& forward,
-                             data::DataLoader& loader, int64_t num_classes, bool show_progress = false,
-                             bool keep_predictions = false);
 
 /// Writes training_curves.png: loss and top-1 vs epoch, train and held-out (`held_out_name`:
 /// "validation" or "test"), two panels.
