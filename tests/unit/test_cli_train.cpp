@@ -16,6 +16,7 @@
 #include "../support/test_util.h"
 #include "rla/engine/checkpoint.h"
 #include "rla/engine/run.h"
+#include "rla/inference/load.h"
 #include "rla/models/network.h"
 
 namespace {
@@ -88,7 +89,9 @@ struct Weights {
   rla::engine::TrainState state;
 };
 Weights last_weights(const fs::path& run) {
-  auto m = rla::engine::load_for_inference(run.string(), "", {});
+  rla::inference::LoadOptions o;
+  o.execution = rla::inference::Execution::kEager;
+  auto m = rla::inference::load_model(run.string(), o);
   Weights w;
   w.state = rla::engine::load_checkpoint((run / "last.ckpt").string(), *m.net, nullptr);
   w.tensors = rla::models::state_dict(*m.net);
@@ -281,7 +284,7 @@ TEST(CliTrain, FinishedRunIsRefusedUnchangedAndOverwriteStartsOver) {
   const auto metrics = read_metrics(dir);
   ASSERT_EQ(metrics.size(), 2u);
   EXPECT_EQ(metrics[1]["epoch"].get<int64_t>(), 2);
-  EXPECT_EQ(rla::engine::read_train_config(dir.string()).epochs, 2);
+  EXPECT_EQ(rla::engine::read_train_config(dir.string()).run.epochs, 2);
   EXPECT_FALSE(fs::exists(dir / "test_predictions.txt"));  // the old run's (it had a validation split)
   EXPECT_EQ(rla::engine::read_result(dir.string())->epochs, 2);
 
