@@ -2,7 +2,7 @@
 // (inference/quantized.h) at batch 1 and 32, alternated in one run, plus the ONNX files the ONNX
 // Runtime side of benchmarks/bench_deploy.sh times.
 //   ./build/benchmarks/bench_deploy [--models rla_resnet20,resnet20,rla_resnet50] [--threads 2]
-//                                   [--rounds 5] [--onnx-dir DIR]
+//                                   [--rounds 5] [--onnx-dir DIR] [--jsonl FILE]
 // Weights are random (speed does not depend on them); int8 scales come from 64 random images.
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 
 #include "rla/deploy/export.h"
@@ -51,12 +52,13 @@ std::vector<int64_t> input_of(const std::string& model) {
 int main(int argc, char** argv) {
   std::vector<std::string> models = {"rla_resnet20", "resnet20", "rla_resnet50"};
   int threads = 2, rounds = 5;
-  std::string onnx_dir;
+  std::string onnx_dir, jsonl;
   CLI::App app{"Deployment speed: fp32 fast path vs int8, batch 1 and 32"};
   app.add_option("--models", models, "Registered model names")->delimiter(',');
   app.add_option("--threads", threads, "Intra-op threads")->check(CLI::PositiveNumber);
   app.add_option("--rounds", rounds, "Timed samples per case (median)")->check(CLI::PositiveNumber);
   app.add_option("--onnx-dir", onnx_dir, "Also write <model>.onnx here (BatchNorm folded)");
+  app.add_option("--jsonl", jsonl, "Also append one JSON object per model and batch to this file");
   CLI11_PARSE(app, argc, argv);
   try {
     util::set_intra_op_threads(threads);
@@ -92,6 +94,11 @@ int main(int argc, char** argv) {
           q_samples.push_back(sample_ms([&] { q.forward(x); }));
         }
         const double fp32 = median(f_samples), int8 = median(q_samples);
+        if (!jsonl.empty())
+          std::ofstream(jsonl, std::ios::app) << fmt::format(
+              R"({{"model": "{}", "batch": {}, "fp32_ms": {:.4f}, "int8_ms": {:.4f}, "backend": "{}"}})"
+              "\n",
+              name, batch, fp32, int8, fast.backend());
         fmt::print(
             "{:<14} [{},{},{}] batch {:>2}: fp32 fast path {:8.2f} ms  int8 {:8.2f} ms  int8 speed-up "
             "{:.2f}x\n",

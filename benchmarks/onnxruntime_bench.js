@@ -2,6 +2,7 @@
 // ONNX Runtime's CPU speed on ONNX files (benchmarks/bench_deploy.sh): median ms per run at batch 1
 // and 32, intra-op threads as given, sequential execution, all graph optimisations on.
 //     node onnxruntime_bench.js NODE_MODULES THREADS ROUNDS FILE.onnx...
+// With RLA_ORT_JSONL=FILE set, one JSON object per model and batch is appended there too.
 'use strict';
 const path = require('path');
 
@@ -39,6 +40,9 @@ async function main() {
       const ms = await medianMs(() => session.run(feeds), Number(rounds));
       console.log(`${name.padEnd(14)} [${shape}] batch ${String(batch).padStart(2)}: ONNX Runtime ` +
                   `${ort.env.versions.common} ${ms.toFixed(2).padStart(8)} ms`);
+      if (process.env.RLA_ORT_JSONL)
+        require('fs').appendFileSync(process.env.RLA_ORT_JSONL, JSON.stringify(
+            {model: name, batch, ort_ms: ms, version: ort.env.versions.common}) + '\n');
     }
   }
 }

@@ -43,9 +43,31 @@ Conv2dImpl::Conv2dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride, 
                                 .bias(bias)),
       padding_{kernel / 2, kernel / 2} {}
 
+bool Conv2dImpl::fusable(const torch::Tensor& x) const {
+  return prepared_ && direct_ && fused_post_ops_enabled() && !models::active_counter() && direct_input(x);
+}
+
+torch::Tensor Conv2dImpl::forward_state_update(const torch::Tensor& x, const torch::Tensor& add,
+                                               const torch::Tensor& scale, const torch::Tensor& shift) {
+  if (fusable(x)) {
+    ConvEpilogue e;
+    e.sum_into = add;
+    e.scale = scale;
+    e.shift = shift;
+    e.tanh = true;
+    auto y = prepared_->run(x, e);
+    if (y.defined()) return y;
+  }
+  const auto c = scale.numel();
+  return forward(x).add_(add).mul_(scale.view({1, c, 1, 1})).add_(shift.view({1, c, 1, 1})).tanh_();
+}
+
 torch::Tensor Conv2dImpl::forward_fused(const torch::Tensor& x, bool relu, const torch::Tensor& add) {
-  if (prepared_ && direct_ && fused_post_ops_enabled() && !models::active_counter() && direct_input(x)) {
-    auto y = prepared_->run(x, relu, add);
+  if (fusable(x)) {
+    ConvEpilogue e;
+    e.sum_into = add;
+    e.relu = relu;
+    auto y = prepared_->run(x, e);
     if (y.defined()) return y;
   }
   auto y = forward(x);  // the traced graph of export / int8 sees exactly these operations

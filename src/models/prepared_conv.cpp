@@ -41,32 +41,47 @@ class DnnlConv : public PreparedConv {
         engine_(dnnl::engine::kind::cpu, 0),
         stream_(engine_) {}
 
-  torch::Tensor run(const torch::Tensor& x, bool relu, const torch::Tensor& sum_into) override {
+  torch::Tensor run(const torch::Tensor& x, const ConvEpilogue& e) override {
     if (x.dim() != 4 || x.size(1) != weight_.size(1)) return {};
-    const bool sum = sum_into.defined();
-    if (sum && !(sum_into.scalar_type() == torch::kFloat && sum_into.device().is_cpu() &&
-                 sum_into.is_contiguous(at::MemoryFormat::ChannelsLast)))
+    const bool sum = e.sum_into.defined(), affine = e.scale.defined();
+    if (sum && !(e.sum_into.scalar_type() == torch::kFloat && e.sum_into.device().is_cpu() &&
+                 e.sum_into.is_contiguous(at::MemoryFormat::ChannelsLast)))
       return {};
+    if (affine &&
+        !(e.shift.defined() && e.scale.numel() == weight_.size(0) && e.shift.numel() == weight_.size(0) &&
+          e.scale.scalar_type() == torch::kFloat && e.shift.scalar_type() == torch::kFloat))
+      return {};
+    if (e.relu && e.tanh) return {};
+    const int ops = (e.relu ? kRelu : 0) | (sum ? kSum : 0) | (affine ? kAffine : 0) | (e.tanh ? kTanh : 0);
     const std::lock_guard<std::mutex> lock(mutex_);
-    auto& p = primitive_for(x.size(0), x.size(2), x.size(3), (relu ? kRelu : 0) | (sum ? kSum : 0));
+    auto& p = primitive_for(x.size(0), x.size(2), x.size(3), ops);
     const std::vector<int64_t> shape = {x.size(0), weight_.size(0), p.out_h, p.out_w};
-    if (sum && sum_into.sizes() != shape) return {};
-    auto y = sum ? sum_into : torch::empty(shape, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+    if (sum && e.sum_into.sizes() != shape) return {};
+    auto y =
+        sum ? e.sum_into : torch::empty(shape, x.options().memory_format(at::MemoryFormat::ChannelsLast));
     // The memory objects are built once per primitive; a call only points them at its buffers.
     p.src_memory.set_data_handle(const_cast<float*>(x.data_ptr<float>()));
     p.dst_memory.set_data_handle(y.data_ptr<float>());
+    torch::Tensor scale, shift;  // kept alive for the call
+    if (affine) {
+      scale = e.scale.contiguous();
+      shift = e.shift.contiguous();
+      p.scale_memory.set_data_handle(scale.data_ptr<float>());
+      p.shift_memory.set_data_handle(shift.data_ptr<float>());
+    }
     p.primitive.execute(stream_, p.args);
     stream_.wait();
     return y;
   }
 
  private:
-  static constexpr int kRelu = 1, kSum = 2;  // fused post-ops
+  static constexpr int kRelu = 1, kSum = 2, kAffine = 4, kTanh = 8;  // fused post-ops
   struct Prepared {
     int64_t n, h, w;
     int post_ops;
     int64_t out_h, out_w;
-    dnnl::memory src_memory, dst_memory;  // no buffer of their own: set per call
+    dnnl::memory src_memory, dst_memory;      // no buffer of their own: set per call
+    dnnl::memory scale_memory, shift_memory;  // kAffine: the per-channel vectors, set per call
     dnnl::convolution_forward primitive;
     std::unordered_map<int, dnnl::memory> args;  // src, weights (reordered once), bias, dst
   };
@@ -96,8 +111,16 @@ class DnnlConv : public PreparedConv {
                                                             dnnl::algorithm::convolution_direct, src,
                                                             any_weights, dst, strides, dilates, pads, pads);
     dnnl::post_ops ops;
+    const memory::desc per_channel({1, weight_.size(0), 1, 1}, f32, memory::format_tag::nchw);
+    int binary_index = -1;  // position of the first binary post-op in the chain
     if ((post_ops & kSum) != 0) ops.append_sum(1.0F);
+    if ((post_ops & kAffine) != 0) {
+      binary_index = ops.len();
+      ops.append_binary(dnnl::algorithm::binary_mul, per_channel);
+      ops.append_binary(dnnl::algorithm::binary_add, per_channel);
+    }
     if ((post_ops & kRelu) != 0) ops.append_eltwise(1.0F, dnnl::algorithm::eltwise_relu, 0.0F, 0.0F);
+    if ((post_ops & kTanh) != 0) ops.append_eltwise(1.0F, dnnl::algorithm::eltwise_tanh, 0.0F, 0.0F);
     dnnl::primitive_attr attr;
     attr.set_post_ops(ops);
     const dnnl::convolution_forward::primitive_desc pd(desc, attr, engine_);
@@ -109,9 +132,16 @@ class DnnlConv : public PreparedConv {
     std::unordered_map<int, memory> args = {
         {DNNL_ARG_SRC, src_memory}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst_memory}};
     if (bias_.defined()) args.emplace(DNNL_ARG_BIAS, memory(bias_desc, engine_, bias_.data_ptr<float>()));
+    memory scale_memory, shift_memory;
+    if (binary_index >= 0) {
+      scale_memory = memory(per_channel, engine_, DNNL_MEMORY_NONE);
+      shift_memory = memory(per_channel, engine_, DNNL_MEMORY_NONE);
+      args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(binary_index) | DNNL_ARG_SRC_1, scale_memory);
+      args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(binary_index + 1) | DNNL_ARG_SRC_1, shift_memory);
+    }
     if (prepared_.size() >= kMaxSizes)
       prepared_.erase(prepared_.begin());  // many input sizes: keep the newest
-    prepared_.push_back({n, h, w, post_ops, out_h, out_w, src_memory, dst_memory,
+    prepared_.push_back({n, h, w, post_ops, out_h, out_w, src_memory, dst_memory, scale_memory, shift_memory,
                          dnnl::convolution_forward(pd), std::move(args)});
     return prepared_.back();
   }

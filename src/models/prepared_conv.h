@@ -17,15 +17,22 @@ bool prepared_convs_enabled();
 /// RLA_FUSED_POST_OPS is not "0" (for A/B runs).
 bool fused_post_ops_enabled();
 
+/// What a prepared convolution applies to its output in the same call (oneDNN post-ops), in this
+/// order: + `sum_into` (a channels-last float tensor of the output's shape, whose storage then
+/// receives the result), * scale + shift (per output channel, [C_out] float), then ReLU or tanh.
+struct ConvEpilogue {
+  torch::Tensor sum_into;
+  torch::Tensor scale, shift;
+  bool relu = false, tanh = false;
+};
+
 class PreparedConv {
  public:
   virtual ~PreparedConv() = default;
-  /// x [N, C_in, H, W] channels-last float CPU -> y [N, C_out, H', W'] channels-last, or an
-  /// undefined tensor when this convolution cannot run prepared (the caller falls back).
-  /// Fused in the same call (oneDNN post-ops): `sum_into` (defined: a channels-last float tensor
-  /// of y's shape) is added and its storage receives y; then ReLU when `relu`.
-  virtual torch::Tensor run(const torch::Tensor& x, bool relu = false,
-                            const torch::Tensor& sum_into = {}) = 0;
+  /// x [N, C_in, H, W] channels-last float CPU -> y [N, C_out, H', W'] channels-last with the
+  /// epilogue applied, or an undefined tensor when this convolution cannot run prepared (the
+  /// caller falls back).
+  virtual torch::Tensor run(const torch::Tensor& x, const ConvEpilogue& epilogue = {}) = 0;
 
   /// A prepared convolution for weight [C_out, C_in, kh, kw] (float CPU, groups 1), bias [C_out]
   /// or undefined; nullptr when the build has no oneDNN headers or the layer is not supported.

@@ -1,6 +1,10 @@
 #include "rla/models/rla_cell.h"
 
 #include "rla/models/network.h"
+#include "rla/models/state_update.h"
+
+#include <cstdlib>
+#include <string>
 
 namespace rla::models {
 
@@ -35,11 +39,25 @@ std::string to_string(StateInput s) {
 
 namespace {
 
+// RLA_FUSED_STATE=0 turns the one-call state update off (A/B runs, docs/performance.md).
+bool fused_state_enabled() {
+  static const bool enabled = [] {
+    const char* env = std::getenv("RLA_FUSED_STATE");
+    return env == nullptr || std::string(env) != "0";
+  }();
+  return enabled;
+}
+
 torch::Tensor aggregate_folded(Aggregation kind, const torch::Tensor& h, const torch::Tensor& y,
                                StageCell& cell, FoldedCell& f, bool h_zero) {
   const bool onednn = y.is_mkldnn();  // oneDNN-layout tensors neither broadcast nor concatenate
   switch (kind) {
     case Aggregation::kRla: {
+      // Prepared convolutions: tanh(bn(h + conv_out(y))) as one oneDNN call (sum, scale and
+      // shift, tanh as post-ops; the result lands in h's storage, which is not needed after).
+      if (!h_zero && !onednn && f.conv_out_raw && f.conv_out_raw->fusable(y) &&
+          h.is_contiguous(at::MemoryFormat::ChannelsLast))
+        return cell.recurrent_conv(f.conv_out_raw->forward_state_update(y, h, f.bn_scale, f.bn_shift));
       auto u = f.conv_out(y);
       if (!h_zero) onednn ? u.add_(f.h_scale_conv(h)) : u.addcmul_(h, f.h_scale);
       return cell.recurrent_conv(u.tanh_());
@@ -56,7 +74,7 @@ torch::Tensor aggregate_folded(Aggregation kind, const torch::Tensor& h, const t
 }  // namespace
 
 void FoldedCell::use_onednn(bool channels_last, bool pack) {
-  for (auto* c : {&conv_out, &h_scale_conv, &concat_y, &concat_h}) {
+  for (auto* c : {&conv_out, &conv_out_raw, &h_scale_conv, &concat_y, &concat_h}) {
     if (!*c) continue;
     if (channels_last) to_channels_last(**c);
     (*c)->use_onednn(pack);
@@ -68,7 +86,11 @@ FoldedCell fold_cell(Aggregation kind, const StageCell& cell, const BatchNorm2dI
   if (kind == Aggregation::kRla) {
     TORCH_CHECK(bn != nullptr, "the RLA cell needs its block's BatchNorm");
     f.conv_out = Conv2d(cell.conv_out->folded(bn));
-    f.h_scale = bn->affine().first;
+    f.conv_out_raw = Conv2d(cell.conv_out->folded(nullptr));
+    const auto [s, t] = bn->affine();
+    f.bn_scale = s.flatten().contiguous();
+    f.bn_shift = t.flatten().contiguous();
+    f.h_scale = s;
     f.h_scale_conv = Conv2d(bn->as_conv(/*with_shift=*/false));
   } else if (kind == Aggregation::kConcat) {
     const int64_t in = cell.concat_conv->options.in_channels(), k = cell.concat_conv->options.out_channels();
@@ -82,8 +104,12 @@ torch::Tensor aggregate(Aggregation kind, const torch::Tensor& h, const torch::T
                         BatchNorm2d& bn, FoldedCell* folded, bool h_zero) {
   if (folded != nullptr) return aggregate_folded(kind, h, y, cell, *folded, h_zero);
   switch (kind) {
-    case Aggregation::kRla:
-      return cell.recurrent_conv(bn(h + cell.conv_out(y)).tanh_());
+    case Aggregation::kRla: {
+      auto c = cell.conv_out(y);
+      // Training on the CPU: add, BatchNorm and tanh as one node with its own backward.
+      if (state_update_fusable(h, c, *bn)) return cell.recurrent_conv(state_update_fused(h, c, *bn));
+      return cell.recurrent_conv(bn(h + c).tanh_());
+    }
     case Aggregation::kSum:
       return h + cell.conv_out(y);
     case Aggregation::kConcat:

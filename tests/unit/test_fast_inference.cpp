@@ -124,6 +124,39 @@ TEST(FastInference, FusedConvolutionEqualsTheSeparateOperations) {
   }
 }
 
+// The RLA state update in one call: tanh(bn(h + conv_out(y))) with the BN's running statistics as
+// a per-channel scale and shift, equal to the separate operations (and, prepared, written into h).
+TEST(FastInference, FusedStateUpdateEqualsTheSeparateOperations) {
+  torch::manual_seed(5);
+  torch::NoGradGuard no_grad;
+  auto conv = models::Conv2d(models::Conv2dImpl(20, 12, 1));
+  models::to_channels_last(*conv);
+  auto bn = models::BatchNorm2d(models::BatchNorm2dImpl(12));
+  bn->running_mean.normal_(0, 0.3);
+  bn->running_var.uniform_(0.5, 2.0);
+  bn->weight.uniform_(0.5, 1.5);
+  bn->bias.normal_(0, 0.2);
+  bn->eval();
+  const auto y = torch::randn({2, 20, 8, 8}).contiguous(at::MemoryFormat::ChannelsLast);
+  const auto h = torch::randn({2, 12, 8, 8}).contiguous(at::MemoryFormat::ChannelsLast);
+  const auto want = bn(h + conv(y)).tanh();
+  const auto [s, t] = bn->affine();
+  // Unprepared: the separate operations.
+  EXPECT_LT(relative_error(conv->forward_state_update(y, h.clone(), s.flatten(), t.flatten()), want), 1e-5);
+  conv->use_onednn(/*pack=*/false);
+  auto target = h.clone();
+  const auto got = conv->forward_state_update(y, target, s.flatten(), t.flatten());
+  EXPECT_LT(relative_error(got, want), 1e-5);
+#ifdef RLA_HAVE_DNNL
+  const char* env = std::getenv("RLA_PREPARED_CONV");
+  const char* fuse = std::getenv("RLA_FUSED_POST_OPS");
+  if ((env == nullptr || std::string(env) != "0") && (fuse == nullptr || std::string(fuse) != "0")) {
+    EXPECT_TRUE(conv->fusable(y));
+    EXPECT_EQ(got.data_ptr(), target.data_ptr()) << "the prepared convolution should write into h";
+  }
+#endif
+}
+
 // One registry entry per structural variant of the zoo.
 TEST(FastInference, CifarResNetVariantsMatchEager) {
   for (const auto& v : std::vector<Variant>{{"resnet20", 32, {}},

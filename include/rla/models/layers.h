@@ -26,6 +26,14 @@ class Conv2dImpl : public torch::nn::Conv2dImpl {
   /// (use_onednn), else the separate operations. `add` (optional) must have the result's shape;
   /// its storage may receive the result, so the caller must not need it afterwards. No autograd.
   torch::Tensor forward_fused(const torch::Tensor& x, bool relu, const torch::Tensor& add = {});
+  /// tanh((this(x) + add) * scale + shift) (scale, shift: [C_out]), one oneDNN call where this
+  /// convolution is prepared and `fusable(x)`, else the separate operations: the RLA state
+  /// update with its BatchNorm (docs/performance.md, round five). `add`'s storage may receive
+  /// the result. No autograd.
+  torch::Tensor forward_state_update(const torch::Tensor& x, const torch::Tensor& add,
+                                     const torch::Tensor& scale, const torch::Tensor& shift);
+  /// Whether forward_fused / forward_state_update run as one prepared oneDNN call for x.
+  bool fusable(const torch::Tensor& x) const;
   /// A new convolution computing bn(this(x)) with bn's running statistics (nullptr: a plain
   /// copy): weight * s, bias beta - mean * s (+ s * own bias), s = gamma / sqrt(var + eps),
   /// computed in float64 and stored in the weight's dtype. Input channels [in_begin, in_end)

@@ -41,6 +41,8 @@ struct StageCell {
 /// parts (oneDNN-layout tensors cannot be concatenated).
 struct FoldedCell {
   Conv2d conv_out{nullptr};                     ///< kRla: conv_out with this block's BN folded in
+  Conv2d conv_out_raw{nullptr};                 ///< kRla: conv_out itself, for the fused update
+  torch::Tensor bn_scale, bn_shift;             ///< kRla: s and t of the BN, [k]: bn(v) = s v + t
   torch::Tensor h_scale;                        ///< kRla: s, [1, k, 1, 1]
   Conv2d h_scale_conv{nullptr};                 ///< kRla: s as a depthwise 1x1 conv (oneDNN-layout h)
   Conv2d concat_y{nullptr}, concat_h{nullptr};  ///< kConcat: the two input parts (bias in concat_y)
