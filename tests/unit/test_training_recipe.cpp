@@ -53,7 +53,7 @@ TEST(Optim, NormLayersAndBiasesFormTheNoDecayGroup) {
 }
 
 TEST(Optim, NoDecayGroupIsNotDecayed) {
-  for (const std::string kind : engine::optimizer_names()) {
+  for (const auto& kind : engine::optimizer_names()) {
     auto net = small_net();
     const auto g = engine::split_for_weight_decay(*net);
     engine::OptimizerConfig oc;
