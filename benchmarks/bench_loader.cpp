@@ -136,8 +136,8 @@ void BM_FashionPipeline(benchmark::State& state) {
                                 "+trivialaugment+erasing"};
   DataConfig c;
   const auto option = state.range(0);
-  if (option == 1 || option == 4) c.auto_augment = "trivialaugment";
-  if (option == 2) c.auto_augment = "randaugment";
+  if (option == 1 || option == 4) c.auto_augment = rla::data::AutoAugment::kTrivialAugment;
+  if (option == 2) c.auto_augment = rla::data::AutoAugment::kRandAugment;
   if (option == 3 || option == 4) c.random_erasing = 0.1;
   DataBundle b;
   try {

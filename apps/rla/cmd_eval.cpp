@@ -7,7 +7,8 @@
 #include "commands.h"
 #include "options.h"
 #include "rla/data/sources.h"
-#include "rla/engine/trainer.h"
+#include "rla/engine/evaluate.h"
+#include "rla/engine/train_config.h"
 #include "rla/inference/load.h"
 #include "rla/inference/quantized.h"
 

@@ -25,6 +25,7 @@ Command add_launch_command(CLI::App& root) {
       ->required();
   return {cmd, [cfg]() {
             cfg->executable = std::filesystem::read_symlink("/proc/self/exe").string();  // this very binary
+            cfg->threads_option = "--threads";  // rla's root option: each process gets its share of the cores
             return distributed::launch(*cfg);
           }};
 }

@@ -1,5 +1,6 @@
 // rla: Recurrent Layer Aggregation networks from the command line. This file only wires the
-// subcommands together and maps errors to one line and a non-zero exit code.
+// subcommands together and maps errors to one line and a non-zero exit code (a field the library
+// names spelled as its flag, apps/rla/flags.h).
 #include <torch/torch.h>
 
 #include <iostream>
@@ -8,6 +9,8 @@
 #include <vector>
 
 #include "commands.h"
+#include "flags.h"
+#include "rla/models/registry.h"
 #include "rla/util/memory.h"
 #include "rla/util/threads.h"
 
@@ -47,6 +50,12 @@ int main(int argc, char** argv) {
     const std::string name = sub->get_name();
     try {
       return runners.at(name)();
+    } catch (const rla::util::FieldError& e) {  // the library names the field; the user typed a flag
+      std::cerr << "rla " << name << ": error: " << rla::app::message_with_flags(e) << "\n";
+      return 1;
+    } catch (const rla::models::UnknownModelError& e) {
+      std::cerr << "rla " << name << ": error: " << e.what() << " (see `rla list`)\n";
+      return 1;
     } catch (const c10::Error& e) {
       std::cerr << "rla " << name << ": error: " << e.what_without_backtrace() << "\n";
       return 1;

@@ -1,5 +1,7 @@
 #include "options.h"
 
+#include <filesystem>
+
 #include "rla/inference/quantized.h"
 
 namespace rla::app {
@@ -47,7 +49,10 @@ void Int8Flags::check() const {
 }
 
 std::string Int8Flags::path(const std::string& run) const {
-  return file.empty() ? inference::default_int8_path(run) : file;
+  const auto p = file.empty() ? inference::default_int8_path(run) : file;
+  if (!std::filesystem::is_regular_file(p))
+    throw std::invalid_argument(p + ": no int8 model there (write one with `rla quantize`)");
+  return p;
 }
 
 }  // namespace rla::app

@@ -31,6 +31,7 @@ struct Int8Flags {
   /// Throws std::invalid_argument for --int8-file without --int8.
   void check() const;
   /// The int8 model for run folder / checkpoint `run`: --int8-file, else <run>/model.int8.pt.
+  /// Throws std::invalid_argument, pointing to `rla quantize`, when there is no such file.
   std::string path(const std::string& run) const;
 };
 void add_int8_options(CLI::App* cmd, Int8Flags& flags);

@@ -1,21 +1,31 @@
 #include "rla/data/sources.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <tuple>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "rla/data/augment.h"
 #include "rla/data/cifar.h"
 #include "rla/data/idx.h"
 #include "rla/data/image_folder.h"
 #include "rla/data/synthetic.h"
+#include "rla/util/json_fields.h"
 
 namespace rla::data {
 namespace {
 
 namespace fs = std::filesystem;
+using util::FieldError;
+
+constexpr util::EnumNames<AutoAugment, 3> kAutoAugmentNames{
+    "auto_augment",
+    {{{AutoAugment::kNone, "none"},
+      {AutoAugment::kTrivialAugment, "trivialaugment"},
+      {AutoAugment::kRandAugment, "randaugment"}}}};
 
 const std::vector<std::string> kFashionNames = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                                                 "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
@@ -51,31 +61,55 @@ DataBundle open_idx(const DataConfig& c, const std::string& title, const Normali
 
 }  // namespace
 
+AutoAugment parse_auto_augment(const std::string& name) {
+  return kAutoAugmentNames.parse(name);
+}
+
+std::string to_string(AutoAugment a) {
+  return kAutoAugmentNames.name(a);
+}
+
+std::vector<std::string> auto_augment_names() {
+  return kAutoAugmentNames.all();
+}
+
+void to_json(nlohmann::json& j, AutoAugment a) {
+  j = to_string(a);
+}
+
+void from_json(const nlohmann::json& j, AutoAugment& a) {
+  a = parse_auto_augment(j.get<std::string>());
+}
+
 std::vector<std::string> dataset_names() {
   return {"fashion-mnist", "mnist", "cifar10", "cifar100", "folder", "synthetic"};
 }
 
-void validate_augmentation(const DataConfig& c) {
-  if (c.auto_augment != "none" && c.auto_augment != "trivialaugment" && c.auto_augment != "randaugment")
-    throw std::invalid_argument(fmt::format(
-        "--auto-augment: unknown '{}' (expected none, trivialaugment or randaugment)", c.auto_augment));
-  const bool extra = c.auto_augment != "none" || c.random_erasing > 0;
-  if (extra && !c.augment)
-    throw std::invalid_argument("--no-augment contradicts --auto-augment / --random-erasing");
-  if (c.auto_augment == "randaugment") {
+void validate_data(const DataConfig& c) {
+  const auto names = dataset_names();
+  if (std::find(names.begin(), names.end(), c.dataset) == names.end())
+    throw FieldError("dataset", fmt::format("unknown dataset '{}' (expected one of: {})", c.dataset,
+                                            fmt::join(names, ", ")));
+  if ((c.auto_augment != AutoAugment::kNone || c.random_erasing > 0) && !c.augment)
+    throw FieldError({"augment", "auto_augment", "random_erasing"},
+                     "augment = false contradicts auto_augment / random_erasing");
+  if (c.auto_augment == AutoAugment::kRandAugment) {
     if (c.randaugment_ops < 1)
-      throw std::invalid_argument(fmt::format("--randaugment-n must be >= 1, got {}", c.randaugment_ops));
+      throw FieldError("randaugment_ops",
+                       fmt::format("randaugment_ops must be >= 1, got {}", c.randaugment_ops));
     if (c.randaugment_magnitude < 0 || c.randaugment_magnitude > 30)
-      throw std::invalid_argument(fmt::format(
-          "--randaugment-m must be a magnitude bin in [0, 30] (31 bins), got {}", c.randaugment_magnitude));
+      throw FieldError(
+          "randaugment_magnitude",
+          fmt::format("randaugment_magnitude must be a magnitude bin in [0, 30] (31 bins), got {}",
+                      c.randaugment_magnitude));
   }
   if (!(c.random_erasing >= 0 && c.random_erasing <= 1))
-    throw std::invalid_argument(
-        fmt::format("--random-erasing must be a probability in [0, 1], got {}", c.random_erasing));
+    throw FieldError("random_erasing",
+                     fmt::format("random_erasing must be a probability in [0, 1], got {}", c.random_erasing));
 }
 
 DataBundle open_data(const DataConfig& config) {
-  validate_augmentation(config);
+  validate_data(config);
   DataConfig c = config;
   DataBundle b;
   if (c.dataset == "fashion-mnist") {
@@ -86,8 +120,8 @@ DataBundle open_data(const DataConfig& config) {
     b = open_idx(c, "MNIST", {{0.1307}, {0.3081}}, {});
   } else if (c.dataset == "cifar10" || c.dataset == "cifar100") {
     if (c.root.empty())
-      throw std::invalid_argument("--data-root is required for " + c.dataset +
-                                  " (the folder with its .bin files)");
+      throw FieldError("data_root",
+                       "data_root is required for " + c.dataset + " (the folder with its .bin files)");
     const bool ten = c.dataset == "cifar10";
     b.train = ten ? load_cifar10(c.root, true) : load_cifar100(c.root, true);
     b.test = ten ? load_cifar10(c.root, false) : load_cifar100(c.root, false);
@@ -97,7 +131,7 @@ DataBundle open_data(const DataConfig& config) {
     if (c.augment) b.train_transforms = {random_crop(32, 4), horizontal_flip()};
   } else if (c.dataset == "folder") {
     if (c.root.empty())
-      throw std::invalid_argument("--data-root is required for folder (root/{train,val}/<class>/)");
+      throw FieldError("data_root", "data_root is required for folder (root/{train,val}/<class>/)");
     b.train = load_image_folder(c.root, true);
     b.test = load_image_folder(c.root, false);
     b.input_shape = {3, c.image_size, c.image_size};
@@ -118,12 +152,9 @@ DataBundle open_data(const DataConfig& config) {
     b.input_shape = {1, 28, 28};
     b.normalization = {{0.5}, {0.25}};
     if (c.augment) b.train_transforms = {random_crop(28, 2)};
-  } else {
-    throw std::invalid_argument(fmt::format("unknown dataset '{}' (expected one of: {})", c.dataset,
-                                            fmt::join(dataset_names(), ", ")));
   }
-  if (c.auto_augment == "trivialaugment") b.train_transforms.push_back(trivial_augment_wide());
-  if (c.auto_augment == "randaugment")
+  if (c.auto_augment == AutoAugment::kTrivialAugment) b.train_transforms.push_back(trivial_augment_wide());
+  if (c.auto_augment == AutoAugment::kRandAugment)
     b.train_transforms.push_back(rand_augment(c.randaugment_ops, c.randaugment_magnitude));
   b.train_transforms.push_back(normalize(b.normalization));
   if (c.random_erasing > 0) b.train_transforms.push_back(random_erasing(c.random_erasing));

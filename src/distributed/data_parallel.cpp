@@ -8,6 +8,8 @@
 
 #include <fmt/format.h>
 
+#include "rla/util/field_error.h"
+
 namespace rla::distributed {
 namespace {
 
@@ -176,7 +178,8 @@ std::vector<torch::Tensor> trained_parameters(models::NetworkImpl& net, torch::n
 
 engine::TrainHooks make_data_parallel_hooks(ProcessGroup& pg, engine::TrainHooks base,
                                             DataParallelOptions options) {
-  TORCH_CHECK(options.bucket_mb > 0, "--bucket-mb must be positive, got ", options.bucket_mb);
+  if (!(options.bucket_mb > 0))
+    throw util::FieldError("bucket_mb", fmt::format("bucket_mb must be positive, got {}", options.bucket_mb));
   auto sync = std::make_shared<Sync>();
   sync->pg = &pg;
   sync->opt = options;

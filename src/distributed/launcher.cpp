@@ -13,6 +13,8 @@
 
 #include <fmt/format.h>
 
+#include "rla/util/field_error.h"
+
 extern char** environ;
 
 namespace rla::distributed {
@@ -51,14 +53,14 @@ int exit_code(int status) {
 }
 
 void validate_launch(const LaunchConfig& c) {
-  if (c.nproc < 1) throw std::invalid_argument(fmt::format("--nproc must be at least 1, got {}", c.nproc));
-  if (c.nnodes < 1) throw std::invalid_argument(fmt::format("--nnodes must be at least 1, got {}", c.nnodes));
+  using util::FieldError;
+  if (c.nproc < 1) throw FieldError("nproc", fmt::format("nproc must be at least 1, got {}", c.nproc));
+  if (c.nnodes < 1) throw FieldError("nnodes", fmt::format("nnodes must be at least 1, got {}", c.nnodes));
   if (c.node_rank < 0 || c.node_rank >= c.nnodes)
-    throw std::invalid_argument(fmt::format("--node-rank {} is outside 0..{}", c.node_rank, c.nnodes - 1));
+    throw FieldError("node_rank", fmt::format("node_rank {} is outside 0..{}", c.node_rank, c.nnodes - 1));
   if (c.master_port < 1 || c.master_port > 65535)
-    throw std::invalid_argument(fmt::format("--master-port {} is not a port", c.master_port));
-  if (c.args.empty())
-    throw std::invalid_argument("nothing to launch: give the command after --, e.g. -- train");
+    throw FieldError("master_port", fmt::format("master_port {} is not a port", c.master_port));
+  if (c.args.empty()) throw std::invalid_argument("nothing to launch: no arguments for the processes");
 }
 
 }  // namespace
@@ -68,8 +70,9 @@ int launch(const LaunchConfig& c) {
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const int threads = c.threads > 0 ? c.threads : std::max(1, cores / c.nproc);
   std::vector<std::string> argv = {c.executable};
-  if (std::find(c.args.begin(), c.args.end(), "--threads") == c.args.end()) {
-    argv.push_back("--threads");  // a root option of rla: before the subcommand
+  if (!c.threads_option.empty() &&
+      std::find(c.args.begin(), c.args.end(), c.threads_option) == c.args.end()) {
+    argv.push_back(c.threads_option);  // before the arguments (rla: a root option, before the subcommand)
     argv.push_back(std::to_string(threads));
   }
   argv.insert(argv.end(), c.args.begin(), c.args.end());

@@ -9,6 +9,8 @@
 
 #include <fmt/format.h>
 
+#include "rla/util/field_error.h"
+
 namespace rla::distributed {
 namespace {
 
@@ -52,7 +54,7 @@ DistConfig config_from_env(double timeout_s) {
     throw std::invalid_argument(
         fmt::format("RANK={} but WORLD_SIZE={}: ranks are 0..WORLD_SIZE-1", c.rank, c.world_size));
   if (!(timeout_s > 0))
-    throw std::invalid_argument(fmt::format("--dist-timeout must be positive, got {}", timeout_s));
+    throw util::FieldError("timeout_s", fmt::format("timeout_s must be positive, got {}", timeout_s));
   return c;
 }
 

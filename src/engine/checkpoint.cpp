@@ -106,7 +106,7 @@ void load_checkpoint_average(const std::string& path, torch::nn::Module& model) 
   c10::IValue v;
   if (!(archive.try_read("state/has_average", v) && v.toBool()))
     throw std::runtime_error(
-        fmt::format("{}: holds no weight average (the run was trained without --ema-decay)", path));
+        fmt::format("{}: holds no weight average (the run was trained with ema_decay 0)", path));
   auto copies = read_module(archive, kAveragePrefix, model, path);
   torch::NoGradGuard no_grad;
   for (auto& [destination, stored] : copies) destination.copy_(stored);
@@ -148,7 +148,7 @@ TrainState load_checkpoint(const std::string& path, torch::nn::Module& model,
   if (average) {
     c10::IValue has;
     if (!(archive.try_read("state/has_average", has) && has.toBool()))
-      throw std::runtime_error(fmt::format("{}: holds no weight average to resume (--ema-decay)", path));
+      throw std::runtime_error(fmt::format("{}: holds no weight average to resume (ema_decay)", path));
     auto more = read_module(archive, kAveragePrefix, *average, path);
     copies.insert(copies.end(), more.begin(), more.end());
   }

@@ -3,9 +3,16 @@
 #include <unordered_set>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "rla/util/json_fields.h"
 
 namespace rla::engine {
 namespace {
+
+constexpr util::EnumNames<OptimizerKind, 3> kOptimizerNames{
+    "optimizer",
+    {{{OptimizerKind::kSgd, "sgd"}, {OptimizerKind::kAdamW, "adamw"}, {OptimizerKind::kRmsprop, "rmsprop"}}}};
 
 bool is_norm_layer(const torch::nn::Module& m) {
   return m.as<models::BatchNorm2dImpl>() != nullptr || m.as<torch::nn::BatchNorm2dImpl>() != nullptr ||
@@ -18,16 +25,24 @@ double no_decay_value(const OptimizerConfig& c) {
 }
 
 // The options of one group (the optimiser's kind) with weight decay `wd`.
-std::unique_ptr<torch::optim::OptimizerOptions> group_options(const OptimizerConfig& c, double wd) {
-  if (c.kind == "adamw")
-    return std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(c.lr)
-                                                            .betas(std::make_tuple(c.beta1, c.beta2))
-                                                            .eps(c.eps)
-                                                            .weight_decay(wd));
-  if (c.kind == "rmsprop")
-    return std::make_unique<torch::optim::RMSpropOptions>(
-        torch::optim::RMSpropOptions(c.lr).alpha(c.alpha).eps(c.eps).weight_decay(wd).momentum(c.momentum));
-  return std::make_unique<torch::optim::SGDOptions>(torch::optim::SGDOptions(c.lr)
+std::unique_ptr<torch::optim::OptimizerOptions> group_options(const OptimizerConfig& c, double lr,
+                                                              double wd) {
+  switch (c.kind) {
+    case OptimizerKind::kAdamW:
+      return std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(lr)
+                                                              .betas(std::make_tuple(c.betas[0], c.betas[1]))
+                                                              .eps(c.eps)
+                                                              .weight_decay(wd));
+    case OptimizerKind::kRmsprop:
+      return std::make_unique<torch::optim::RMSpropOptions>(torch::optim::RMSpropOptions(lr)
+                                                                .alpha(c.rmsprop_alpha)
+                                                                .eps(c.eps)
+                                                                .weight_decay(wd)
+                                                                .momentum(c.momentum));
+    case OptimizerKind::kSgd:
+      break;
+  }
+  return std::make_unique<torch::optim::SGDOptions>(torch::optim::SGDOptions(lr)
                                                         .momentum(c.momentum)
                                                         .nesterov(c.nesterov && c.momentum > 0)
                                                         .weight_decay(wd));
@@ -35,34 +50,51 @@ std::unique_ptr<torch::optim::OptimizerOptions> group_options(const OptimizerCon
 
 template <typename Optimizer, typename Options>
 std::unique_ptr<torch::optim::Optimizer> build(std::vector<torch::optim::OptimizerParamGroup> groups,
-                                               const OptimizerConfig& c) {
-  auto defaults = group_options(c, c.weight_decay);
+                                               const OptimizerConfig& c, double lr) {
+  auto defaults = group_options(c, lr, c.weight_decay);
   return std::make_unique<Optimizer>(std::move(groups), static_cast<Options&>(*defaults));
 }
 
 }  // namespace
 
+OptimizerKind parse_optimizer_kind(const std::string& name) {
+  return kOptimizerNames.parse(name);
+}
+
+std::string to_string(OptimizerKind kind) {
+  return kOptimizerNames.name(kind);
+}
+
 std::vector<std::string> optimizer_names() {
-  return {"sgd", "adamw", "rmsprop"};
+  return kOptimizerNames.all();
+}
+
+void to_json(nlohmann::json& j, OptimizerKind kind) {
+  j = to_string(kind);
+}
+
+void from_json(const nlohmann::json& j, OptimizerKind& kind) {
+  kind = parse_optimizer_kind(j.get<std::string>());
 }
 
 void validate_optimizer(const OptimizerConfig& c) {
-  const auto names = optimizer_names();
-  if (std::find(names.begin(), names.end(), c.kind) == names.end())
-    throw std::invalid_argument(
-        fmt::format("--optimizer: unknown '{}' (expected one of: {})", c.kind, fmt::join(names, ", ")));
-  if (!(c.lr > 0)) throw std::invalid_argument(fmt::format("--lr must be positive, got {}", c.lr));
+  using util::FieldError;
   if (!(c.momentum >= 0 && c.momentum < 1))
-    throw std::invalid_argument(fmt::format("--momentum must be in [0, 1), got {}", c.momentum));
+    throw FieldError("momentum", fmt::format("momentum must be in [0, 1), got {}", c.momentum));
   if (!(c.weight_decay >= 0))
-    throw std::invalid_argument(fmt::format("--wd must be >= 0, got {}", c.weight_decay));
+    throw FieldError("weight_decay", fmt::format("weight_decay must be >= 0, got {}", c.weight_decay));
   if (c.norm_weight_decay < 0 && c.norm_weight_decay != -1.0)
-    throw std::invalid_argument(fmt::format("--norm-weight-decay must be >= 0, got {}", c.norm_weight_decay));
-  if (!(c.beta1 >= 0 && c.beta1 < 1 && c.beta2 >= 0 && c.beta2 < 1))
-    throw std::invalid_argument(fmt::format("--betas must be in [0, 1), got {},{}", c.beta1, c.beta2));
-  if (!(c.alpha > 0 && c.alpha < 1))
-    throw std::invalid_argument(fmt::format("--rmsprop-alpha must be in (0, 1), got {}", c.alpha));
-  if (!(c.eps > 0)) throw std::invalid_argument(fmt::format("--opt-eps must be positive, got {}", c.eps));
+    throw FieldError("norm_weight_decay",
+                     fmt::format("norm_weight_decay must be >= 0, got {}", c.norm_weight_decay));
+  const auto [b1, b2] = c.betas;
+  if (!(b1 >= 0 && b1 < 1 && b2 >= 0 && b2 < 1))
+    throw FieldError("betas", fmt::format("betas must be in [0, 1), got {},{}", b1, b2));
+  if (!(c.rmsprop_alpha > 0 && c.rmsprop_alpha < 1))
+    throw FieldError("rmsprop_alpha",
+                     fmt::format("rmsprop_alpha must be in (0, 1), got {}", c.rmsprop_alpha));
+  if (!(c.eps > 0)) throw FieldError("opt_eps", fmt::format("opt_eps must be positive, got {}", c.eps));
+  if (!(c.grad_clip >= 0))
+    throw FieldError("grad_clip", fmt::format("grad_clip must be >= 0, got {}", c.grad_clip));
 }
 
 ParameterGroups split_for_weight_decay(const torch::nn::Module& module) {
@@ -96,20 +128,26 @@ void append_groups(ParameterGroups& groups, const ParameterGroups& more) {
   }
 }
 
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerConfig& c, const ParameterGroups& g) {
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerConfig& c, const ParameterGroups& g,
+                                                        double lr) {
   validate_optimizer(c);
   std::vector<torch::optim::OptimizerParamGroup> groups;
   const double nd = no_decay_value(c);
   if (nd == c.weight_decay) {
-    groups.emplace_back(g.all, group_options(c, c.weight_decay));
+    groups.emplace_back(g.all, group_options(c, lr, c.weight_decay));
   } else {
-    if (!g.decay.empty()) groups.emplace_back(g.decay, group_options(c, c.weight_decay));
-    if (!g.no_decay.empty()) groups.emplace_back(g.no_decay, group_options(c, nd));
+    if (!g.decay.empty()) groups.emplace_back(g.decay, group_options(c, lr, c.weight_decay));
+    if (!g.no_decay.empty()) groups.emplace_back(g.no_decay, group_options(c, lr, nd));
   }
-  if (c.kind == "adamw") return build<torch::optim::AdamW, torch::optim::AdamWOptions>(std::move(groups), c);
-  if (c.kind == "rmsprop")
-    return build<torch::optim::RMSprop, torch::optim::RMSpropOptions>(std::move(groups), c);
-  return build<torch::optim::SGD, torch::optim::SGDOptions>(std::move(groups), c);
+  switch (c.kind) {
+    case OptimizerKind::kAdamW:
+      return build<torch::optim::AdamW, torch::optim::AdamWOptions>(std::move(groups), c, lr);
+    case OptimizerKind::kRmsprop:
+      return build<torch::optim::RMSprop, torch::optim::RMSpropOptions>(std::move(groups), c, lr);
+    case OptimizerKind::kSgd:
+      break;
+  }
+  return build<torch::optim::SGD, torch::optim::SGDOptions>(std::move(groups), c, lr);
 }
 
 void set_learning_rate(torch::optim::Optimizer& optimizer, double lr) {
@@ -120,7 +158,7 @@ WeightAverage::WeightAverage(const models::NetworkImpl& net, double decay, int64
     : average_(net.copy()), decay_(decay), every_(every) {
   if (!(decay >= 0 && decay < 1))
     throw std::invalid_argument(fmt::format("weight average: the decay must be in [0, 1), got {}", decay));
-  if (every < 1) throw std::invalid_argument(fmt::format("--ema-steps must be >= 1, got {}", every));
+  if (every < 1) throw util::FieldError("ema_steps", fmt::format("ema_steps must be >= 1, got {}", every));
   for (auto& p : average_->parameters()) p.set_requires_grad(false);
   average_->eval();
 }

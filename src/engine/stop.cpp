@@ -45,10 +45,6 @@ bool stop_requested() {
   return g_stop.load();
 }
 
-void clear_stop_request() {
-  g_stop = false;
-}
-
 void install_stop_signals(void (*on_stop)()) {
   g_on_stop = on_stop ? on_stop : &request_stop;
   g_stop_signal = 0;

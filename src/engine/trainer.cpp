@@ -7,7 +7,6 @@
 #include <thread>
 
 #include <fmt/format.h>
-#include <torch/cuda.h>
 
 #include "rla/data/augment.h"
 #include "rla/engine/checkpoint.h"
@@ -17,6 +16,7 @@
 #include "rla/io/state_dict.h"
 #include "rla/models/exit_heads.h"
 #include "rla/plot/plot.h"
+#include "rla/util/field_error.h"
 #include "rla/util/file.h"
 #include "rla/util/threads.h"
 
@@ -51,29 +51,30 @@ struct Run {
   models::ExitHeads heads{nullptr};
   std::vector<torch::Tensor> params;
   std::unique_ptr<torch::optim::Optimizer> optimizer;
-  std::unique_ptr<WeightAverage> average;  // EMA of the weights (TrainConfig::ema_decay)
+  std::unique_ptr<WeightAverage> average;  // EMA of the weights (TrainConfig::regularization.ema_decay)
   TrainState state;
   TrainResult result;
   int64_t steps = 0;
   torch::Device device = torch::kCPU;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
-  std::chrono::steady_clock::time_point probe_started;  // --time-budget: the timed steps' start
+  std::chrono::steady_clock::time_point probe_started;  // time budget: the timed steps' start
   std::optional<RunFolderLock> folder_lock;             // rank 0 writes the run folder
 
   Run(const TrainConfig& config, const TrainHooks& h) : c(config), hooks(h) {}
-  bool stop_now() const { return stop_requested() || (c.max_steps > 0 && steps >= c.max_steps); }
+  bool stop_now() const { return stop_requested() || (c.run.max_steps > 0 && steps >= c.run.max_steps); }
   torch::nn::Module* extra() { return heads ? heads.get() : nullptr; }
   torch::nn::Module* averaged() { return average ? &average->model() : nullptr; }
-  bool mixing() const { return c.mixup_alpha > 0 || c.cutmix_alpha > 0; }
+  bool mixing() const { return c.regularization.mixing(); }
   bool fitted() const { return state.fitted_epochs > 0; }
-  /// Epochs the run goes through: --epochs, or the fitted length rounded up (a partial last one).
+  /// Epochs the run goes through: the configured epochs, or the fitted length rounded up (a
+  /// partial last one).
   int64_t planned_epochs() const {
-    return fitted() ? static_cast<int64_t>(std::ceil(state.fitted_epochs - 1e-9)) : c.epochs;
+    return fitted() ? static_cast<int64_t>(std::ceil(state.fitted_epochs - 1e-9)) : c.run.epochs;
   }
   /// Optimiser steps of the whole schedule, for `nb` batches per epoch.
   int64_t planned_steps(size_t nb) const {
     const auto per_epoch = static_cast<double>(nb);
-    return fitted() ? std::llround(state.fitted_epochs * per_epoch) : c.epochs * static_cast<int64_t>(nb);
+    return fitted() ? std::llround(state.fitted_epochs * per_epoch) : c.run.epochs * static_cast<int64_t>(nb);
   }
   /// Batches of epoch `epoch` the schedule takes (fewer than `nb` in a fitted partial last one).
   int64_t batches_in_epoch(int64_t epoch, size_t nb) const {
@@ -86,54 +87,16 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-// Rejects contradictory options before any work starts and fills in the defaults.
-void check_config(TrainConfig& c) {
-  parse_device(c.device);
-  validate_schedule(c.schedule);
-  validate_optimizer(optimizer_config(c));
-  data::validate_augmentation(c.data);
-  if (!(c.grad_clip >= 0))
-    throw std::invalid_argument(fmt::format("--clip-grad-norm must be >= 0, got {}", c.grad_clip));
-  if (!(c.label_smoothing >= 0 && c.label_smoothing < 1))
-    throw std::invalid_argument(
-        fmt::format("--label-smoothing must be in [0, 1), got {}", c.label_smoothing));
-  if (c.ema_decay != 0) {
-    if (!(c.ema_decay > 0 && c.ema_decay < 1))
-      throw std::invalid_argument(fmt::format("--ema-decay must be in (0, 1) (0: off), got {}", c.ema_decay));
-    if (c.ema_steps < 1)
-      throw std::invalid_argument(fmt::format("--ema-steps must be >= 1, got {}", c.ema_steps));
-  }
-  if (!(c.mixup_alpha >= 0 && c.cutmix_alpha >= 0))
-    throw std::invalid_argument(fmt::format("--mixup / --cutmix alphas must be >= 0 (0: off), got {} / {}",
-                                            c.mixup_alpha, c.cutmix_alpha));
-  if (c.mixup_alpha > 0 || c.cutmix_alpha > 0) {
-    if (!(c.mix_prob > 0 && c.mix_prob <= 1))
-      throw std::invalid_argument(fmt::format("--mix-prob must be in (0, 1], got {}", c.mix_prob));
-    if (!(c.mix_switch_prob >= 0 && c.mix_switch_prob <= 1))
-      throw std::invalid_argument(
-          fmt::format("--mix-switch-prob must be in [0, 1], got {}", c.mix_switch_prob));
-    if (!c.exits.empty())
-      throw std::invalid_argument(
-          "--mixup / --cutmix cannot train exit heads (--exits): their losses use hard labels");
-    if (!c.data.augment) throw std::invalid_argument("--no-augment contradicts --mixup / --cutmix");
-  }
-  TORCH_CHECK(c.epochs > 0, "--epochs must be positive, got ", c.epochs);
-  if (!(c.time_budget_minutes >= 0 && std::isfinite(c.time_budget_minutes)))
-    throw std::invalid_argument(fmt::format(
-        "--time-budget must be a positive number of minutes (0: none), got {}", c.time_budget_minutes));
-  TORCH_CHECK(c.batch_size > 0, "--batch-size must be positive, got ", c.batch_size);
-  if (c.freeze_backbone && (c.exits.empty() || c.init_checkpoint.empty()))
-    throw std::invalid_argument(
-        "--freeze-backbone trains exit heads post hoc: it needs --exits and --init-from");
-  if (!c.exits.empty()) {
-    models::parse_exit_placement(c.exits);
-    if (c.exit_input.empty()) c.exit_input = "both";
-    models::parse_exit_input(c.exit_input);
-    if (!c.freeze_backbone && !(c.exit_weight >= 0))
-      throw std::invalid_argument(fmt::format("--exit-weight must be >= 0, got {}", c.exit_weight));
-  }
-  c.schedule.epochs = c.epochs;
-  if (c.out_dir.empty()) c.out_dir = fmt::format("runs/{}-{}", c.model, c.data.dataset);
+// Rejects contradictory options before any work starts and fills in what follows from the others.
+void prepare_config(TrainConfig& c, int world_size) {
+  validate_train_config(c);
+  if (c.run.time_budget_minutes > 0 && world_size > 1)
+    throw util::FieldError(
+        "time_budget_minutes",
+        "time_budget_minutes works on one process only (each rank would fit its own schedule)");
+  c.schedule.epochs = static_cast<double>(c.run.epochs);
+  c.data.seed = c.run.seed;
+  if (c.run.out_dir.empty()) c.run.out_dir = fmt::format("runs/{}-{}", c.model, c.data.dataset);
 }
 
 // Rank 0 locks the run folder and checks what it holds (engine/run_folder.h) before anything is
@@ -142,9 +105,9 @@ void claim_folder(Run& r) {
   std::exception_ptr failed;
   try {
     if (r.lead) {
-      r.folder_lock.emplace(claim_run_folder(r.c.out_dir, r.c.resume, r.c.overwrite));
+      r.folder_lock.emplace(claim_run_folder(r.c.run.out_dir, r.c.run.resume, r.c.run.overwrite));
     } else {
-      fs::create_directories(r.c.out_dir);
+      fs::create_directories(r.c.run.out_dir);
     }
   } catch (...) {
     failed = std::current_exception();
@@ -154,36 +117,38 @@ void claim_folder(Run& r) {
   if (!all_ok)
     throw std::runtime_error(
         fmt::format("rank {}: another rank could not start the run in {} (its output says why)", r.hooks.rank,
-                    r.c.out_dir));
+                    r.c.run.out_dir));
 }
 
-// Data, model (its configuration resolved and recorded), exit heads, optimiser.
+// Data, model (its configuration resolved once and recorded), exit heads, optimiser.
 void build(Run& r) {
   auto& c = r.c;
-  c.data.seed = c.seed;
   r.data = data::open_data(c.data);
   r.held_out = r.data.val ? r.data.val : r.data.test;
   r.held_out_name = r.data.val ? "validation" : "test";
-  torch::manual_seed(c.seed);
+  torch::manual_seed(c.run.seed);
   c.model_config.num_classes = r.data.train->num_classes();
   c.model_config.in_channels = r.data.input_shape[0];
-  c.model_config = models::resolve_config(models::find_model(c.model), c.model_config);
+  const auto& entry = models::find_model(c.model);
+  c.model_config = models::resolve_config(entry, c.model_config);
   c.input_shape = r.data.input_shape;
   c.input_mean = r.data.normalization.mean;
   c.input_std = r.data.normalization.std;
   c.class_names = r.data.train->class_names();
-  r.net = build_model(c);
-  if (!c.init_checkpoint.empty()) load_checkpoint(c.init_checkpoint, *r.net, nullptr);
-  if (!c.exits.empty()) {
-    r.heads = models::ExitHeads(*r.net, r.data.train->num_classes(), models::parse_exit_placement(c.exits),
-                                models::parse_exit_input(c.exit_input), c.exit_projection);
-    if (c.channels_last) models::to_channels_last(*r.heads);
+  auto resolved = c.model_config;
+  resolved.channels_last = c.run.channels_last;
+  r.net = entry.build(resolved);
+  if (!c.run.init_checkpoint.empty()) load_checkpoint(c.run.init_checkpoint, *r.net, nullptr);
+  if (c.exits.enabled()) {
+    r.heads = models::ExitHeads(*r.net, r.data.train->num_classes(), *c.exits.placement, c.exits.input,
+                                c.exits.projection);
+    if (c.run.channels_last) models::to_channels_last(*r.heads);
   }
-  r.device = parse_device(c.device);
+  r.device = parse_device(c.run.device);
   r.net->to(r.device);
   if (r.heads) r.heads->to(r.device);
   ParameterGroups groups;
-  if (c.freeze_backbone) {
+  if (c.exits.freeze_backbone) {
     for (auto& p : r.net->parameters()) p.set_requires_grad(false);
   } else {
     groups = split_for_weight_decay(*r.net);
@@ -191,42 +156,43 @@ void build(Run& r) {
   if (r.heads) append_groups(groups, split_for_weight_decay(*r.heads));
   r.params = groups.all;
   TORCH_CHECK(!r.params.empty(), "nothing to train: the model is frozen and there are no exit heads");
-  r.optimizer = make_optimizer(optimizer_config(c), groups);
-  if (c.ema_decay > 0)
-    r.average = std::make_unique<WeightAverage>(*r.net, ema_update_decay(c, r.hooks.world_size), c.ema_steps);
+  r.optimizer = make_optimizer(c.optimizer, groups, c.schedule.base_lr);
+  if (c.regularization.ema_decay > 0)
+    r.average = std::make_unique<WeightAverage>(*r.net, ema_update_decay(c, r.hooks.world_size),
+                                                c.regularization.ema_steps);
 }
 
 // Resumes from last.ckpt and metrics.jsonl, or starts the run folder afresh.
 void restore_or_start(Run& r, const std::string& config_json) {
   const auto& c = r.c;
-  r.result.run_dir = c.out_dir;
+  r.result.run_dir = c.run.out_dir;
   r.state.config_json = config_json;
-  const auto metrics_file = metrics_path(c.out_dir);
-  if (c.resume && fs::exists(last_checkpoint_path(c.out_dir))) {
-    r.state =
-        load_checkpoint(last_checkpoint_path(c.out_dir), *r.net, r.optimizer.get(), r.extra(), r.averaged());
+  const auto metrics_file = metrics_path(c.run.out_dir);
+  if (c.run.resume && fs::exists(last_checkpoint_path(c.run.out_dir))) {
+    r.state = load_checkpoint(last_checkpoint_path(c.run.out_dir), *r.net, r.optimizer.get(), r.extra(),
+                              r.averaged());
     r.state.config_json = config_json;
     if (r.fitted()) r.c.schedule.epochs = r.state.fitted_epochs;
     // Drop lines of epochs after the checkpoint (a crash between the two writes).
-    for (const auto& m : read_metrics(c.out_dir))
+    for (const auto& m : read_metrics(c.run.out_dir))
       if (m.epoch <= r.state.epochs_done) r.result.history.push_back(m);
     std::string kept;
     for (const auto& m : r.result.history) kept += to_json(m).dump() + "\n";
     if (r.lead) util::write_file_atomic(metrics_file, kept);
-    if (!c.quiet)
-      fmt::print(stderr, "resuming {} after epoch {}{}\n", c.out_dir, r.state.epochs_done,
+    if (!c.run.quiet)
+      fmt::print(stderr, "resuming {} after epoch {}{}\n", c.run.out_dir, r.state.epochs_done,
                  r.state.next_batch ? fmt::format(" + {} batches", r.state.next_batch) : "");
   } else if (r.lead) {
-    if (c.overwrite) remove_run_files(c.out_dir);  // the old run's, now that this one is built
+    if (c.run.overwrite) remove_run_files(c.run.out_dir);  // the old run's, now that this one is built
     util::write_file_atomic(metrics_file, "");
-    fs::remove(result_path(c.out_dir));
+    fs::remove(result_path(c.run.out_dir));
   }
 }
 
 // The model in training mode, except what the configuration keeps fixed.
 void set_train_mode(Run& r) {
-  r.net->train(!r.c.freeze_backbone);
-  if (r.c.freeze_bn) {
+  r.net->train(!r.c.exits.freeze_backbone);
+  if (r.c.run.freeze_bn) {
     for (auto& m : r.net->modules())
       if (auto* bn = m->as<models::BatchNorm2dImpl>()) bn->eval();
   }
@@ -238,34 +204,35 @@ std::pair<torch::Tensor, torch::Tensor> forward_loss(Run& r, const data::Batch& 
   if (r.mixing()) {
     // One generator per (seed, epoch, batch, rank): a resumed run mixes its batches as an
     // uninterrupted one does.
-    data::Rng rng(r.c.seed * 0x9E3779B97F4A7C15ULL ^ (static_cast<uint64_t>(epoch) << 40) ^
+    data::Rng rng(r.c.run.seed * 0x9E3779B97F4A7C15ULL ^ (static_cast<uint64_t>(epoch) << 40) ^
                   (static_cast<uint64_t>(b) << 8) ^ static_cast<uint64_t>(r.hooks.rank));
     const auto mixed = data::mix_batch(batch.images, batch.labels,
                                        data::BatchMixOptions()
                                            .num_classes(r.data.train->num_classes())
-                                           .mixup_alpha(r.c.mixup_alpha)
-                                           .cutmix_alpha(r.c.cutmix_alpha)
-                                           .prob(r.c.mix_prob)
-                                           .switch_prob(r.c.mix_switch_prob),
+                                           .mixup_alpha(r.c.regularization.mixup_alpha)
+                                           .cutmix_alpha(r.c.regularization.cutmix_alpha)
+                                           .prob(r.c.regularization.mix_prob)
+                                           .switch_prob(r.c.regularization.mix_switch_prob),
                                        rng);
     auto logits = r.net->forward(mixed.images);
-    return {logits, data::soft_target_cross_entropy(logits, mixed.targets, r.c.label_smoothing)};
+    return {logits,
+            data::soft_target_cross_entropy(logits, mixed.targets, r.c.regularization.label_smoothing)};
   }
   if (r.heads)
     return models::exit_loss(*r.net, *r.heads, batch.images, batch.labels,
-                             r.c.freeze_backbone ? -1.0 : r.c.exit_weight);
+                             r.c.exits.freeze_backbone ? -1.0 : r.c.exits.weight);
   auto logits = r.net->forward(batch.images);
   auto loss = torch::nn::functional::cross_entropy(
       logits, batch.labels,
-      torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(r.c.label_smoothing));
+      torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(r.c.regularization.label_smoothing));
   return {logits, loss};
 }
 
-// --time-budget: steps 6-25 of the process are timed, one eval-mode forward of the batch at hand
+// A time budget: steps 6-25 of the process are timed, one eval-mode forward of the batch at hand
 // gives the held-out evaluation's cost per image, and the schedule becomes the longest one (in
-// whole steps, at most --epochs) whose remaining steps and evaluations fit in what is left of the
-// budget, less a 5 % margin. `done`: steps already taken in the whole run. Once fitted (also
-// after a resume, from the checkpoint) the length never changes.
+// whole steps, at most the configured epochs) whose remaining steps and evaluations fit in what is left of
+// the budget, less a 5 % margin. `done`: steps already taken in the whole run. Once fitted (also after a
+// resume, from the checkpoint) the length never changes.
 void fit_to_budget(Run& r, int64_t done, size_t nb, const torch::Tensor& images) {
   constexpr int64_t kSkip = 5, kTimed = 20;
   if (r.steps == kSkip) r.probe_started = std::chrono::steady_clock::now();
@@ -281,7 +248,7 @@ void fit_to_budget(Run& r, int64_t done, size_t nb, const torch::Tensor& images)
     eval_seconds = seconds_since(t) / static_cast<double>(images.size(0));
     set_train_mode(r);
   }
-  const double left = 0.95 * r.c.time_budget_minutes * 60.0 - seconds_since(r.started);
+  const double left = 0.95 * r.c.run.time_budget_minutes * 60.0 - seconds_since(r.started);
   const auto held_out = static_cast<double>(r.held_out->size());
   const double final_test = r.data.val ? static_cast<double>(r.data.test->size()) : 0.0;
   const auto per_epoch = static_cast<int64_t>(nb);
@@ -290,7 +257,7 @@ void fit_to_budget(Run& r, int64_t done, size_t nb, const torch::Tensor& images)
     return static_cast<double>(total - done) * step_seconds +
            (static_cast<double>(evals) * held_out + final_test) * eval_seconds;
   };
-  int64_t lo = done + 1, hi = r.c.epochs * per_epoch;  // the longest total with cost <= left
+  int64_t lo = done + 1, hi = r.c.run.epochs * per_epoch;  // the longest total with cost <= left
   while (lo < hi) {
     const int64_t mid = lo + (hi - lo + 1) / 2;
     if (cost(mid) <= left) {
@@ -301,12 +268,12 @@ void fit_to_budget(Run& r, int64_t done, size_t nb, const torch::Tensor& images)
   }
   r.state.fitted_epochs = static_cast<double>(lo) / static_cast<double>(per_epoch);
   r.c.schedule.epochs = r.state.fitted_epochs;
-  if (!r.c.quiet)
+  if (!r.c.run.quiet)
     fmt::print(stderr,
                "\ntime budget {:g} min: {:.1f} ms per step, {:.2f} ms per evaluated image -> schedule of "
-               "{:.2f} epochs ({} steps; --epochs {}){}\n",
-               r.c.time_budget_minutes, 1e3 * step_seconds, 1e3 * eval_seconds, r.state.fitted_epochs, lo,
-               r.c.epochs, cost(lo) > left ? " — the budget is too small even for that" : "");
+               "{:.2f} epochs ({} steps; at most {} epochs){}\n",
+               r.c.run.time_budget_minutes, 1e3 * step_seconds, 1e3 * eval_seconds, r.state.fitted_epochs, lo,
+               r.c.run.epochs, cost(lo) > left ? " — the budget is too small even for that" : "");
 }
 
 // One epoch of optimiser steps from the checkpointed position. Returns false when stopped (Ctrl-C
@@ -326,13 +293,13 @@ bool train_epoch(Run& r, int64_t epoch, data::DataLoader& loader, Classification
     if (!std::isfinite(loss_value)) {
       throw NonFiniteLoss(
           fmt::format("loss became {} at epoch {} batch {} (lr {:.4g}); stopping — the last good "
-                      "checkpoint {} is kept (try a lower --lr)",
-                      loss_value, epoch + 1, b + 1, lr, last_checkpoint_path(c.out_dir)));
+                      "checkpoint {} is kept (try a lower learning rate)",
+                      loss_value, epoch + 1, b + 1, lr, last_checkpoint_path(c.run.out_dir)));
     }
     r.optimizer->zero_grad();
     loss.backward();
     if (r.hooks.after_backward) r.hooks.after_backward(r.params);
-    if (c.grad_clip > 0) torch::nn::utils::clip_grad_norm_(r.params, c.grad_clip);
+    if (c.optimizer.grad_clip > 0) torch::nn::utils::clip_grad_norm_(r.params, c.optimizer.grad_clip);
     r.optimizer->step();
     if (r.average) {
       // torchvision resets the average to the weights while the learning rate warms up (here
@@ -349,7 +316,7 @@ bool train_epoch(Run& r, int64_t epoch, data::DataLoader& loader, Classification
     ++b;
     ++r.steps;
     const int64_t done = epoch * static_cast<int64_t>(nb) + static_cast<int64_t>(b);
-    if (c.time_budget_minutes > 0 && !r.fitted()) {
+    if (c.run.time_budget_minutes > 0 && !r.fitted()) {
       fit_to_budget(r, done, nb, batch.images);
       if (r.fitted()) {
         const auto last = r.batches_in_epoch(epoch, nb);
@@ -357,7 +324,7 @@ bool train_epoch(Run& r, int64_t epoch, data::DataLoader& loader, Classification
                           static_cast<size_t>(last - std::min<int64_t>(first, last)));
       }
     }
-    if (!c.quiet)
+    if (!c.run.quiet)
       progress.step(batch.labels.size(0),
                     fmt::format("loss {:.4f} top-1 {:.2f}% lr {:.4f}", meter.loss(), meter.top1(), lr));
     if (r.fitted() && done >= r.planned_steps(nb)) return true;  // the fitted schedule ends here
@@ -370,11 +337,11 @@ bool train_epoch(Run& r, int64_t epoch, data::DataLoader& loader, Classification
     r.state.partial_meter = total.to_tensor();
     r.state.epochs_done = epoch;
     if (r.lead)
-      save_checkpoint(last_checkpoint_path(c.out_dir), *r.net, r.optimizer.get(), r.state, r.extra(),
+      save_checkpoint(last_checkpoint_path(c.run.out_dir), *r.net, r.optimizer.get(), r.state, r.extra(),
                       r.averaged());
-    if (!c.quiet) {
+    if (!c.run.quiet) {
       progress.finish("stopped");
-      fmt::print(stderr, "stopped at epoch {} batch {}/{}; checkpoint saved, continue with --resume\n",
+      fmt::print(stderr, "stopped at epoch {} batch {}/{}; checkpoint saved, the run can be resumed\n",
                  epoch + 1, b, nb);
     }
     return false;
@@ -410,19 +377,19 @@ void finish_epoch(Run& r, int64_t epoch, ClassificationMeter& meter, double lr, 
   }
   r.result.history.push_back(m);
   if (r.lead) {
-    append_line(metrics_path(c.out_dir), to_json(m).dump());
+    append_line(metrics_path(c.run.out_dir), to_json(m).dump());
     if (plot::png_charts_available())
-      save_training_curves((fs::path(c.out_dir) / "training_curves.png").string(), r.result.history,
+      save_training_curves((fs::path(c.run.out_dir) / "training_curves.png").string(), r.result.history,
                            c.model + " on " + c.data.dataset, r.held_out_name);
   }
-  if (!c.quiet)
+  if (!c.run.quiet)
     fmt::print(
         stderr,
         "epoch {}/{}: train loss {:.4f} top-1 {:.2f}% | {} loss {:.4f} top-1 {:.2f}% top-5 {:.2f}% | {:.0f} "
         "img/s\n",
         m.epoch, r.planned_epochs(), m.train_loss, m.train_top1, r.held_out_name, m.val_loss, m.val_top1,
         m.val_top5, m.train_img_per_s);
-  if (!c.quiet && m.ema_val_top1)
+  if (!c.run.quiet && m.ema_val_top1)
     fmt::print(stderr, "  weight average (EMA): {} loss {:.4f} top-1 {:.2f}%\n", r.held_out_name,
                *m.ema_val_loss, *m.ema_val_top1);
   r.state.epochs_done = epoch + 1;
@@ -437,19 +404,19 @@ void finish_epoch(Run& r, int64_t epoch, ClassificationMeter& meter, double lr, 
     r.state.best_epoch = m.epoch;
   }
   if (!r.lead) return;
-  save_checkpoint(last_checkpoint_path(c.out_dir), *r.net, r.optimizer.get(), r.state, r.extra(),
+  save_checkpoint(last_checkpoint_path(c.run.out_dir), *r.net, r.optimizer.get(), r.state, r.extra(),
                   r.averaged());
   if (best) {
-    save_checkpoint(best_checkpoint_path(c.out_dir), *r.net, nullptr, r.state, r.extra(), r.averaged());
+    save_checkpoint(best_checkpoint_path(c.run.out_dir), *r.net, nullptr, r.state, r.extra(), r.averaged());
     // The same weights as a torch.save state_dict, for Python (torch.load(..., weights_only=True)),
     // and best_model.json saying which weights they are.
-    io::save_module((fs::path(c.out_dir) / "best_model.pt").string(),
+    io::save_module((fs::path(c.run.out_dir) / "best_model.pt").string(),
                     ema_better ? static_cast<const torch::nn::Module&>(r.average->model()) : *r.net);
     const nlohmann::json which = {{"weights", ema_better ? "ema" : "raw"},
                                   {"epoch", m.epoch},
                                   {"held_out", r.held_out_name},
                                   {"top1", top1}};
-    util::write_file_atomic((fs::path(c.out_dir) / "best_model.json").string(), which.dump(2) + "\n");
+    util::write_file_atomic((fs::path(c.run.out_dir) / "best_model.json").string(), which.dump(2) + "\n");
   }
 }
 
@@ -466,7 +433,7 @@ RunResult final_result(Run& r, const data::LoaderOptions& lo) {
   const auto& last = r.result.history.back();
   RunResult f;
   f.epochs = last.epoch;
-  if (r.fitted() && r.state.fitted_epochs < static_cast<double>(r.c.epochs))  // the budget cut it short
+  if (r.fitted() && r.state.fitted_epochs < static_cast<double>(r.c.run.epochs))  // the budget cut it short
     f.fitted_epochs = r.state.fitted_epochs;
   if (!r.data.val) {
     f.test_loss = last.val_loss, f.test_top1 = last.val_top1, f.test_top5 = last.val_top5;
@@ -478,7 +445,7 @@ RunResult final_result(Run& r, const data::LoaderOptions& lo) {
     auto test = evaluate(*r.net, test_loader, r.data.test->num_classes(), false, one_process);
     if (r.hooks.reduce_meter) r.hooks.reduce_meter(test);
     f.test_loss = test.loss(), f.test_top1 = test.top1(), f.test_top5 = test.top5();
-    if (one_process && r.lead) write_predictions(test_predictions_path(r.c.out_dir), test.predictions());
+    if (one_process && r.lead) write_predictions(test_predictions_path(r.c.run.out_dir), test.predictions());
   }
   if (r.average) {
     if (r.data.val)
@@ -490,78 +457,16 @@ RunResult final_result(Run& r, const data::LoaderOptions& lo) {
     if (r.hooks.reduce_meter) r.hooks.reduce_meter(test);
     f.ema_test_loss = test.loss(), f.ema_test_top1 = test.top1(), f.ema_test_top5 = test.top5();
   }
-  if (r.lead) util::write_file_atomic(result_path(r.c.out_dir), to_json(f).dump(2) + "\n");
+  if (r.lead) util::write_file_atomic(result_path(r.c.run.out_dir), to_json(f).dump(2) + "\n");
   return f;
 }
 
 }  // namespace
 
-torch::Device parse_device(const std::string& name) {
-  std::optional<torch::Device> d;
-  try {
-    d = torch::Device(name);
-  } catch (const c10::Error&) {
-    throw std::invalid_argument(fmt::format("--device: '{}' is not a device (cpu, cuda or cuda:N)", name));
-  }
-  if (d->is_cuda()) {
-    if (!torch::cuda::is_available())
-      throw std::invalid_argument(
-          fmt::format("--device {}: no CUDA device (this LibTorch build or machine has none)", name));
-    if (d->has_index() && d->index() >= static_cast<int>(torch::cuda::device_count()))
-      throw std::invalid_argument(
-          fmt::format("--device {}: only {} CUDA devices", name, torch::cuda::device_count()));
-  } else if (!d->is_cpu()) {
-    throw std::invalid_argument(fmt::format("--device: '{}' is not supported (cpu or cuda)", name));
-  }
-  return *d;
-}
-
-OptimizerConfig optimizer_config(const TrainConfig& c) {
-  OptimizerConfig o;
-  o.kind = c.optimizer;
-  o.lr = c.schedule.base_lr;
-  o.momentum = c.momentum;
-  o.nesterov = c.nesterov;
-  o.weight_decay = c.weight_decay;
-  o.norm_weight_decay = c.norm_weight_decay;
-  o.beta1 = c.beta1, o.beta2 = c.beta2;
-  o.alpha = c.rmsprop_alpha;
-  o.eps = c.opt_eps;
-  return o;
-}
-
 double ema_update_decay(const TrainConfig& c, int world_size) {
-  const double adjust = static_cast<double>(world_size) * static_cast<double>(c.batch_size) *
-                        static_cast<double>(c.ema_steps) / static_cast<double>(c.epochs);
-  return 1.0 - std::min(1.0, (1.0 - c.ema_decay) * adjust);
-}
-
-ClassificationMeter evaluate(models::NetworkImpl& net, data::DataLoader& loader, int64_t num_classes,
-                             bool show_progress, bool keep_predictions) {
-  net.eval();
-  const auto params = net.parameters();
-  const auto device = params.empty() ? torch::Device(torch::kCPU) : params.front().device();
-  return evaluate([&net, device](const torch::Tensor& x) { return net.forward(x.to(device)); }, loader,
-                  num_classes, show_progress, keep_predictions);
-}
-
-ClassificationMeter evaluate(const std::function<torch::Tensor(const torch::Tensor&)>& forward,
-                             data::DataLoader& loader, int64_t num_classes, bool show_progress,
-                             bool keep_predictions) {
-  ClassificationMeter meter(num_classes);
-  meter.keep_predictions(keep_predictions);
-  torch::NoGradGuard no_grad;
-  loader.start_epoch(0);
-  Progress progress("  eval", loader.batches_per_epoch());
-  while (auto batch = loader.next()) {
-    auto logits = forward(batch->images);
-    const double loss =
-        torch::nn::functional::cross_entropy(logits, batch->labels.to(logits.device())).item<double>();
-    meter.update(logits, batch->labels, loss);
-    if (show_progress) progress.step(batch->labels.size(0));
-  }
-  if (show_progress) progress.finish(fmt::format("top-1 {:.2f}%", meter.top1()));
-  return meter;
+  const double adjust = static_cast<double>(world_size) * static_cast<double>(c.run.batch_size) *
+                        static_cast<double>(c.regularization.ema_steps) / static_cast<double>(c.run.epochs);
+  return 1.0 - std::min(1.0, (1.0 - c.regularization.ema_decay) * adjust);
 }
 
 void save_training_curves(const std::string& path, const std::vector<EpochMetrics>& history,
@@ -583,21 +488,19 @@ void save_training_curves(const std::string& path, const std::vector<EpochMetric
 TrainResult train(const TrainConfig& config, const TrainHooks& hooks) {
   Run r(config, hooks);
   r.lead = hooks.rank == 0;
-  if (!r.lead) r.c.quiet = true;
-  check_config(r.c);
-  if (r.c.time_budget_minutes > 0 && hooks.world_size > 1)
-    throw std::invalid_argument(
-        "--time-budget works on one process only (each rank would fit its own schedule)");
+  if (!r.lead) r.c.run.quiet = true;
+  prepare_config(r.c, hooks.world_size);
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  util::set_intra_op_threads(r.c.threads > 0 ? r.c.threads : cores);  // and OpenBLAS to 1 (util/threads.h)
+  util::set_intra_op_threads(r.c.run.threads > 0 ? r.c.run.threads
+                                                 : cores);  // and OpenBLAS to 1 (util/threads.h)
   claim_folder(r);
   build(r);
   const auto& c = r.c;
   const auto config_json = to_json(c);
   restore_or_start(r, config_json.dump());
   if (hooks.on_ready) hooks.on_ready(*r.net, r.extra());
-  if (r.lead) util::write_file_atomic(config_path(c.out_dir), config_json.dump(2) + "\n");
-  if (!c.quiet) {
+  if (r.lead) util::write_file_atomic(config_path(c.run.out_dir), config_json.dump(2) + "\n");
+  if (!c.run.quiet) {
     fmt::print(stderr, "config {}\n", config_json.dump());
     fmt::print(stderr, "model {}: {} parameters | train {} | {} {} | {} threads\n", c.model,
                models::count_parameters(*r.net), r.data.train->description(), r.held_out_name,
@@ -605,12 +508,12 @@ TrainResult train(const TrainConfig& config, const TrainHooks& hooks) {
   }
 
   data::LoaderOptions lo;
-  lo.batch_size = c.batch_size;
-  lo.seed = c.seed;
-  lo.workers = c.workers;
-  lo.channels_last = c.channels_last;
+  lo.batch_size = c.run.batch_size;
+  lo.seed = c.run.seed;
+  lo.workers = c.run.workers;
+  lo.channels_last = c.run.channels_last;
   lo.drop_last =
-      r.data.train->size() > static_cast<size_t>(c.batch_size) * static_cast<size_t>(hooks.world_size);
+      r.data.train->size() > static_cast<size_t>(c.run.batch_size) * static_cast<size_t>(hooks.world_size);
   lo.rank = hooks.rank;
   lo.world_size = hooks.world_size;
   data::DataLoader train_loader(r.data.train, r.data.train_transforms, lo);
@@ -621,7 +524,7 @@ TrainResult train(const TrainConfig& config, const TrainHooks& hooks) {
   const size_t nb = train_loader.batches_per_epoch();
 
   for (int64_t epoch = r.state.epochs_done; epoch < r.planned_epochs(); ++epoch) {
-    torch::manual_seed(c.seed * 1000003 + static_cast<uint64_t>(epoch));
+    torch::manual_seed(c.run.seed * 1000003 + static_cast<uint64_t>(epoch));
     ClassificationMeter meter(r.data.train->num_classes());
     const size_t first = static_cast<size_t>(r.state.next_batch);
     if (first > 0 && r.state.partial_meter.defined() && hooks.rank == 0)
@@ -637,12 +540,12 @@ TrainResult train(const TrainConfig& config, const TrainHooks& hooks) {
       r.result.best_top1 = r.state.best_top1;
       return r.result;
     }
-    if (!c.quiet) progress.finish(fmt::format("loss {:.4f} top-1 {:.2f}%", meter.loss(), meter.top1()));
+    if (!c.run.quiet) progress.finish(fmt::format("loss {:.4f} top-1 {:.2f}%", meter.loss(), meter.top1()));
     finish_epoch(r, epoch, meter, lr, progress.elapsed_seconds(), held_out_loader, progress);
     if (r.stop_now()) {
       r.result.stopped_early = epoch + 1 < r.planned_epochs();
-      if (r.result.stopped_early && !c.quiet)
-        fmt::print(stderr, "stopped after epoch {}; checkpoint saved, continue with --resume\n", epoch + 1);
+      if (r.result.stopped_early && !c.run.quiet)
+        fmt::print(stderr, "stopped after epoch {}; checkpoint saved, the run can be resumed\n", epoch + 1);
       break;
     }
   }

@@ -52,17 +52,16 @@ void load_from_run(ModelBundle& m, const LoadOptions& o) {
     if (stored.class_names.empty()) stored.class_names = m.data->test->class_names();
     if (!o.with_data) m.data.reset();
   }
-  stored.channels_last = false;
-  m.net = engine::build_model(stored);
+  const auto& entry = models::find_model(stored.model);
+  m.config = models::resolve_config(entry, mc);
+  m.net = entry.build(m.config);  // channels_last off: inputs come as the caller has them
   if (o.with_exits) {
-    if (stored.exits.empty() || !engine::checkpoint_has_extra(m.checkpoint))
+    if (!stored.exits.enabled() || !engine::checkpoint_has_extra(m.checkpoint))
       throw std::runtime_error(m.checkpoint +
                                ": no exit heads in this checkpoint (train them jointly, or post hoc on the "
                                "frozen backbone)");
-    m.heads =
-        models::ExitHeads(*m.net, *mc.num_classes, models::parse_exit_placement(stored.exits),
-                          models::parse_exit_input(stored.exit_input.empty() ? "both" : stored.exit_input),
-                          stored.exit_projection);
+    m.heads = models::ExitHeads(*m.net, *mc.num_classes, *stored.exits.placement, stored.exits.input,
+                                stored.exits.projection);
     engine::load_checkpoint(m.checkpoint, *m.net, nullptr, m.heads.get());
     m.heads->eval();
   } else {
@@ -70,11 +69,10 @@ void load_from_run(ModelBundle& m, const LoadOptions& o) {
   }
   if (o.weights == Weights::kAverage) engine::load_checkpoint_average(m.checkpoint, *m.net);
   m.model = stored.model;
-  m.config = models::resolve_config(models::find_model(stored.model), mc);
   m.input_shape = stored.input_shape;
   m.class_names = stored.class_names;
   m.dataset = stored.data.dataset;
-  m.input = io::image_input_for(models::find_model(m.model), m.config.in_channels.value_or(3));
+  m.input = io::image_input_for(entry, m.config.in_channels.value_or(3));
   if (m.input_shape.size() == 3) {
     m.input.channels = m.input_shape[0];
     m.input.size = m.input_shape[1];
@@ -98,7 +96,9 @@ void load_from_state_dict(ModelBundle& m, const LoadOptions& o) {
     throw std::invalid_argument(
         m.source + " is a state dict: it has no dataset, exit heads or weight average (only a run has)");
   m.checkpoint = m.source;
-  m.net = models::create_model(o.model, o.config);
+  const auto& entry = models::find_model(o.model);
+  m.config = models::resolve_config(entry, o.config);
+  m.net = entry.build(m.config);
   const auto sd = io::read_state_dict(m.source);
   try {
     const auto report = io::load_state_dict(*m.net, sd, io::LoadOptions{o.strict});
@@ -107,8 +107,7 @@ void load_from_state_dict(ModelBundle& m, const LoadOptions& o) {
     throw std::runtime_error(fmt::format("{} into {}: {}", m.source, o.model, e.what()));
   }
   m.model = o.model;
-  m.config = models::resolve_config(models::find_model(o.model), o.config);
-  m.input = io::image_input_for(models::find_model(m.model), m.config.in_channels.value_or(3));
+  m.input = io::image_input_for(entry, m.config.in_channels.value_or(3));
 }
 
 }  // namespace

@@ -21,6 +21,7 @@
 
 #include "rla/deploy/export.h"
 #include "rla/io/pytorch_archive.h"
+#include "rla/util/field_error.h"
 
 namespace rla::inference {
 
@@ -575,7 +576,8 @@ io::PyValue read_int8_file(const std::string& path) {
   auto file = io::read_pytorch_file(path);
   const auto* format = file.is_dict() ? file.to_dict().find("format") : nullptr;
   if (!format || !format->is_string() || format->to_string() != kFormat)
-    throw std::invalid_argument(fmt::format("{}: not an int8 model (write one with `rla quantize`)", path));
+    throw std::invalid_argument(
+        fmt::format("{}: not an int8 model (its \"format\" entry is not \"{}\")", path, kFormat));
   const auto* version = file.to_dict().find("version");
   if (!version || version->to_int() != kFormatVersion)
     throw std::invalid_argument(fmt::format("{}: int8 model format version {} (this build reads {})", path,
@@ -624,7 +626,7 @@ void QuantizedNetwork::save(const std::string& path, const std::string& model) c
 QuantizedNetwork QuantizedNetwork::load(const std::string& path, const models::NetworkImpl& net,
                                         const std::string& expected_model) {
   if (!std::filesystem::is_regular_file(path))
-    throw std::invalid_argument(fmt::format("{}: no int8 model there (write one with `rla quantize`)", path));
+    throw std::invalid_argument(fmt::format("{}: no int8 model there (no such file)", path));
   const auto file = read_int8_file(path);
   const auto [model, shape] = describe_file(file, path);
   if (!expected_model.empty() && model != expected_model)
@@ -643,13 +645,16 @@ QuantizedNetwork::Counts QuantizedNetwork::counts() const {
 }
 
 QuantizedNetwork quantize(const models::NetworkImpl& net, const std::vector<int64_t>& input_shape,
-                          data::DataLoader& loader, int64_t images) {
+                          data::DataLoader& loader, int64_t calibration_images) {
+  const int64_t images = calibration_images;
   if (images < kMinCalibrationImages)
-    throw std::invalid_argument(
-        fmt::format("--calib {}: calibration needs at least {} images", images, kMinCalibrationImages));
+    throw util::FieldError("calibration_images",
+                           fmt::format("calibration_images {}: calibration needs at least {} images", images,
+                                       kMinCalibrationImages));
   if (static_cast<int64_t>(loader.samples_per_epoch()) < images)
-    throw std::invalid_argument(fmt::format("--calib {}: the calibration split has only {} images", images,
-                                            loader.samples_per_epoch()));
+    throw util::FieldError("calibration_images",
+                           fmt::format("calibration_images {}: the calibration split has only {} images",
+                                       images, loader.samples_per_epoch()));
   QuantizedNetwork q(net, input_shape);
   loader.start_epoch(0);
   while (q.calibration_images() < images) {

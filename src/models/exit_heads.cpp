@@ -1,34 +1,50 @@
 #include "rla/models/exit_heads.h"
 
+#include <nlohmann/json.hpp>
+
+#include "rla/util/json_fields.h"
+
 namespace rla::models {
+namespace {
+
+constexpr util::EnumNames<ExitPlacement, 2> kPlacementNames{
+    "exits", {{{ExitPlacement::kBlock, "block"}, {ExitPlacement::kStage, "stage"}}}};
+constexpr util::EnumNames<ExitInput, 3> kInputNames{
+    "exit_input", {{{ExitInput::kBoth, "both"}, {ExitInput::kMain, "main"}, {ExitInput::kState, "state"}}}};
+
+}  // namespace
 
 ExitPlacement parse_exit_placement(const std::string& s) {
-  if (s == "block") return ExitPlacement::kBlock;
-  if (s == "stage") return ExitPlacement::kStage;
-  throw std::invalid_argument("unknown exit placement '" + s + "' (expected block or stage)");
+  return kPlacementNames.parse(s);
 }
 
 std::string to_string(ExitPlacement p) {
-  return p == ExitPlacement::kBlock ? "block" : "stage";
+  return kPlacementNames.name(p);
+}
+
+void to_json(nlohmann::json& j, ExitPlacement p) {
+  j = to_string(p);
+}
+
+void from_json(const nlohmann::json& j, ExitPlacement& p) {
+  p = parse_exit_placement(j.get<std::string>());
 }
 
 ExitInput parse_exit_input(const std::string& s) {
-  if (s == "both") return ExitInput::kBoth;
-  if (s == "main") return ExitInput::kMain;
-  if (s == "state") return ExitInput::kState;
-  throw std::invalid_argument("unknown exit input '" + s + "' (expected both, main or state)");
+  return kInputNames.parse(s);
 }
 
 std::string to_string(ExitInput e) {
-  switch (e) {
-    case ExitInput::kBoth:
-      return "both";
-    case ExitInput::kMain:
-      return "main";
-    case ExitInput::kState:
-      return "state";
-  }
-  return "?";
+  return kInputNames.name(e);
+}
+
+void to_json(nlohmann::json& j, ExitInput e) {
+  j = to_string(e);
+}
+
+void from_json(const nlohmann::json& j, ExitInput& e) {
+  const auto name = j.get<std::string>();
+  e = name.empty() ? ExitInput::kBoth : parse_exit_input(name);
 }
 
 ExitHeadsImpl::ExitHeadsImpl(const NetworkImpl& net, int64_t num_classes, ExitPlacement placement,

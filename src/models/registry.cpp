@@ -7,6 +7,7 @@
 #include "rla/models/densenet.h"
 #include "rla/models/mobilenet.h"
 #include "rla/models/resnet.h"
+#include "rla/util/field_error.h"
 
 namespace rla::models {
 namespace {
@@ -33,7 +34,9 @@ Options apply(Options o, const ModelConfig& c) {
   o.num_classes(*c.num_classes);
   o.in_channels(*c.in_channels);
   if (c.rla_channels) {
-    TORCH_CHECK(*c.rla_channels > 0, "--rla-channels must be positive, got ", *c.rla_channels);
+    if (*c.rla_channels <= 0)
+      throw util::FieldError("rla_channels",
+                             fmt::format("rla_channels must be positive, got {}", *c.rla_channels));
     o.rla_channels(*c.rla_channels);
     o.aggregation(*c.aggregation);
   }
@@ -203,27 +206,26 @@ const ModelEntry& find_model(const std::string& name) {
   for (const auto& e : model_registry())
     if (e.name == name) return e;
   auto close = close_model_names(name);
-  std::string hint =
-      close.empty() ? " (see `rla list`)" : fmt::format("; did you mean {}?", fmt::join(close, ", "));
+  std::string hint = close.empty() ? "" : fmt::format("; did you mean {}?", fmt::join(close, ", "));
   throw UnknownModelError(fmt::format("unknown model '{}'{}", name, hint));
 }
 
 ModelConfig resolve_config(const ModelEntry& entry, const ModelConfig& config) {
   const ModelConfig& d = entry.defaults;
-  auto pick = [&entry](const auto& user, const auto& fallback, const char* option, const char* needs) {
+  auto pick = [&entry](const auto& user, const auto& fallback, const char* field, const char* needs) {
     if (user && !fallback)
-      throw std::invalid_argument(fmt::format("model '{}' has no {}: {} applies only to models with {}",
-                                              entry.name, needs, option, needs));
+      throw util::FieldError(field, fmt::format("model '{}' has no {}: {} applies only to models with {}",
+                                                entry.name, needs, field, needs));
     return user ? user : fallback;
   };
   ModelConfig r;
   r.num_classes = config.num_classes.value_or(*d.num_classes);
   r.in_channels = config.in_channels.value_or(*d.in_channels);
-  r.rla_channels = pick(config.rla_channels, d.rla_channels, "--rla-channels", "RLA state");
-  r.aggregation = pick(config.aggregation, d.aggregation, "--aggregation", "RLA state");
+  r.rla_channels = pick(config.rla_channels, d.rla_channels, "rla_channels", "RLA state");
+  r.aggregation = pick(config.aggregation, d.aggregation, "aggregation", "RLA state");
   r.zero_init_residual =
-      pick(config.zero_init_residual, d.zero_init_residual, "--zero-init-residual", "residual blocks");
-  r.state_input = pick(config.state_input, d.state_input, "--state-input", "RLA residual blocks");
+      pick(config.zero_init_residual, d.zero_init_residual, "zero_init_residual", "residual blocks");
+  r.state_input = pick(config.state_input, d.state_input, "state_input", "RLA residual blocks");
   r.channels_last = config.channels_last;
   return r;
 }

@@ -12,6 +12,7 @@
 #include "rla/engine/checkpoint.h"
 #include "rla/models/registry.h"
 #include "rla/plot/plot.h"
+#include "rla/util/field_error.h"
 
 namespace rla::tasks {
 namespace fs = std::filesystem;
@@ -180,7 +181,7 @@ DynamicSweep dynamic_sweep(models::NetworkImpl& net, models::ExitHeadsImpl& head
   if (batches.empty()) throw std::invalid_argument("dynamic sweep: no test samples");
   if (repeats < 1)
     throw std::invalid_argument(fmt::format("dynamic sweep: repeats must be >= 1, got {}", repeats));
-  if (taus.empty()) throw std::invalid_argument("dynamic sweep: no thresholds (--taus)");
+  if (taus.empty()) throw util::FieldError("taus", "dynamic sweep: no thresholds (taus)");
   net.eval();
   heads.eval();
   const auto macs = inference::exit_macs(net, heads, input_chw);
@@ -353,10 +354,11 @@ nlohmann::json to_json(const ExitReportConfig& c) {
 std::vector<ModelExitReport> run_exit_reports(const ExitReportConfig& config) {
   if (config.runs.empty() || config.runs.size() > kMaxExitRuns)
     throw std::invalid_argument(
-        fmt::format("rla exits takes 1 to {} runs, got {}", kMaxExitRuns, config.runs.size()));
-  if (config.out_dir.empty()) throw std::invalid_argument("--out is required");
+        fmt::format("exit reports take 1 to {} runs, got {}", kMaxExitRuns, config.runs.size()));
+  if (config.out_dir.empty()) throw util::FieldError("out_dir", "out_dir is required");
   if (config.batch_size <= 0)
-    throw std::invalid_argument(fmt::format("--batch-size must be positive, got {}", config.batch_size));
+    throw util::FieldError("batch_size",
+                           fmt::format("batch_size must be positive, got {}", config.batch_size));
   fs::create_directories(config.out_dir);
   write_text((fs::path(config.out_dir) / "config.json").string(), to_json(config).dump(2) + "\n");
   std::vector<ModelExitReport> reports;
@@ -378,7 +380,7 @@ std::vector<ModelExitReport> run_exit_reports(const ExitReportConfig& config) {
     const auto batches = collect_batches(loader);
     ModelExitReport rep;
     // Runs of one model differ by what their exits read, else by their folder.
-    const std::string input = m.run->exit_input.empty() ? "both" : m.run->exit_input;
+    const std::string input = models::to_string(m.run->exits.input);
     // What the heads really read: "both" on a net without a state is x alone.
     const auto in = m.heads->input();
     const bool reads_h = in != models::ExitInput::kMain && m.net->state_channels() > 0;

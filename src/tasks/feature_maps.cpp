@@ -16,6 +16,7 @@
 #include "rla/data/image_io.h"
 #include "rla/data/transforms.h"
 #include "rla/inference/load.h"
+#include "rla/util/field_error.h"
 
 #ifdef RLA_HAVE_PLPLOT
 #include <plplot/plstream.h>
@@ -195,11 +196,12 @@ std::vector<size_t> parse_depths(const std::string& text, const models::NetworkI
       used = 0;
     }
     if (used != item.size() || v < 1 || static_cast<size_t>(v) > blocks.size())
-      throw std::invalid_argument(fmt::format(
-          "--depths: '{}' is not a block number in 1..{} (or use \"stages\")", item, blocks.size()));
+      throw util::FieldError(
+          "depths", fmt::format("depths: '{}' is not a block number in 1..{} (or use \"stages\")", item,
+                                blocks.size()));
     out.push_back(static_cast<size_t>(v));
   }
-  if (out.empty()) throw std::invalid_argument("--depths: no depths given");
+  if (out.empty()) throw util::FieldError("depths", "depths: no depths given");
   return out;
 }
 
@@ -287,8 +289,9 @@ std::pair<torch::Tensor, std::vector<std::string>> visualize_inputs(const Visual
   const auto& shape = bundle.input_shape;
   for (auto index : cfg.dataset_indices) {
     if (index < 0 || static_cast<size_t>(index) >= bundle.test->size())
-      throw std::invalid_argument(fmt::format("--dataset-indices: {} is outside the test split (0..{})",
-                                              index, bundle.test->size() - 1));
+      throw util::FieldError("dataset_indices",
+                             fmt::format("dataset_indices: {} is outside the test split (0..{})", index,
+                                         bundle.test->size() - 1));
     const auto ex = bundle.test->get(static_cast<size_t>(index));
     inputs.push_back(data::apply_all(bundle.eval_transforms, ex.image.to(torch::kFloat) / 255, rng));
     labels.push_back(fmt::format("test #{}\n{}", index, names.at(static_cast<size_t>(ex.label))));
@@ -317,14 +320,14 @@ torch::Tensor display_images(const torch::Tensor& inputs, const data::Normalizat
 
 TileGrid run_visualize(const VisualizeConfig& cfg) {
   if (cfg.runs.empty() || cfg.runs.size() > 2)
-    throw std::invalid_argument(fmt::format("rla visualize takes one or two runs, got {}", cfg.runs.size()));
+    throw std::invalid_argument(fmt::format("visualize takes one or two runs, got {}", cfg.runs.size()));
   if (cfg.images.empty() == cfg.dataset_indices.empty())
-    throw std::invalid_argument("give either --images or --dataset-indices");
-  if (cfg.out.empty()) throw std::invalid_argument("--out is required");
+    throw util::FieldError({"images", "dataset_indices"}, "give either images or dataset_indices");
+  if (cfg.out.empty()) throw util::FieldError("out", "out is required");
   if (cfg.tile < 32 || cfg.tile > 1024)
-    throw std::invalid_argument(fmt::format("--tile {} is outside 32..1024", cfg.tile));
+    throw util::FieldError("tile", fmt::format("tile {} is outside 32..1024", cfg.tile));
   if (!(cfg.alpha >= 0 && cfg.alpha <= 1))
-    throw std::invalid_argument(fmt::format("--alpha {} is outside 0..1", cfg.alpha));
+    throw util::FieldError("alpha", fmt::format("alpha {} is outside 0..1", cfg.alpha));
   std::vector<inference::ModelBundle> models;
   for (const auto& run : cfg.runs) {
     inference::LoadOptions o;

@@ -24,7 +24,8 @@ std::optional<RunRecord> read_run(const std::string& dir) {
   if (auto result = engine::read_result(dir)) {
     r.test_error = 100.0 - result->test_top1;
     if (result->val_top1) r.val_error = 100.0 - *result->val_top1;
-  } else if (r.config.data.val_size == 0 && !r.metrics.empty() && r.metrics.back().epoch >= r.config.epochs) {
+  } else if (r.config.data.val_size == 0 && !r.metrics.empty() &&
+             r.metrics.back().epoch >= r.config.run.epochs) {
     r.test_error = 100.0 - r.metrics.back().val_top1;
   }
   return r;
@@ -45,18 +46,11 @@ std::vector<RunRecord> find_runs(const std::string& path) {
 }
 
 double Stat::mean() const {
-  if (values.empty()) return 0.0;
-  double s = 0;
-  for (double v : values) s += v;
-  return s / static_cast<double>(values.size());
+  return util::mean(values);
 }
 
 double Stat::std() const {
-  if (values.size() < 2) return 0.0;
-  const double m = mean();
-  double s = 0;
-  for (double v : values) s += (v - m) * (v - m);
-  return std::sqrt(s / static_cast<double>(values.size() - 1));
+  return util::sample_std(values);
 }
 
 namespace {
@@ -101,7 +95,7 @@ std::vector<ModelRow> summarize_runs(const std::vector<RunRecord>& runs,
       if (r.config.model != name) continue;
       const std::string label =
           name + (by_config ? config_label(r.config.model_config) +
-                                  (r.config.recipe.empty() ? "" : " [recipe " + r.config.recipe + "]")
+                                  (r.config.run.recipe.empty() ? "" : " [recipe " + r.config.run.recipe + "]")
                             : "");
       auto it = std::find_if(group.begin(), group.end(), [&](const ModelRow& m) { return m.label == label; });
       if (it == group.end()) {

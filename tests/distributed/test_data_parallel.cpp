@@ -291,20 +291,20 @@ TEST(DataParallelRun, TwoRanksMatchOneProcessWithDoubleBatch) {
   cfg.data.dataset = "synthetic";
   cfg.data.limit_train = 192;
   cfg.data.limit_test = 64;
-  cfg.epochs = 2;  // 12 steps
-  cfg.workers = 0;
-  cfg.threads = 1;
-  cfg.quiet = true;
-  cfg.init_checkpoint = dir + "/init.ckpt";
-  cfg.freeze_bn = true;  // batch statistics would differ between 1 x 32 and 2 x 16
+  cfg.run.epochs = 2;  // 12 steps
+  cfg.run.workers = 0;
+  cfg.run.threads = 1;
+  cfg.run.quiet = true;
+  cfg.run.init_checkpoint = dir + "/init.ckpt";
+  cfg.run.freeze_bn = true;  // batch statistics would differ between 1 x 32 and 2 x 16
   engine::TrainConfig one = cfg;
-  one.batch_size = 32;
-  one.out_dir = dir + "/one";
+  one.run.batch_size = 32;
+  one.run.out_dir = dir + "/one";
   engine::train(one);
 
   engine::TrainConfig two = cfg;
-  two.batch_size = 16;
-  two.out_dir = dir + "/two";
+  two.run.batch_size = 16;
+  two.run.out_dir = dir + "/two";
   const int port = free_port();
   std::vector<std::string> errors(2);
   auto rank_main = [&](int rank) {

@@ -12,11 +12,11 @@ inline engine::TrainConfig tiny_run_config(const std::string& out_dir) {
   engine::TrainConfig c;
   c.model = "rla_resnet20";
   c.data.dataset = "synthetic";
-  c.batch_size = 32;
+  c.run.batch_size = 32;
   c.schedule.base_lr = 0.05;
-  c.threads = 1;
-  c.quiet = true;
-  c.out_dir = out_dir;
+  c.run.threads = 1;
+  c.run.quiet = true;
+  c.run.out_dir = out_dir;
   return c;
 }
 
@@ -24,10 +24,10 @@ inline engine::TrainConfig tiny_run_config(const std::string& out_dir) {
 /// to the end; returns both results (the first must have stopped early).
 inline std::pair<engine::TrainResult, engine::TrainResult> train_stopped_and_resumed(engine::TrainConfig cut,
                                                                                      int64_t stop_after) {
-  cut.max_steps = stop_after;
+  cut.run.max_steps = stop_after;
   auto first = engine::train(cut);
-  cut.max_steps = 0;
-  cut.resume = true;
+  cut.run.max_steps = 0;
+  cut.run.resume = true;
   return {first, engine::train(cut)};
 }
 

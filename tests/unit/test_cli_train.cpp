@@ -284,7 +284,7 @@ TEST(CliTrain, FinishedRunIsRefusedUnchangedAndOverwriteStartsOver) {
   const auto metrics = read_metrics(dir);
   ASSERT_EQ(metrics.size(), 2u);
   EXPECT_EQ(metrics[1]["epoch"].get<int64_t>(), 2);
-  EXPECT_EQ(rla::engine::read_train_config(dir.string()).epochs, 2);
+  EXPECT_EQ(rla::engine::read_train_config(dir.string()).run.epochs, 2);
   EXPECT_FALSE(fs::exists(dir / "test_predictions.txt"));  // the old run's (it had a validation split)
   EXPECT_EQ(rla::engine::read_result(dir.string())->epochs, 2);
 

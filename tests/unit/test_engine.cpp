@@ -19,6 +19,7 @@
 #include "rla/engine/trainer.h"
 #include "rla/inference/load.h"
 #include "rla/models/registry.h"
+#include "rla/util/field_error.h"
 
 namespace {
 
@@ -69,18 +70,18 @@ std::string error_of(const std::function<void()>& f) {
 
 TEST(Schedule, ValuesAtKnownPoints) {
   engine::ScheduleConfig c;
-  c.kind = "step";
+  c.kind = engine::ScheduleKind::kStep;
   c.base_lr = 0.1;
   c.step_size = 30;
   EXPECT_DOUBLE_EQ(engine::lr_at(c, 0), 0.1);
   EXPECT_NEAR(engine::lr_at(c, 30), 0.01, 1e-12);
   EXPECT_NEAR(engine::lr_at(c, 95), 0.0001, 1e-12);
-  c.kind = "multistep";
+  c.kind = engine::ScheduleKind::kMultistep;
   c.milestones = {2, 5};
   EXPECT_NEAR(engine::lr_at(c, 1.99), 0.1, 1e-12);
   EXPECT_NEAR(engine::lr_at(c, 2), 0.01, 1e-12);
   EXPECT_NEAR(engine::lr_at(c, 5), 0.001, 1e-12);
-  c.kind = "cosine";
+  c.kind = engine::ScheduleKind::kCosine;
   c.epochs = 10;
   EXPECT_NEAR(engine::lr_at(c, 0), 0.1, 1e-12);
   EXPECT_NEAR(engine::lr_at(c, 5), 0.05, 1e-12);
@@ -89,8 +90,16 @@ TEST(Schedule, ValuesAtKnownPoints) {
   c.warmup_start = 0.1;
   EXPECT_NEAR(engine::lr_at(c, 0), 0.01, 1e-12);
   EXPECT_NEAR(engine::lr_at(c, 1), 0.1 * 0.55 * (0.5 * (1 + std::cos(M_PI * 0.1))), 1e-12);
-  c.kind = "bogus";
-  EXPECT_THROW(engine::validate_schedule(c), std::invalid_argument);
+  EXPECT_THROW(engine::parse_schedule_kind("bogus"), util::FieldError);
+  c.step_size = 0;
+  c.kind = engine::ScheduleKind::kStep;
+  try {
+    engine::validate_schedule(c);
+    FAIL() << "step_size 0 was accepted";
+  } catch (const util::FieldError& e) {
+    EXPECT_EQ(e.field(), "step_size");
+    EXPECT_EQ(std::string(e.what()), "step_size must be positive, got 0");
+  }
 }
 
 TEST(IdxReader, ReadsRawAndGzipIdentically) {
@@ -211,8 +220,8 @@ TEST(Loader, ShardsAreDisjointAndCoverTheEpoch) {
 engine::TrainConfig tiny_run(const std::string& dir) {
   auto c = test::tiny_run_config(dir);
   c.data.synthetic_size = 320;
-  c.epochs = 3;
-  c.workers = 2;
+  c.run.epochs = 3;
+  c.run.workers = 2;
   return c;
 }
 
@@ -243,8 +252,8 @@ TEST(Trainer, ResumeAfterStopMatchesUninterruptedRun) {
 TEST(Trainer, TimeBudgetFitsTheScheduleAndAResumeKeepsIt) {
   auto dir = temp_dir("budget");
   auto c = tiny_run(dir.string());
-  c.epochs = 1000;              // far more than 6 seconds allow
-  c.time_budget_minutes = 0.1;  // 6 s, the whole run
+  c.run.epochs = 1000;              // far more than 6 seconds allow
+  c.run.time_budget_minutes = 0.1;  // 6 s, the whole run
   const auto start = std::chrono::steady_clock::now();
   // The fit happens at step 25 and always plans at least one more step, so a stop at step 25 cuts
   // the run short however slow (or busy) the machine is.
@@ -281,13 +290,13 @@ TEST(Trainer, TimeBudgetFitsTheScheduleAndAResumeKeepsIt) {
 TEST(Trainer, NonFiniteLossStopsAndKeepsLastCheckpoint) {
   auto dir = temp_dir("nan");
   auto c = tiny_run(dir.string());
-  c.epochs = 1;
+  c.run.epochs = 1;
   engine::train(c);  // a good checkpoint after epoch 1
   const auto before = fs::file_size(engine::last_checkpoint_path(dir.string()));
-  c.epochs = 2;
-  c.resume = true;
+  c.run.epochs = 2;
+  c.run.resume = true;
   c.schedule.base_lr = 1e12;
-  c.schedule.kind = "constant";
+  c.schedule.kind = engine::ScheduleKind::kConstant;
   EXPECT_THROW(engine::train(c), engine::NonFiniteLoss);
   auto net = models::create_model("rla_resnet20", [] {
     models::ModelConfig m;
@@ -372,8 +381,8 @@ TEST(RunFolder, ConfigRoundTripsAndOldConfigsStillRead) {
   c.data.val_size = 5000;
   c.data.val_seed = 3;
   c.schedule.milestones = {3, 6};
-  c.epochs = 7;
-  c.exits = "block";
+  c.run.epochs = 7;
+  c.exits.placement = models::ExitPlacement::kBlock;
   c.input_shape = {1, 28, 28};
   const auto j = engine::to_json(c);
   const auto back = engine::train_config_from_json(j);
@@ -386,7 +395,7 @@ TEST(RunFolder, ConfigRoundTripsAndOldConfigsStillRead) {
       {"model", "rla_resnet20"}, {"rla_channels", 16}, {"aggregation", "concat"}, {"epochs", 3}});
   EXPECT_EQ(old.model_config.rla_channels, 16);
   EXPECT_EQ(old.model_config.aggregation, models::Aggregation::kConcat);
-  EXPECT_EQ(old.epochs, 3);
+  EXPECT_EQ(old.run.epochs, 3);
   EXPECT_THROW(engine::train_config_from_json(nlohmann::json{{"epochs", 3}}), std::invalid_argument);
   EXPECT_THROW(engine::train_config_from_json(nlohmann::json{{"model", "x"}, {"epochs", "three"}}),
                std::invalid_argument);
@@ -408,7 +417,7 @@ TEST(Trainer, ValidationSplitPicksOnValidationAndTestsOnceAtTheEnd) {
   EXPECT_GT(stored->test_top1, 20.0);  // learnt something (chance: 10 %)
   // The one test evaluation also left its per-image predictions, which agree with its top-1.
   auto data_config = c.data;
-  data_config.seed = c.seed;  // as train() does
+  data_config.seed = c.run.seed;  // as train() does
   auto bundle = data::open_data(data_config);
   std::ifstream in(engine::test_predictions_path(dir.string()));
   size_t n = 0, correct = 0;

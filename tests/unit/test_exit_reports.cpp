@@ -33,10 +33,10 @@ fs::path scratch(const std::string& name) {
 engine::TrainConfig tiny_exit_run(const std::string& dir) {
   auto c = test::tiny_run_config(dir);
   c.data.synthetic_size = 128;
-  c.epochs = 1;
-  c.workers = 1;
-  c.exits = "block";
-  c.exit_weight = 0.5;
+  c.run.epochs = 1;
+  c.run.workers = 1;
+  c.exits.placement = models::ExitPlacement::kBlock;
+  c.exits.weight = 0.5;
   return c;
 }
 
@@ -136,8 +136,8 @@ TEST(ExitReports, EasyByAgreementIsTheSameSamplesForEveryModel) {
   const auto other = scratch("other").string();
   auto c = test::tiny_run_config(other);
   c.data.synthetic_size = 128;
-  c.epochs = 1;
-  c.seed = 5;
+  c.run.epochs = 1;
+  c.run.seed = 5;
   engine::train(c);
   const auto alone = tasks::easy_by_agreement({joint_run()}, 48);
   const auto both = tasks::easy_by_agreement({joint_run(), other}, 48);
@@ -209,11 +209,11 @@ TEST(ExitReports, RefusesCheckpointsWithoutExitHeads) {
 TEST(ExitReports, PostHocTrainingChangesOnlyTheHeads) {
   const auto dir = scratch("posthoc");
   auto c = tiny_exit_run(dir.string());
-  c.init_checkpoint = engine::last_checkpoint_path(joint_run());
-  c.freeze_backbone = true;
-  c.exits = "stage";
-  c.exit_projection = 8;  // capacity-matched heads load back with their projection
-  c.max_steps = 2;
+  c.run.init_checkpoint = engine::last_checkpoint_path(joint_run());
+  c.exits.freeze_backbone = true;
+  c.exits.placement = models::ExitPlacement::kStage;
+  c.exits.projection = 8;  // capacity-matched heads load back with their projection
+  c.run.max_steps = 2;
   engine::train(c);
   auto before = load_run(joint_run(), /*with_exits=*/true);
   auto after = load_run(dir.string(), /*with_exits=*/true);

@@ -10,7 +10,7 @@
 #include "rla/config.h"
 #include "rla/data/loader.h"
 #include "rla/data/synthetic.h"
-#include "rla/engine/trainer.h"
+#include "rla/engine/evaluate.h"
 #include "rla/inference/fast_inference.h"
 #include "rla/models/registry.h"
 

@@ -22,9 +22,10 @@ const std::string& ema_run() {
     const auto d = test::scratch_dir("load", "ema").string();
     auto c = test::tiny_run_config(d);
     c.data.synthetic_size = 256;
-    c.epochs = 1;
-    c.ema_decay = 0.999;  // torchvision's adjustment: an effective decay of 1 - 0.001 * 32 = 0.968
-    c.ema_steps = 1;
+    c.run.epochs = 1;
+    // torchvision's adjustment: an effective decay of 1 - 0.001 * 32 = 0.968
+    c.regularization.ema_decay = 0.999;
+    c.regularization.ema_steps = 1;
     engine::train(c);
     return d;
   }();

@@ -165,7 +165,7 @@ TEST(Statistics, ReportPairsRunsBySeedAndCountsMcNemar) {
     std::ofstream out(rla::engine::test_predictions_path(r.dir));
     for (auto p : pred) out << p << "\n";
     r.config.model = model;
-    r.config.seed = seed;
+    r.config.run.seed = seed;
     r.test_error = error;
     runs.push_back(r);
   };

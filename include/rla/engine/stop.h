@@ -9,7 +9,6 @@ namespace rla::engine {
 /// (TrainResult::stopped_early). Async-signal-safe.
 void request_stop();
 bool stop_requested();
-void clear_stop_request();
 
 /// Makes SIGINT, SIGTERM and SIGHUP stop training as request_stop() does: the first of them
 /// calls `on_stop` (request_stop by default; data-parallel runs pass one that shares the request

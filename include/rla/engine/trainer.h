@@ -1,5 +1,5 @@
 #pragma once
-// The training loop behind `rla train`: SGD with momentum, LR schedule, per-epoch evaluation on
+// The training loop: SGD with momentum, LR schedule, per-epoch evaluation on
 // a validation split (or the test set), a once-only final test evaluation, early-exit heads
 // (joint or post hoc), the run folder (engine/run.h, locked: engine/run_folder.h), atomic
 // checkpoints, resume, stopping on SIGINT / SIGTERM / SIGHUP and non-finite-loss handling.
@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "rla/data/loader.h"
+#include "rla/engine/evaluate.h"
 #include "rla/engine/metrics.h"
 #include "rla/engine/optim.h"
 #include "rla/engine/run.h"
@@ -53,31 +54,16 @@ struct TrainHooks {
   int rank = 0, world_size = 1;  ///< data sharding; only rank 0 writes files and logs
 };
 
-/// The device `name` names ("cpu", "cuda", "cuda:N"). Throws std::invalid_argument with a
-/// one-line message when it is malformed or not present on this machine.
-torch::Device parse_device(const std::string& name);
-
-/// The optimiser settings of a training configuration (engine/optim.h).
-OptimizerConfig optimizer_config(const TrainConfig& config);
 /// The decay applied at each weight-average update: torchvision's budget adjustment of the
-/// nominal --ema-decay, 1 - min(1, (1 - ema_decay) * world_size * batch_size * ema_steps / epochs).
+/// nominal ema_decay, 1 - min(1, (1 - ema_decay) * world_size * batch_size * ema_steps / epochs).
 double ema_update_decay(const TrainConfig& config, int world_size = 1);
 
-/// Runs (or resumes) a training run in config.out_dir, which rank 0 holds locked from before
+/// Runs (or resumes) a training run in config.run.out_dir, which rank 0 holds locked from before
 /// anything is loaded until it returns (engine/run_folder.h: RunFolderBusy when another process
 /// writes the folder, ExistingRun when it holds a run and neither resume nor overwrite is set).
-/// Throws on bad config, data errors, non-finite loss. Stops early on request_stop (engine/stop.h).
+/// Throws util::FieldError naming the field of a bad option (validate_train_config), and on data
+/// errors and a non-finite loss. Stops early on request_stop (engine/stop.h).
 TrainResult train(const TrainConfig& config, const TrainHooks& hooks = {});
-
-/// Evaluates `net` on every batch of `loader` (eval mode, no grad). `keep_predictions`: the
-/// meter also keeps every example's top-1 class (ClassificationMeter::predictions()).
-ClassificationMeter evaluate(models::NetworkImpl& net, data::DataLoader& loader, int64_t num_classes,
-                             bool show_progress = false, bool keep_predictions = false);
-/// The same with any forward (images [N, C, H, W] -> logits [N, classes]), e.g. the fast
-/// inference path of inference/fast_inference.h. Runs under NoGradGuard.
-ClassificationMeter evaluate(const std::function<torch::Tensor(const torch::Tensor&)>& forward,
-                             data::DataLoader& loader, int64_t num_classes, bool show_progress = false,
-                             bool keep_predictions = false);
 
 /// Writes training_curves.png: loss and top-1 vs epoch, train and held-out (`held_out_name`:
 /// "validation" or "test"), two panels.

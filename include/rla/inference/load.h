@@ -25,7 +25,7 @@
 namespace rla::inference {
 
 /// Which weights of a run: the trained ones, or their exponential moving average (runs trained
-/// with TrainConfig::ema_decay > 0).
+/// with TrainConfig::regularization.ema_decay > 0).
 enum class Weights { kRaw, kAverage };
 /// How `ModelBundle::forward` runs: the prepared inference copy (FastNetwork: BatchNorm folded,
 /// oneDNN; CPU only) or the eager model itself.

@@ -68,12 +68,13 @@ class QuantizedNetwork {
   std::unique_ptr<QuantizedGraph> graph_;
 };
 
-/// Quantizes `net` calibrated on the first `images` examples `loader` yields in epoch 0 (give it
-/// the training split with evaluation transforms, unshuffled). Throws std::invalid_argument when the
-/// loader has fewer than `images` examples or `images` < kMinCalibrationImages.
+/// Quantizes `net` calibrated on the first `calibration_images` examples `loader` yields in epoch 0
+/// (give it the training split with evaluation transforms, unshuffled). Throws
+/// util::FieldError("calibration_images") when the loader has fewer examples or
+/// calibration_images < kMinCalibrationImages.
 inline constexpr int64_t kMinCalibrationImages = 32;
 QuantizedNetwork quantize(const models::NetworkImpl& net, const std::vector<int64_t>& input_shape,
-                          data::DataLoader& loader, int64_t images);
+                          data::DataLoader& loader, int64_t calibration_images);
 
 /// Where `rla quantize` writes the int8 model of a run folder or checkpoint by default:
 /// <run>/model.int8.pt (a checkpoint's folder for a checkpoint).

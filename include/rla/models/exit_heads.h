@@ -3,6 +3,8 @@
 // read, where they sit, and the joint training loss. They live outside the backbone's
 // state_dict (names `heads.{j}.bn`, `heads.{j}.fc`); dynamic inference is in
 // inference/early_exit.h.
+#include <nlohmann/json_fwd.hpp>
+
 #include <string>
 #include <vector>
 
@@ -15,8 +17,11 @@ enum class ExitPlacement {
   kBlock,  ///< after every block but the last
   kStage,  ///< after the last block of every stage but the last
 };
-ExitPlacement parse_exit_placement(const std::string& s);  ///< "block" | "stage"
+/// "block" | "stage"; throws util::FieldError("exits") otherwise.
+ExitPlacement parse_exit_placement(const std::string& s);
 std::string to_string(ExitPlacement p);
+void to_json(nlohmann::json& j, ExitPlacement p);  ///< its name
+void from_json(const nlohmann::json& j, ExitPlacement& p);
 
 /// What an exit classifies from.
 enum class ExitInput {
@@ -24,8 +29,12 @@ enum class ExitInput {
   kMain,   ///< gap(x_i): the main path alone (the only choice on plain nets)
   kState,  ///< gap(relu(bn(h_i))): the aggregated state alone (RLA nets)
 };
-ExitInput parse_exit_input(const std::string& s);  ///< "both" | "main" | "state"
+/// "both" | "main" | "state"; throws util::FieldError("exit_input") otherwise.
+ExitInput parse_exit_input(const std::string& s);
 std::string to_string(ExitInput e);
+void to_json(nlohmann::json& j, ExitInput e);  ///< its name
+/// Its name; "" is kBoth (configurations of runs without exits stored "" before the default was).
+void from_json(const nlohmann::json& j, ExitInput& e);
 
 /// The exit heads of one backbone: exit j is fc_j(gap(features)) with the features chosen by
 /// ExitInput. Plain nets (no state) accept only kMain and kBoth (which then reads x alone).

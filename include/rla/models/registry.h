@@ -39,7 +39,7 @@ struct ModelEntry {
   std::vector<int64_t> default_input() const;
 };
 
-/// Thrown for a name not in the registry; what() lists close matches.
+/// Thrown for a name not in the registry; what() lists close matches (model_registry() has all).
 class UnknownModelError : public std::invalid_argument {
  public:
   using std::invalid_argument::invalid_argument;
@@ -47,8 +47,8 @@ class UnknownModelError : public std::invalid_argument {
 
 const std::vector<ModelEntry>& model_registry();
 const ModelEntry& find_model(const std::string& name);
-/// `config` with every field the model has filled in from its defaults. Throws
-/// std::invalid_argument naming the option when `config` sets a field the model does not have.
+/// `config` with every field the model has filled in from its defaults. Throws util::FieldError
+/// naming the field (e.g. "rla_channels") when `config` sets a field the model does not have.
 ModelConfig resolve_config(const ModelEntry& entry, const ModelConfig& config);
 Network create_model(const std::string& name, const ModelConfig& config = {});
 /// Registered names closest to `name` (edit distance), best first.

@@ -27,7 +27,7 @@ std::vector<DepthMaps> activation_maps(models::NetworkImpl& net, const torch::Te
                                        const std::vector<size_t>& depths);
 
 /// "1,4,7": 1-based block numbers (validated against the net), or "stages": the last block of
-/// every stage. Throws std::invalid_argument naming the bad value.
+/// every stage. Throws util::FieldError("depths") naming the bad value.
 std::vector<size_t> parse_depths(const std::string& text, const models::NetworkImpl& net);
 
 /// Min-max normalisation of one map [H, W] to [0, 1]; a constant map becomes all zeros.
@@ -73,7 +73,8 @@ struct VisualizeConfig {
 };
 
 /// `rla visualize`: builds the feature-map grid of docs/early_exit.md for the runs and images and writes it
-/// to config.out. Returns the grid (for printing and tests).
+/// to config.out. Returns the grid (for printing and tests). Throws util::FieldError naming the field
+/// of a bad option.
 TileGrid run_visualize(const VisualizeConfig& config);
 
 }  // namespace rla::tasks

@@ -22,7 +22,7 @@ struct RunRecord {
   /// written before result.json existed, the held-out (test) error of the last planned epoch.
   std::optional<double> val_error, test_error;
   bool finished() const { return test_error.has_value(); }
-  uint64_t seed() const { return config.seed; }
+  uint64_t seed() const { return config.run.seed; }
 };
 
 /// Reads one run folder; nullopt when it has no config.json.
