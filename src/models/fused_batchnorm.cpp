@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "rla/models/op_counter.h"
+#include "rla/util/env.h"
 
 namespace rla::models {
 namespace {
@@ -18,10 +19,7 @@ using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
 std::atomic<bool>& fusion_switch() {
-  static std::atomic<bool> enabled = [] {
-    const char* env = std::getenv("RLA_FUSED_TRAIN");
-    return env == nullptr || std::string(env) != "0";
-  }();
+  static std::atomic<bool> enabled = util::env_switch_on("RLA_FUSED_TRAIN");
   return enabled;
 }
 

@@ -1,5 +1,7 @@
 #include "prepared_conv.h"
 
+#include "rla/util/env.h"
+
 #include <mutex>
 
 #include "rla/config.h"
@@ -11,19 +13,13 @@
 namespace rla::models {
 
 bool fused_post_ops_enabled() {
-  static const bool enabled = [] {
-    const char* env = std::getenv("RLA_FUSED_POST_OPS");
-    return env == nullptr || std::string(env) != "0";
-  }();
+  static const bool enabled = util::env_switch_on("RLA_FUSED_POST_OPS");
   return enabled;
 }
 
 #if defined(RLA_HAVE_DNNL) && DNNL_VERSION_MAJOR == 2
 bool prepared_convs_enabled() {
-  static const bool enabled = [] {
-    const char* env = std::getenv("RLA_PREPARED_CONV");
-    return env == nullptr || std::string(env) != "0";
-  }();
+  static const bool enabled = util::env_switch_on("RLA_PREPARED_CONV");
   return enabled;
 }
 

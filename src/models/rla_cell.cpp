@@ -2,6 +2,7 @@
 
 #include "rla/models/fused_batchnorm.h"
 #include "rla/models/network.h"
+#include "rla/util/env.h"
 
 #include <cstdlib>
 #include <string>
@@ -41,10 +42,7 @@ namespace {
 
 // RLA_FUSED_STATE=0 turns the one-call state update off (A/B runs, docs/performance.md).
 bool fused_state_enabled() {
-  static const bool enabled = [] {
-    const char* env = std::getenv("RLA_FUSED_STATE");
-    return env == nullptr || std::string(env) != "0";
-  }();
+  static const bool enabled = util::env_switch_on("RLA_FUSED_STATE");
   return enabled;
 }
 
