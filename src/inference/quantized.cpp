@@ -3,24 +3,25 @@
 // uint8 tensors. A value is held as float or uint8 and converted where a consumer needs the other.
 #include "rla/inference/quantized.h"
 
-#include <ATen/Parallel.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/csrc/jit/ir/constants.h>
 #include <torch/csrc/jit/ir/ir.h>
 
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <filesystem>
 #include <limits>
 #include <optional>
 #include <set>
+#include <tuple>
 #include <unordered_map>
 
 #include <fmt/format.h>
 
 #include "rla/deploy/export.h"
+#include "rla/inference/int8_kernels.h"
 #include "rla/io/pytorch_archive.h"
+#include "rla/util/env.h"
 #include "rla/util/field_error.h"
 
 namespace rla::inference {
@@ -81,94 +82,6 @@ bool same_shape_tensors(const Value* a, const Value* b) {
   return sa && sb && *sa == *sb && sa->size() == 4;
 }
 
-// Quantize and dequantize of per-tensor uint8 tensors as plain loops the compiler vectorizes:
-// LibTorch 1.13 without FBGEMM converts element by element, about 10x slower (docs/deploy.md), and
-// the RLA state crosses between uint8 and float twice per block.
-
-/// The memory format both tensors share element for element (channels-last for 4-D inputs that have it).
-at::MemoryFormat layout_of(const at::Tensor& t) {
-  return t.dim() == 4 && t.is_contiguous(at::MemoryFormat::ChannelsLast) ? at::MemoryFormat::ChannelsLast
-                                                                         : at::MemoryFormat::Contiguous;
-}
-
-at::Tensor fast_dequantize(const at::Tensor& q) {
-  const auto format = layout_of(q);
-  const auto src = q.contiguous(format);
-  auto out = at::empty(src.sizes(), at::TensorOptions(at::kFloat).memory_format(format));
-  const auto* in = reinterpret_cast<const uint8_t*>(src.data_ptr<c10::quint8>());
-  auto* dst = out.data_ptr<float>();
-  const auto scale = static_cast<float>(q.q_scale());
-  const auto zero = static_cast<float>(q.q_zero_point());
-  at::parallel_for(0, src.numel(), 16384, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) dst[i] = (static_cast<float>(in[i]) - zero) * scale;
-  });
-  return out;
-}
-
-/// Affine uint8 quantization, rounding half to even as at::quantize_per_tensor does.
-at::Tensor fast_quantize(const at::Tensor& t, double scale, int64_t zero_point) {
-  const auto format = t.dim() == 4 ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
-  const auto src = t.to(at::kFloat).contiguous(format);
-  auto out =
-      at::_empty_affine_quantized(src.sizes(), at::TensorOptions(at::kQUInt8), scale, zero_point, format);
-  const auto* in = src.data_ptr<float>();
-  auto* dst = reinterpret_cast<uint8_t*>(out.data_ptr<c10::quint8>());
-  const float inverse = static_cast<float>(1.0 / scale), zero = static_cast<float>(zero_point);
-  at::parallel_for(0, src.numel(), 16384, [&](int64_t begin, int64_t end) {
-    // Round to nearest even by adding and removing 1.5 * 2^23 (exact for |v| < 2^22; v is clamped
-    // first), which vectorizes where std::nearbyint would call libm per element.
-    constexpr float kRound = 12582912.0f;
-    for (int64_t i = begin; i < end; ++i) {
-      const float v = std::min(512.0f, std::max(-512.0f, in[i] * inverse));
-      const float r = (v + kRound) - kRound + zero;
-      dst[i] = static_cast<uint8_t>(std::min(255.0f, std::max(0.0f, r)));
-    }
-  });
-  return out;
-}
-
-/// Channel concatenation of uint8 tensors [N, C_i, H, W] into one with (scale, zero_point): each
-/// input's requantization is a 256-entry table, applied while copying pixel by pixel in
-/// channels-last order (quantized::cat took half a millisecond per RLA block at batch 32).
-at::Tensor fast_channel_cat(const std::vector<at::Tensor>& parts, double scale, int64_t zero_point) {
-  const auto cl = at::MemoryFormat::ChannelsLast;
-  std::vector<at::Tensor> inputs;
-  std::vector<const uint8_t*> sources;
-  std::vector<int64_t> widths;
-  std::vector<std::array<uint8_t, 256>> tables;
-  int64_t channels = 0;
-  for (const auto& p : parts) {
-    inputs.push_back(p.contiguous(cl));
-    sources.push_back(reinterpret_cast<const uint8_t*>(inputs.back().data_ptr<c10::quint8>()));
-    widths.push_back(p.size(1));
-    channels += p.size(1);
-    std::array<uint8_t, 256> table{};
-    for (int v = 0; v < 256; ++v) {
-      const double real = (v - p.q_zero_point()) * p.q_scale();
-      table[v] = static_cast<uint8_t>(std::clamp<double>(std::nearbyint(real / scale) + zero_point, 0, 255));
-    }
-    tables.push_back(table);
-  }
-  const auto& first = inputs.front();
-  auto out = at::_empty_affine_quantized({first.size(0), channels, first.size(2), first.size(3)},
-                                         at::TensorOptions(at::kQUInt8), scale, zero_point, cl);
-  auto* dst = reinterpret_cast<uint8_t*>(out.data_ptr<c10::quint8>());
-  const int64_t pixels = first.size(0) * first.size(2) * first.size(3);
-  at::parallel_for(0, pixels, 256, [&](int64_t begin, int64_t end) {
-    for (int64_t px = begin; px < end; ++px) {
-      auto* o = dst + px * channels;
-      for (size_t i = 0; i < sources.size(); ++i) {
-        const int64_t c = widths[i];
-        const auto* in = sources[i] + px * c;
-        const auto& table = tables[i];
-        for (int64_t k = 0; k < c; ++k) o[k] = table[in[k]];
-        o += c;
-      }
-    }
-  });
-  return out;
-}
-
 /// prim::ListConstruct: the values `ids` as one list IValue (tensors, ints, floats or bools).
 c10::IValue make_list(const std::vector<int>& ids, const std::vector<c10::IValue>& values) {
   if (!ids.empty() && values[ids[0]].isTensor()) {
@@ -194,12 +107,12 @@ c10::IValue make_list(const std::vector<int>& ids, const std::vector<c10::IValue
 c10::IValue dequantized(const c10::IValue& v) {
   if (v.isTensor()) {
     const auto& t = v.toTensor();
-    return t.is_quantized() ? c10::IValue(fast_dequantize(t)) : v;
+    return t.is_quantized() ? c10::IValue(int8::dequantize(t)) : v;
   }
   if (v.isTensorList()) {
     auto list = v.toTensorVector();
     for (auto& t : list)
-      if (t.is_quantized()) t = fast_dequantize(t);
+      if (t.is_quantized()) t = int8::dequantize(t);
     return c10::IValue(list);
   }
   return v;
@@ -209,7 +122,7 @@ c10::IValue dequantized(const c10::IValue& v) {
 
 class QuantizedGraph {
  public:
-  enum class Kind { kGeneric, kConv, kAdd, kCat, kList };
+  enum class Kind { kGeneric, kConv, kAdd, kCat, kList, kStateUpdate, kTanh };
   struct Step {
     Kind kind = Kind::kGeneric;
     const Node* node = nullptr;
@@ -226,6 +139,8 @@ class QuantizedGraph {
     at::Tensor qweight;
     c10::IValue packed;
     int64_t cat_dim = 1;
+    // kStateUpdate: the ids of a and h in tanh(a + h * factor) and the constant factor's id.
+    int state_a = -1, state_h = -1, state_factor = -1;
   };
 
   QuantizedGraph(const models::NetworkImpl& net, std::vector<int64_t> input_shape)
@@ -250,6 +165,9 @@ class QuantizedGraph {
   int id(const Value* v) const { return ids_.at(v); }
   void build();
   void plan_node(const Node* n);
+  /// For addcmul(a, h, factor) (value 1) whose only user is a tanh, with a and h tensors of one
+  /// shape and factor a constant with one value per channel: the ids of a, h and factor.
+  std::optional<std::tuple<int, int, int>> state_update(const Node* n) const;
   at::Tensor quantize(int value, const c10::IValue& v) const;
   void record(int value, const c10::IValue& v);
   void set_qparams(int value);
@@ -261,11 +179,14 @@ class QuantizedGraph {
   std::vector<c10::IValue> constants_;  ///< per value id: the constant, or None
   std::vector<bool> is_constant_;
   std::vector<Step> steps_;
-  std::set<const Node*> fused_relus_;
-  std::vector<float> lo_, hi_;  ///< calibrated ranges per value id
-  std::vector<double> scale_;   ///< 0: not quantized
+  std::set<const Node*> absorbed_;  ///< ReLUs and tanhs whose output the step before them writes
+  std::vector<float> lo_, hi_;      ///< calibrated ranges per value id
+  std::vector<double> scale_;       ///< 0: not quantized
   std::vector<int64_t> zero_point_;
   int input_ = 0, output_ = 0;
+  /// The RLA state update and tanh on uint8 tensors (fast_state_update, table_tanh); off with
+  /// RLA_FUSED_INT8_STATE=0, which runs them in float (the A/B and the parity reference).
+  bool fuse_state_ = util::env_switch_on("RLA_FUSED_INT8_STATE");
 };
 
 void QuantizedGraph::build() {
@@ -294,7 +215,7 @@ void QuantizedGraph::plan_node(const Node* n) {
     is_constant_[v] = true;
     return;
   }
-  if (fused_relus_.count(n)) return;  // fused into the conv / add before it, which writes its output
+  if (absorbed_.count(n)) return;  // fused into the step before it, which writes its output
   Step s;
   s.node = n;
   for (const auto* in : n->inputs()) s.inputs.push_back(id(in));
@@ -331,6 +252,14 @@ void QuantizedGraph::plan_node(const Node* n) {
     s.kind = Kind::kCat;
     s.cat_dim = constants_[s.inputs[1]].toInt();
     for (const auto* in : n->input(0)->node()->inputs()) s.parts.push_back(id(in));
+  } else if (const auto state = state_update(n); state && fuse_state_) {
+    s.kind = Kind::kStateUpdate;
+    std::tie(s.state_a, s.state_h, s.state_factor) = *state;
+    const auto* tanh = n->output()->uses()[0].user;
+    absorbed_.insert(tanh);
+    s.output = id(tanh->output());
+  } else if ((kind == "aten::tanh" || kind == "aten::tanh_") && fuse_state_) {
+    s.kind = Kind::kTanh;
   } else {
     s.keeps_quantized = quantized_passthrough().count(kind) > 0;
   }
@@ -342,11 +271,32 @@ void QuantizedGraph::plan_node(const Node* n) {
   if (s.kind == Kind::kConv || s.kind == Kind::kAdd) {
     if (const auto* relu = sole_relu_user(n->output())) {
       s.fused_relu = true;
-      fused_relus_.insert(relu);
+      absorbed_.insert(relu);
       s.output = id(relu->output());
     }
   }
   steps_.push_back(std::move(s));
+}
+
+std::optional<std::tuple<int, int, int>> QuantizedGraph::state_update(const Node* n) const {
+  const std::string kind = n->kind().toQualString();
+  if ((kind != "aten::addcmul" && kind != "aten::addcmul_") || n->inputs().size() != 4) return std::nullopt;
+  const auto uses = n->output()->uses();
+  if (uses.size() != 1) return std::nullopt;
+  const std::string user = uses[0].user->kind().toQualString();
+  if (user != "aten::tanh" && user != "aten::tanh_") return std::nullopt;
+  const int a = id(n->input(0)), t1 = id(n->input(1)), t2 = id(n->input(2)), value = id(n->input(3));
+  if (!is_constant_[value] || constants_[value].toScalar().toDouble() != 1.0) return std::nullopt;
+  const bool first_constant = is_constant_[t1] && constants_[t1].isTensor();
+  const int h = first_constant ? t2 : t1, factor = first_constant ? t1 : t2;
+  if (is_constant_[a] || is_constant_[h] || !is_constant_[factor] || !constants_[factor].isTensor())
+    return std::nullopt;
+  if (!same_shape_tensors(n->input(0), first_constant ? n->input(2) : n->input(1))) return std::nullopt;
+  const auto channels = n->input(0)->type()->cast<c10::TensorType>()->sizes().concrete_sizes()->at(1);
+  const auto& f = constants_[factor].toTensor();
+  // One value per channel, broadcast over [N, k, H, W]: [k, 1, 1] or [1, k, 1, 1].
+  if (f.numel() != channels || f.dim() < 3 || f.size(f.dim() - 3) != channels) return std::nullopt;
+  return std::make_tuple(a, h, factor);
 }
 
 void QuantizedGraph::record(int value, const c10::IValue& v) {
@@ -371,7 +321,7 @@ at::Tensor QuantizedGraph::quantize(int value, const c10::IValue& v) const {
   const auto& t = v.toTensor();
   if (t.is_quantized()) return t;
   if (scale_[value] == 0.0) throw std::logic_error("int8 forward: a value was never calibrated");
-  return fast_quantize(t, scale_[value], zero_point_[value]);
+  return int8::quantize(t, scale_[value], zero_point_[value]);
 }
 
 torch::Tensor QuantizedGraph::run(const torch::Tensor& x, bool quantized) {
@@ -393,6 +343,13 @@ torch::Tensor QuantizedGraph::run(const torch::Tensor& x, bool quantized) {
       values[s.output] = call(s.fused_relu ? add_relu : add, {quantize(s.inputs[0], values[s.inputs[0]]),
                                                               quantize(s.inputs[1], values[s.inputs[1]]),
                                                               scale_[s.output], zero_point_[s.output]});
+    } else if (quantized && s.kind == Kind::kStateUpdate) {
+      values[s.output] =
+          int8::state_update(quantize(s.state_a, values[s.state_a]), quantize(s.state_h, values[s.state_h]),
+                             constants_[s.state_factor].toTensor(), scale_[s.output], zero_point_[s.output]);
+    } else if (quantized && s.kind == Kind::kTanh && values[s.inputs[0]].isTensor() &&
+               values[s.inputs[0]].toTensor().is_quantized() && scale_[s.output] != 0.0) {
+      values[s.output] = int8::tanh(values[s.inputs[0]].toTensor(), scale_[s.output], zero_point_[s.output]);
     } else if (s.kind == Kind::kList) {
       values[s.output] = make_list(s.inputs, values);
     } else if (quantized && s.kind == Kind::kCat) {
@@ -400,14 +357,16 @@ torch::Tensor QuantizedGraph::run(const torch::Tensor& x, bool quantized) {
       for (int in : s.parts) parts.push_back(quantize(in, values[in]));
       const bool channels = parts.front().dim() == 4 && (s.cat_dim == 1 || s.cat_dim == -3);
       values[s.output] =
-          channels ? fast_channel_cat(parts, scale_[s.output], zero_point_[s.output])
+          channels ? int8::channel_cat(parts, scale_[s.output], zero_point_[s.output])
                    : call(cat, {c10::IValue(parts), s.cat_dim, scale_[s.output], zero_point_[s.output]});
     } else {
       torch::jit::Stack stack;
       for (int in : s.inputs)
         stack.push_back(quantized && !s.keeps_quantized ? dequantized(values[in]) : values[in]);
       (*s.op)(stack);
-      if (s.fused_relu) stack.back() = c10::IValue(stack.back().toTensor().relu());  // the float path
+      // The float path of the fused steps.
+      if (s.fused_relu) stack.back() = c10::IValue(stack.back().toTensor().relu());
+      if (s.kind == Kind::kStateUpdate) stack.back() = c10::IValue(stack.back().toTensor().tanh());
       const auto outputs = s.node->outputs();
       for (size_t i = 0; i < outputs.size(); ++i)
         values[i == 0 ? s.output : id(outputs[i])] = std::move(stack.at(i));
@@ -415,7 +374,7 @@ torch::Tensor QuantizedGraph::run(const torch::Tensor& x, bool quantized) {
     if (!quantized) record(s.output, values[s.output]);
   }
   auto out = values[output_].toTensor();
-  return out.is_quantized() ? fast_dequantize(out) : out;
+  return out.is_quantized() ? int8::dequantize(out) : out;
 }
 
 void QuantizedGraph::finalize() {
@@ -454,6 +413,8 @@ QuantizedNetwork::Counts QuantizedGraph::counts() const {
       c.fused_relus += s.fused_relu;
     } else if (s.kind == Kind::kCat) {
       ++c.int8_concats;
+    } else if (s.kind == Kind::kStateUpdate || s.kind == Kind::kTanh) {
+      ++c.int8_state_updates;
     } else if (!s.keeps_quantized && kind.rfind("aten::", 0) == 0) {
       ++c.float_ops;
     }

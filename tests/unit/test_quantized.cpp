@@ -3,11 +3,14 @@
 // command's round trip and one-line errors on a small trained run.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstdlib>
 #include <filesystem>
 
 #include "../support/batchnorm.h"
 #include "../support/test_util.h"
 #include "../support/tiny_run.h"
+#include "rla/inference/int8_kernels.h"
 #include "rla/inference/quantized.h"
 #include "rla/io/model_io.h"
 #include "rla/models/registry.h"
@@ -60,6 +63,103 @@ TEST(Int8, MatchesTheFloatForwardOnAFixedBatchAndSurvivesSaveAndLoad) {
     auto other = models::create_model(model == "resnet20" ? "rla_resnet20" : "resnet20", config);
     EXPECT_THROW(inference::QuantizedNetwork::load(path, *other), std::invalid_argument);
     fs::remove_all(dir);
+  }
+}
+
+at::Tensor random_quint8(at::IntArrayRef shape, double scale, int64_t zero_point) {
+  const auto codes = torch::randint(0, 256, shape, torch::kLong).to(torch::kFloat);
+  return at::quantize_per_tensor((codes - zero_point) * scale, scale, zero_point, torch::kQUInt8)
+      .contiguous(at::MemoryFormat::ChannelsLast);
+}
+
+/// How many uint8 codes of got and want differ, after checking that none differs by more than 1.
+int64_t codes_off_by_one(const at::Tensor& got, const at::Tensor& want) {
+  const auto diff = (got.int_repr().to(torch::kInt) - want.int_repr().to(torch::kInt)).abs();
+  EXPECT_LE(diff.max().item<int>(), 1);
+  return diff.sum().item<int64_t>();
+}
+
+TEST(Int8, ContinuedFractionTanhIsWithinOneMillionthOfTanh) {
+  double worst = 0;
+  for (int i = -400000; i <= 400000; ++i) {
+    const float x = static_cast<float>(i) * 5e-5f;  // [-20, 20]
+    worst = std::max(worst, std::abs(static_cast<double>(inference::int8::tanh_continued_fraction(x)) -
+                                     std::tanh(static_cast<double>(x))));
+  }
+  EXPECT_LT(worst, 1e-6);
+}
+
+TEST(Int8, StateUpdateAndTanhKernelsMatchTheFloatOpsTheyReplace) {
+  torch::manual_seed(5);
+  // 9 x 7 pixels per image: the kernel's 16-pixel blocks end part-way. a's scale 0.2 saturates tanh.
+  for (const double a_scale : {0.031, 0.2}) {
+    SCOPED_TRACE(a_scale);
+    const auto a = random_quint8({4, 12, 9, 7}, a_scale, 131);
+    const auto h = random_quint8({4, 12, 9, 7}, 0.0078, 127);
+    const auto factor = torch::randn({12, 1, 1});
+    // tanh's range [-1, 1] as calibration sets it: saturated values land on the half-code boundary.
+    const double scale = 2.0 / 255, zero_point = 128;
+    const auto z = a.dequantize().to(torch::kDouble) + h.dequantize().to(torch::kDouble) * factor;
+    const auto got = inference::int8::state_update(a, h, factor, scale, zero_point);
+    EXPECT_EQ(got.q_scale(), scale);
+    EXPECT_EQ(got.q_zero_point(), zero_point);
+    // Every code is a nearest code of the exact tanh (a tie, at saturation, may go either way) ...
+    const auto error = (got.dequantize().to(torch::kDouble) - z.tanh()).abs().max().item<double>();
+    EXPECT_LE(error, scale * (0.5 + 1e-3));
+    // ... and away from saturation the codes are those of the float ops it replaces, but for a
+    // value within float rounding of a code boundary.
+    const auto want = at::quantize_per_tensor(at::tanh(a.dequantize() + h.dequantize() * factor), scale,
+                                              zero_point, torch::kQUInt8);
+    const int64_t off = codes_off_by_one(got, want);
+    if (a_scale < 0.1) {
+      EXPECT_LE(off, a.numel() / 1000);
+    }
+    // The tanh alone (the first block, whose state starts at zero), through its table.
+    const auto t = inference::int8::tanh(a, scale, zero_point);
+    const auto t_exact = a.dequantize().to(torch::kDouble).tanh();
+    EXPECT_LE((t.dequantize().to(torch::kDouble) - t_exact).abs().max().item<double>(), scale * (0.5 + 1e-3));
+  }
+}
+
+TEST(Int8, FusedStateUpdateGivesTheLogitsOfTheUnfusedGraph) {
+  struct Case {
+    std::string model;
+    int64_t size, blocks;
+  };
+  for (const auto& c : {Case{"rla_resnet20", 32, 9}, Case{"rla_resnet29_s", 32, 9},
+                        Case{"rla_resnet50_se", 64, 16}, Case{"rla_mobilenetv2_k12", 64, 17}}) {
+    SCOPED_TRACE(c.model);
+    torch::manual_seed(11);
+    models::ModelConfig config;
+    auto net = models::create_model(c.model, config);
+    test::randomize_batchnorms(*net);
+    net->eval();
+    const std::vector<int64_t> shape{3, c.size, c.size};
+    setenv("RLA_FUSED_INT8_STATE", "0", 1);
+    inference::QuantizedNetwork unfused(*net, shape);
+    unsetenv("RLA_FUSED_INT8_STATE");
+    inference::QuantizedNetwork fused(*net, shape);
+    for (int i = 0; i < 2; ++i) {
+      const auto batch = torch::randn({4, 3, c.size, c.size});
+      unfused.calibrate(batch);
+      fused.calibrate(batch);
+    }
+    unfused.finalize();
+    fused.finalize();
+    EXPECT_EQ(unfused.counts().int8_state_updates, 0);
+    EXPECT_EQ(fused.counts().int8_state_updates, c.blocks);
+    EXPECT_EQ(fused.counts().float_ops, unfused.counts().float_ops - (c.blocks > 0 ? 2 * c.blocks - 1 : 0));
+    const auto x = torch::randn({4, 3, c.size, c.size});
+    const auto want = unfused.forward(x), got = fused.forward(x);
+    const auto reference = net->forward(x);
+    const auto rel = [](const at::Tensor& p, const at::Tensor& q) {
+      return ((p - q).abs().max() / q.abs().max()).item<double>();
+    };
+    // The two differ by a code here and there (ties at saturation, float rounding at a boundary),
+    // which random weights carry to the logits at the size of int8's own error.
+    EXPECT_LT(rel(got, reference), 0.08);
+    EXPECT_LT(rel(want, reference), 0.08);
+    EXPECT_LT(rel(got, want), 0.05);
   }
 }
 

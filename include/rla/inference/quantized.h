@@ -6,8 +6,10 @@
 //   * 2-D convolutions: int8 weights, symmetric per output channel; a ReLU that follows is fused.
 //   * Activations: uint8, one affine scale/zero point per tensor from the min/max seen on
 //     calibration batches (MinMaxObserver); residual adds and channel concatenations stay in uint8.
-//   * Every other op — the RLA state's tanh and update, the state's pooling, SE/ECA gates, the
-//     classifier — runs in float between a dequantize and a quantize (docs/deploy.md measures it).
+//   * The RLA state update tanh(conv_out(y) + h * bn_scale) reads and writes uint8 in one pass
+//     (a tanh alone: a 256-entry table); RLA_FUSED_INT8_STATE=0 runs it in float instead.
+//   * Every other op — the state's pooling, SE/ECA gates, the classifier — runs in float between a
+//     dequantize and a quantize (docs/deploy.md measures it).
 #include <torch/torch.h>
 
 #include <memory>
@@ -58,7 +60,8 @@ class QuantizedNetwork {
     int64_t int8_convolutions = 0;  ///< run on the quantized engine (ReLU fused: fused_relus)
     int64_t fused_relus = 0;
     int64_t int8_adds = 0, int8_concats = 0;
-    int64_t float_ops = 0;  ///< ops that run in float between a dequantize and a quantize
+    int64_t int8_state_updates = 0;  ///< the RLA state's tanh(a + h * bn_scale) (or tanh) on uint8
+    int64_t float_ops = 0;           ///< ops that run in float between a dequantize and a quantize
   };
   Counts counts() const;
   /// The quantized engine in use: "onednn" or "qnnpack".

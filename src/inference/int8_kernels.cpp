@@ -1,0 +1,190 @@
+// uint8 kernels of the int8 graph (inference/int8_kernels.h): plain loops the compiler vectorizes.
+// This file is compiled with -fno-trapping-math (CMakeLists.txt): without it GCC keeps the clamps
+// as branches and vectorizes none of the float loops. On x86-64 with GCC, each loop is also built
+// for AVX2 and AVX-512 and the best one for the CPU is picked at load time (target_clones).
+#include "rla/inference/int8_kernels.h"
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <vector>
+
+namespace rla::inference::int8 {
+
+namespace {
+
+/// The memory format both tensors share element for element (channels-last for 4-D inputs that have it).
+at::MemoryFormat layout_of(const at::Tensor& t) {
+  return t.dim() == 4 && t.is_contiguous(at::MemoryFormat::ChannelsLast) ? at::MemoryFormat::ChannelsLast
+                                                                         : at::MemoryFormat::Contiguous;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define RLA_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define RLA_VECTOR_CLONES
+#endif
+
+inline float clamp(float v, float lo, float hi) {
+  v = v < lo ? lo : v;
+  return v > hi ? hi : v;
+}
+
+/// Rounds v (|v| < 2^22) half to even and adds zero: the uint8 code, clamped to 0..255. Adding and
+/// removing 1.5 * 2^23 rounds to even and vectorizes where std::nearbyint would call libm per element.
+inline uint8_t to_uint8_code(float v, float zero) {
+  constexpr float kRound = 12582912.0f;
+  const float r = (v + kRound) - kRound + zero;
+  return static_cast<uint8_t>(static_cast<int32_t>(clamp(r, 0.0f, 255.0f)));
+}
+
+RLA_VECTOR_CLONES void dequantize_span(const uint8_t* __restrict in, float* __restrict out, int64_t n,
+                                       float scale, float zero) {
+  for (int64_t i = 0; i < n; ++i) out[i] = (static_cast<float>(in[i]) - zero) * scale;
+}
+
+RLA_VECTOR_CLONES void quantize_span(const float* __restrict in, uint8_t* __restrict out, int64_t n,
+                                     float inverse, float zero) {
+  for (int64_t i = 0; i < n; ++i) out[i] = to_uint8_code(clamp(in[i] * inverse, -512.0f, 512.0f), zero);
+}
+
+/// out[j] = code(tanh(sa * a[j] + m[j] * h[j] + offset[j])) for j < n.
+RLA_VECTOR_CLONES void state_update_span(const uint8_t* __restrict a, const uint8_t* __restrict h,
+                                         const float* __restrict m, const float* __restrict offset,
+                                         uint8_t* __restrict out, int64_t n, float sa, float inverse,
+                                         float zero) {
+  for (int64_t j = 0; j < n; ++j) {
+    const float z = sa * static_cast<float>(a[j]) + m[j] * static_cast<float>(h[j]) + offset[j];
+    out[j] = to_uint8_code(tanh_continued_fraction(z) * inverse, zero);
+  }
+}
+
+}  // namespace
+
+at::Tensor dequantize(const at::Tensor& q) {
+  const auto format = layout_of(q);
+  const auto src = q.contiguous(format);
+  auto out = at::empty(src.sizes(), at::TensorOptions(at::kFloat).memory_format(format));
+  const auto* in = reinterpret_cast<const uint8_t*>(src.data_ptr<c10::quint8>());
+  auto* dst = out.data_ptr<float>();
+  const auto scale = static_cast<float>(q.q_scale());
+  const auto zero = static_cast<float>(q.q_zero_point());
+  at::parallel_for(0, src.numel(), 16384, [&](int64_t begin, int64_t end) {
+    dequantize_span(in + begin, dst + begin, end - begin, scale, zero);
+  });
+  return out;
+}
+
+at::Tensor quantize(const at::Tensor& t, double scale, int64_t zero_point) {
+  const auto format = t.dim() == 4 ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  const auto src = t.to(at::kFloat).contiguous(format);
+  auto out =
+      at::_empty_affine_quantized(src.sizes(), at::TensorOptions(at::kQUInt8), scale, zero_point, format);
+  const auto* in = src.data_ptr<float>();
+  auto* dst = reinterpret_cast<uint8_t*>(out.data_ptr<c10::quint8>());
+  const float inverse = static_cast<float>(1.0 / scale), zero = static_cast<float>(zero_point);
+  at::parallel_for(0, src.numel(), 16384, [&](int64_t begin, int64_t end) {
+    quantize_span(in + begin, dst + begin, end - begin, inverse, zero);
+  });
+  return out;
+}
+
+// Each input's requantization table is applied while copying pixel by pixel in channels-last order.
+at::Tensor channel_cat(const std::vector<at::Tensor>& parts, double scale, int64_t zero_point) {
+  const auto cl = at::MemoryFormat::ChannelsLast;
+  std::vector<at::Tensor> inputs;
+  std::vector<const uint8_t*> sources;
+  std::vector<int64_t> widths;
+  std::vector<std::array<uint8_t, 256>> tables;
+  int64_t channels = 0;
+  for (const auto& p : parts) {
+    inputs.push_back(p.contiguous(cl));
+    sources.push_back(reinterpret_cast<const uint8_t*>(inputs.back().data_ptr<c10::quint8>()));
+    widths.push_back(p.size(1));
+    channels += p.size(1);
+    std::array<uint8_t, 256> table{};
+    for (int v = 0; v < 256; ++v) {
+      const double real = (v - p.q_zero_point()) * p.q_scale();
+      table[v] = static_cast<uint8_t>(std::clamp<double>(std::nearbyint(real / scale) + zero_point, 0, 255));
+    }
+    tables.push_back(table);
+  }
+  const auto& first = inputs.front();
+  auto out = at::_empty_affine_quantized({first.size(0), channels, first.size(2), first.size(3)},
+                                         at::TensorOptions(at::kQUInt8), scale, zero_point, cl);
+  auto* dst = reinterpret_cast<uint8_t*>(out.data_ptr<c10::quint8>());
+  const int64_t pixels = first.size(0) * first.size(2) * first.size(3);
+  at::parallel_for(0, pixels, 256, [&](int64_t begin, int64_t end) {
+    for (int64_t px = begin; px < end; ++px) {
+      auto* o = dst + px * channels;
+      for (size_t i = 0; i < sources.size(); ++i) {
+        const int64_t c = widths[i];
+        const auto* in = sources[i] + px * c;
+        const auto& table = tables[i];
+        for (int64_t k = 0; k < c; ++k) o[k] = table[in[k]];
+        o += c;
+      }
+    }
+  });
+  return out;
+}
+
+// Unfused, this is five passes over the state (dequantize a and h, addcmul, libm's tanh per
+// element, quantize).
+at::Tensor state_update(const at::Tensor& a, const at::Tensor& h, const at::Tensor& factor, double scale,
+                        int64_t zero_point) {
+  const auto cl = at::MemoryFormat::ChannelsLast;
+  const auto qa = a.contiguous(cl), qh = h.contiguous(cl);
+  const int64_t k = a.size(1), pixels = a.numel() / k;
+  auto out = at::_empty_affine_quantized(a.sizes(), at::TensorOptions(at::kQUInt8), scale, zero_point, cl);
+  // Per channel: a + h * f = sa * qa + m * qh + offset, with m = sh * f and the zero points in offset.
+  // The coefficients are laid out for a block of kBlock pixels, so that the inner loop runs over
+  // contiguous memory with one coefficient per element.
+  constexpr int64_t kBlock = 16;
+  const auto f = factor.to(at::kFloat).contiguous();
+  const float sa = static_cast<float>(qa.q_scale()), sh = static_cast<float>(qh.q_scale());
+  const float za = static_cast<float>(qa.q_zero_point()), zh = static_cast<float>(qh.q_zero_point());
+  std::vector<float> m(k * kBlock), offset(k * kBlock);
+  for (int64_t c = 0; c < k; ++c) {
+    const float mc = sh * f.data_ptr<float>()[c];
+    for (int64_t p = 0; p < kBlock; ++p) {
+      m[p * k + c] = mc;
+      offset[p * k + c] = -sa * za - mc * zh;
+    }
+  }
+  const auto* in_a = reinterpret_cast<const uint8_t*>(qa.data_ptr<c10::quint8>());
+  const auto* in_h = reinterpret_cast<const uint8_t*>(qh.data_ptr<c10::quint8>());
+  auto* dst = reinterpret_cast<uint8_t*>(out.data_ptr<c10::quint8>());
+  const float inverse = static_cast<float>(1.0 / scale), zero = static_cast<float>(zero_point);
+  const int64_t blocks = (pixels + kBlock - 1) / kBlock;
+  at::parallel_for(0, blocks, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      const int64_t first = b * kBlock * k, len = std::min(kBlock, pixels - b * kBlock) * k;
+      state_update_span(in_a + first, in_h + first, m.data(), offset.data(), dst + first, len, sa, inverse,
+                        zero);
+    }
+  });
+  return out;
+}
+
+at::Tensor tanh(const at::Tensor& q, double scale, int64_t zero_point) {
+  const auto format = layout_of(q);
+  const auto src = q.contiguous(format);
+  std::array<uint8_t, 256> table{};
+  for (int v = 0; v < 256; ++v) {
+    const double t = std::tanh((v - src.q_zero_point()) * src.q_scale());
+    table[v] = static_cast<uint8_t>(std::clamp<double>(std::nearbyint(t / scale) + zero_point, 0, 255));
+  }
+  auto out =
+      at::_empty_affine_quantized(src.sizes(), at::TensorOptions(at::kQUInt8), scale, zero_point, format);
+  const auto* in = reinterpret_cast<const uint8_t*>(src.data_ptr<c10::quint8>());
+  auto* dst = reinterpret_cast<uint8_t*>(out.data_ptr<c10::quint8>());
+  at::parallel_for(0, src.numel(), 16384, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) dst[i] = table[in[i]];
+  });
+  return out;
+}
+
+}  // namespace rla::inference::int8
