@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "rla/inference/fast_inference.h"
+#include "rla/inference/quantized.h"
 #include "rla/models/registry.h"
 #include "rla/util/memory.h"
 #include "rla/util/threads.h"
@@ -60,7 +61,7 @@ int main(int argc, char** argv) {
   std::string model = "rla_resnet20", mode = "train";
   int64_t batch = 128, size = 32, steps = 5, top = 25;
   int threads = 0;
-  bool fast = false, nchw = false;
+  bool fast = false, nchw = false, int8 = false;
   CLI::App app{"Self time per ATen op of a training step or a forward"};
   app.add_option("--model", model)->capture_default_str();
   app.add_option("--mode", mode)->check(CLI::IsMember({"train", "infer"}))->capture_default_str();
@@ -71,6 +72,8 @@ int main(int argc, char** argv) {
   app.add_option("--top", top, "Rows to print")->capture_default_str();
   app.add_flag("--fast", fast, "Inference through the prepared copy (FastNetwork)");
   app.add_flag("--nchw", nchw, "NCHW instead of channels-last");
+  app.add_flag("--int8", int8,
+               "Inference through the int8 graph (QuantizedNetwork, calibrated on the input)");
   CLI11_PARSE(app, argc, argv);
   rla::util::set_intra_op_threads(threads > 0 ? threads : rla::util::threads_for_batch(batch));
 
@@ -87,6 +90,12 @@ int main(int argc, char** argv) {
     net->eval();
     if (fast) fast_net = std::make_unique<rla::inference::FastNetwork>(net);
   }
+  std::unique_ptr<rla::inference::QuantizedNetwork> int8_net;
+  if (mode == "infer" && int8) {
+    int8_net = std::make_unique<rla::inference::QuantizedNetwork>(*net, std::vector<int64_t>{3, size, size});
+    int8_net->calibrate(x);
+    int8_net->finalize();
+  }
   auto step = [&] {
     if (mode == "train") {
       opt.zero_grad();
@@ -94,6 +103,8 @@ int main(int argc, char** argv) {
       loss.backward();
       opt.step();
       loss.item<float>();
+    } else if (int8_net) {
+      int8_net->forward(x).sum().item<float>();
     } else if (fast_net) {
       fast_net->forward(x).sum().item<float>();
     } else {
@@ -121,7 +132,10 @@ int main(int argc, char** argv) {
   const double n = static_cast<double>(steps);
   fmt::print("{} {} batch {} @{} ({}, {} threads{}): {:.2f} ms per step unprofiled, {:.2f} ms profiled\n",
              model, mode, batch, size, nchw ? "NCHW" : "channels-last", torch::get_num_threads(),
-             fast ? ", fast path" : "", plain_ms, total / 1e3 / n);
+             int8   ? ", int8"
+             : fast ? ", fast path"
+                    : "",
+             plain_ms, total / 1e3 / n);
   fmt::print("| op | self ms per step | share | calls per step |\n|---|---|---|---|\n");
   for (int64_t i = 0; i < std::min<int64_t>(top, static_cast<int64_t>(rows.size())); ++i) {
     const auto& [name, t] = rows[static_cast<size_t>(i)];

@@ -61,10 +61,11 @@ Command add_quantize_command(CLI::App& root) {
         const auto c = q.counts();
         fmt::print(
             "{}: {} quantized on {} ({} calibration images): {} int8 convolutions ({} with ReLU fused), "
-            "{} int8 adds, {} int8 concatenations, {} int8 state updates, {} float ops -> {} ({:.2f} MB)\n",
+            "{} int8 adds, {} int8 concatenations, {} int8 state updates, {} int8 max pools, {} float ops "
+            "-> {} ({:.2f} MB)\n",
             cfg->run, run.model, inference::QuantizedNetwork::engine(), q.calibration_images(),
             c.int8_convolutions, c.fused_relus, c.int8_adds, c.int8_concats, c.int8_state_updates,
-            c.float_ops, out, static_cast<double>(std::filesystem::file_size(out)) / 1e6);
+            c.int8_pools, c.float_ops, out, static_cast<double>(std::filesystem::file_size(out)) / 1e6);
         return 0;
       }};
 }

@@ -5,6 +5,7 @@
 #include "rla/inference/int8_kernels.h"
 
 #include <ATen/Parallel.h>
+#include <ATen/record_function.h>
 
 #include <algorithm>
 #include <array>
@@ -64,6 +65,7 @@ RLA_VECTOR_CLONES void state_update_span(const uint8_t* __restrict a, const uint
 }  // namespace
 
 at::Tensor dequantize(const at::Tensor& q) {
+  RECORD_FUNCTION("rla::int8::dequantize", std::vector<c10::IValue>());
   const auto format = layout_of(q);
   const auto src = q.contiguous(format);
   auto out = at::empty(src.sizes(), at::TensorOptions(at::kFloat).memory_format(format));
@@ -78,6 +80,7 @@ at::Tensor dequantize(const at::Tensor& q) {
 }
 
 at::Tensor quantize(const at::Tensor& t, double scale, int64_t zero_point) {
+  RECORD_FUNCTION("rla::int8::quantize", std::vector<c10::IValue>());
   const auto format = t.dim() == 4 ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
   const auto src = t.to(at::kFloat).contiguous(format);
   auto out =
@@ -93,6 +96,7 @@ at::Tensor quantize(const at::Tensor& t, double scale, int64_t zero_point) {
 
 // Each input's requantization table is applied while copying pixel by pixel in channels-last order.
 at::Tensor channel_cat(const std::vector<at::Tensor>& parts, double scale, int64_t zero_point) {
+  RECORD_FUNCTION("rla::int8::channel_cat", std::vector<c10::IValue>());
   const auto cl = at::MemoryFormat::ChannelsLast;
   std::vector<at::Tensor> inputs;
   std::vector<const uint8_t*> sources;
@@ -105,8 +109,10 @@ at::Tensor channel_cat(const std::vector<at::Tensor>& parts, double scale, int64
     widths.push_back(p.size(1));
     channels += p.size(1);
     std::array<uint8_t, 256> table{};
+    const double in_scale = p.q_scale();  // each q_scale() is a dispatcher call: not in the loop
+    const int64_t in_zero = p.q_zero_point();
     for (int v = 0; v < 256; ++v) {
-      const double real = (v - p.q_zero_point()) * p.q_scale();
+      const double real = static_cast<double>(v - in_zero) * in_scale;
       table[v] = static_cast<uint8_t>(std::clamp<double>(std::nearbyint(real / scale) + zero_point, 0, 255));
     }
     tables.push_back(table);
@@ -135,6 +141,7 @@ at::Tensor channel_cat(const std::vector<at::Tensor>& parts, double scale, int64
 // element, quantize).
 at::Tensor state_update(const at::Tensor& a, const at::Tensor& h, const at::Tensor& factor, double scale,
                         int64_t zero_point) {
+  RECORD_FUNCTION("rla::int8::state_update", std::vector<c10::IValue>());
   const auto cl = at::MemoryFormat::ChannelsLast;
   const auto qa = a.contiguous(cl), qh = h.contiguous(cl);
   const int64_t k = a.size(1), pixels = a.numel() / k;
@@ -169,12 +176,51 @@ at::Tensor state_update(const at::Tensor& a, const at::Tensor& h, const at::Tens
   return out;
 }
 
+at::Tensor max_pool2d(const at::Tensor& q, at::IntArrayRef kernel, at::IntArrayRef stride,
+                      at::IntArrayRef padding) {
+  RECORD_FUNCTION("rla::int8::max_pool2d", std::vector<c10::IValue>());
+  const auto cl = at::MemoryFormat::ChannelsLast;
+  const auto src = q.contiguous(cl);
+  const int64_t n = src.size(0), c = src.size(1), h = src.size(2), w = src.size(3);
+  const int64_t oh = (h + 2 * padding[0] - kernel[0]) / stride[0] + 1;
+  const int64_t ow = (w + 2 * padding[1] - kernel[1]) / stride[1] + 1;
+  auto out = at::_empty_affine_quantized({n, c, oh, ow}, at::TensorOptions(at::kQUInt8), src.q_scale(),
+                                         src.q_zero_point(), cl);
+  const auto* in = reinterpret_cast<const uint8_t*>(src.data_ptr<c10::quint8>());
+  auto* dst = reinterpret_cast<uint8_t*>(out.data_ptr<c10::quint8>());
+  // The affine map from codes to values is increasing, so the maximum code is the code of the
+  // maximum; padding never wins (each window holds an input pixel, and 0 is the smallest code).
+  at::parallel_for(0, n * oh, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t b = row / oh, y = row % oh;
+      for (int64_t x = 0; x < ow; ++x) {
+        uint8_t* o = dst + ((b * oh + y) * ow + x) * c;
+        std::fill(o, o + c, uint8_t{0});
+        for (int64_t i = 0; i < kernel[0]; ++i) {
+          const int64_t iy = y * stride[0] - padding[0] + i;
+          if (iy < 0 || iy >= h) continue;
+          for (int64_t j = 0; j < kernel[1]; ++j) {
+            const int64_t ix = x * stride[1] - padding[1] + j;
+            if (ix < 0 || ix >= w) continue;
+            const uint8_t* p = in + ((b * h + iy) * w + ix) * c;
+            for (int64_t k = 0; k < c; ++k) o[k] = std::max(o[k], p[k]);
+          }
+        }
+      }
+    }
+  });
+  return out;
+}
+
 at::Tensor tanh(const at::Tensor& q, double scale, int64_t zero_point) {
+  RECORD_FUNCTION("rla::int8::tanh", std::vector<c10::IValue>());
   const auto format = layout_of(q);
   const auto src = q.contiguous(format);
   std::array<uint8_t, 256> table{};
+  const double in_scale = src.q_scale();
+  const int64_t in_zero = src.q_zero_point();
   for (int v = 0; v < 256; ++v) {
-    const double t = std::tanh((v - src.q_zero_point()) * src.q_scale());
+    const double t = std::tanh(static_cast<double>(v - in_zero) * in_scale);
     table[v] = static_cast<uint8_t>(std::clamp<double>(std::nearbyint(t / scale) + zero_point, 0, 255));
   }
   auto out =

@@ -37,7 +37,7 @@ constexpr int64_t kFormatVersion = 1;
 /// Ops that accept uint8 tensors and keep them uint8 (ATen's QuantizedCPU kernels).
 const std::set<std::string>& quantized_passthrough() {
   // Not max_pool2d: LibTorch 1.13's quantized kernel miscomputes its output size for the stem's
-  // 3x3/2 pooling (it then runs in float).
+  // 3x3/2 pooling; it runs on the uint8 codes instead (int8::max_pool2d).
   static const std::set<std::string> kinds = {
       "aten::relu",
       "aten::relu_",
@@ -82,6 +82,10 @@ bool same_shape_tensors(const Value* a, const Value* b) {
   return sa && sb && *sa == *sb && sa->size() == 4;
 }
 
+bool all_ones(const std::vector<int64_t>& v) {
+  return std::all_of(v.begin(), v.end(), [](int64_t x) { return x == 1; });
+}
+
 /// prim::ListConstruct: the values `ids` as one list IValue (tensors, ints, floats or bools).
 c10::IValue make_list(const std::vector<int>& ids, const std::vector<c10::IValue>& values) {
   if (!ids.empty() && values[ids[0]].isTensor()) {
@@ -122,7 +126,7 @@ c10::IValue dequantized(const c10::IValue& v) {
 
 class QuantizedGraph {
  public:
-  enum class Kind { kGeneric, kConv, kAdd, kCat, kList, kStateUpdate, kTanh };
+  enum class Kind { kGeneric, kConv, kAdd, kCat, kList, kStateUpdate, kTanh, kMaxPool };
   struct Step {
     Kind kind = Kind::kGeneric;
     const Node* node = nullptr;
@@ -135,6 +139,7 @@ class QuantizedGraph {
     // kConv: the float weight's constant id, its settings and, once finalized, the packed weights.
     int weight = -1, bias = -1;
     std::vector<int64_t> stride, padding, dilation;
+    std::vector<int64_t> kernel;  ///< kMaxPool (with stride and padding)
     int64_t groups = 1;
     at::Tensor qweight;
     c10::IValue packed;
@@ -260,6 +265,17 @@ void QuantizedGraph::plan_node(const Node* n) {
     s.output = id(tanh->output());
   } else if ((kind == "aten::tanh" || kind == "aten::tanh_") && fuse_state_) {
     s.kind = Kind::kTanh;
+  } else if (kind == "aten::max_pool2d" && s.inputs.size() == 6 &&
+             std::all_of(s.inputs.begin() + 1, s.inputs.end(), [this](int v) { return is_constant_[v]; }) &&
+             constants_[s.inputs[1]].toIntVector().size() == 2 &&
+             constants_[s.inputs[2]].toIntVector().size() == 2 &&
+             constants_[s.inputs[3]].toIntVector().size() == 2 &&
+             all_ones(constants_[s.inputs[4]].toIntVector()) && !constants_[s.inputs[5]].toBool()) {
+    s.kind =
+        Kind::kMaxPool;  // on the uint8 codes (int8::max_pool2d); dilated or ceil-mode pools run in float
+    s.stride = constants_[s.inputs[2]].toIntVector();
+    s.padding = constants_[s.inputs[3]].toIntVector();
+    s.kernel = constants_[s.inputs[1]].toIntVector();
   } else {
     s.keeps_quantized = quantized_passthrough().count(kind) > 0;
   }
@@ -350,6 +366,9 @@ torch::Tensor QuantizedGraph::run(const torch::Tensor& x, bool quantized) {
     } else if (quantized && s.kind == Kind::kTanh && values[s.inputs[0]].isTensor() &&
                values[s.inputs[0]].toTensor().is_quantized() && scale_[s.output] != 0.0) {
       values[s.output] = int8::tanh(values[s.inputs[0]].toTensor(), scale_[s.output], zero_point_[s.output]);
+    } else if (quantized && s.kind == Kind::kMaxPool && values[s.inputs[0]].isTensor() &&
+               values[s.inputs[0]].toTensor().is_quantized() && values[s.inputs[0]].toTensor().dim() == 4) {
+      values[s.output] = int8::max_pool2d(values[s.inputs[0]].toTensor(), s.kernel, s.stride, s.padding);
     } else if (s.kind == Kind::kList) {
       values[s.output] = make_list(s.inputs, values);
     } else if (quantized && s.kind == Kind::kCat) {
@@ -415,6 +434,8 @@ QuantizedNetwork::Counts QuantizedGraph::counts() const {
       ++c.int8_concats;
     } else if (s.kind == Kind::kStateUpdate || s.kind == Kind::kTanh) {
       ++c.int8_state_updates;
+    } else if (s.kind == Kind::kMaxPool) {
+      ++c.int8_pools;
     } else if (!s.keeps_quantized && kind.rfind("aten::", 0) == 0) {
       ++c.float_ops;
     }

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <tuple>
 
 #include "../support/batchnorm.h"
 #include "../support/test_util.h"
@@ -119,6 +120,17 @@ TEST(Int8, StateUpdateAndTanhKernelsMatchTheFloatOpsTheyReplace) {
     const auto t_exact = a.dequantize().to(torch::kDouble).tanh();
     EXPECT_LE((t.dequantize().to(torch::kDouble) - t_exact).abs().max().item<double>(), scale * (0.5 + 1e-3));
   }
+  // Max pooling on the codes is exact: the stem's 3x3/2 (padding 1) and an uneven 2x3/(1,2) without.
+  const auto q = random_quint8({2, 16, 13, 11}, 0.05, 100);
+  for (const auto& [kernel, stride, padding] :
+       {std::tuple<std::vector<int64_t>, std::vector<int64_t>, std::vector<int64_t>>{{3, 3}, {2, 2}, {1, 1}},
+        {{2, 3}, {1, 2}, {0, 0}}}) {
+    const auto pooled = inference::int8::max_pool2d(q, kernel, stride, padding);
+    const auto want = at::quantize_per_tensor(at::max_pool2d(q.dequantize(), kernel, stride, padding),
+                                              q.q_scale(), q.q_zero_point(), torch::kQUInt8);
+    ASSERT_EQ(pooled.sizes(), want.sizes());
+    EXPECT_TRUE(torch::equal(pooled.int_repr(), want.int_repr()));
+  }
 }
 
 TEST(Int8, FusedStateUpdateGivesTheLogitsOfTheUnfusedGraph) {
@@ -148,6 +160,7 @@ TEST(Int8, FusedStateUpdateGivesTheLogitsOfTheUnfusedGraph) {
     fused.finalize();
     EXPECT_EQ(unfused.counts().int8_state_updates, 0);
     EXPECT_EQ(fused.counts().int8_state_updates, c.blocks);
+    EXPECT_EQ(fused.counts().int8_pools, c.model == "rla_resnet50_se" ? 1 : 0);  // the stem's max pool
     EXPECT_EQ(fused.counts().float_ops, unfused.counts().float_ops - (c.blocks > 0 ? 2 * c.blocks - 1 : 0));
     const auto x = torch::randn({4, 3, c.size, c.size});
     const auto want = unfused.forward(x), got = fused.forward(x);

@@ -27,6 +27,11 @@ at::Tensor channel_cat(const std::vector<at::Tensor>& parts, double scale, int64
 at::Tensor state_update(const at::Tensor& a, const at::Tensor& h, const at::Tensor& factor, double scale,
                         int64_t zero_point);
 
+/// Max pooling (at::max_pool2d, dilation 1, floor sizes) of a quint8 tensor [N, C, H, W] on its
+/// codes: exactly quantize(max_pool2d(dequantize(q))) with q's scale and zero point.
+at::Tensor max_pool2d(const at::Tensor& q, at::IntArrayRef kernel, at::IntArrayRef stride,
+                      at::IntArrayRef padding);
+
 /// tanh of a quint8 tensor into (scale, zero_point): one 256-entry table.
 at::Tensor tanh(const at::Tensor& q, double scale, int64_t zero_point);
 
