@@ -1,7 +1,9 @@
 // uint8 kernels of the int8 graph (inference/int8_kernels.h): plain loops the compiler vectorizes.
-// This file is compiled with -fno-trapping-math (CMakeLists.txt): without it GCC keeps the clamps
-// as branches and vectorizes none of the float loops. On x86-64 with GCC, each loop is also built
-// for AVX2 and AVX-512 and the best one for the CPU is picked at load time (target_clones).
+// This file is compiled with -fno-trapping-math -ffinite-math-only -fno-signed-zeros (CMakeLists.txt):
+// without the first GCC keeps the clamps as branches and vectorizes none of the float loops, without
+// the others the clamps are compare-and-blend sequences instead of min / max (channel_cat took 1.7x as long).
+// A NaN activation (a diverged model) gives an arbitrary code instead of 0. On x86-64 with GCC, each loop is
+// also built for AVX2 and AVX-512, the best one picked for the CPU at load time (target_clones).
 #include "rla/inference/int8_kernels.h"
 
 #include <ATen/Parallel.h>
@@ -10,6 +12,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 namespace rla::inference::int8 {
@@ -49,6 +52,12 @@ RLA_VECTOR_CLONES void dequantize_span(const uint8_t* __restrict in, float* __re
 RLA_VECTOR_CLONES void quantize_span(const float* __restrict in, uint8_t* __restrict out, int64_t n,
                                      float inverse, float zero) {
   for (int64_t i = 0; i < n; ++i) out[i] = to_uint8_code(clamp(in[i] * inverse, -512.0f, 512.0f), zero);
+}
+
+/// out[i] = code(in[i] * ratio + shift) for i < n.
+RLA_VECTOR_CLONES void requantize_span(const uint8_t* __restrict in, uint8_t* __restrict out, int64_t n,
+                                       float ratio, float shift, float zero) {
+  for (int64_t i = 0; i < n; ++i) out[i] = to_uint8_code(static_cast<float>(in[i]) * ratio + shift, zero);
 }
 
 /// out[j] = code(tanh(sa * a[j] + m[j] * h[j] + offset[j])) for j < n.
@@ -94,43 +103,46 @@ at::Tensor quantize(const at::Tensor& t, double scale, int64_t zero_point) {
   return out;
 }
 
-// Each input's requantization table is applied while copying pixel by pixel in channels-last order.
 at::Tensor channel_cat(const std::vector<at::Tensor>& parts, double scale, int64_t zero_point) {
   RECORD_FUNCTION("rla::int8::channel_cat", std::vector<c10::IValue>());
   const auto cl = at::MemoryFormat::ChannelsLast;
-  std::vector<at::Tensor> inputs;
-  std::vector<const uint8_t*> sources;
-  std::vector<int64_t> widths;
-  std::vector<std::array<uint8_t, 256>> tables;
+  struct Part {
+    at::Tensor tensor;
+    const uint8_t* data;
+    int64_t width;
+    float ratio, shift;
+  };
+  std::vector<Part> inputs;
   int64_t channels = 0;
   for (const auto& p : parts) {
-    inputs.push_back(p.contiguous(cl));
-    sources.push_back(reinterpret_cast<const uint8_t*>(inputs.back().data_ptr<c10::quint8>()));
-    widths.push_back(p.size(1));
+    auto t = p.contiguous(cl);
+    const auto* data = reinterpret_cast<const uint8_t*>(t.data_ptr<c10::quint8>());
+    // (code - zero_in) * scale_in / scale = code * ratio + shift
+    const double ratio = t.q_scale() / scale;
+    inputs.push_back({t, data, p.size(1), static_cast<float>(ratio),
+                      static_cast<float>(-static_cast<double>(t.q_zero_point()) * ratio)});
     channels += p.size(1);
-    std::array<uint8_t, 256> table{};
-    const double in_scale = p.q_scale();  // each q_scale() is a dispatcher call: not in the loop
-    const int64_t in_zero = p.q_zero_point();
-    for (int v = 0; v < 256; ++v) {
-      const double real = static_cast<double>(v - in_zero) * in_scale;
-      table[v] = static_cast<uint8_t>(std::clamp<double>(std::nearbyint(real / scale) + zero_point, 0, 255));
-    }
-    tables.push_back(table);
   }
-  const auto& first = inputs.front();
+  const auto& first = inputs.front().tensor;
   auto out = at::_empty_affine_quantized({first.size(0), channels, first.size(2), first.size(3)},
                                          at::TensorOptions(at::kQUInt8), scale, zero_point, cl);
   auto* dst = reinterpret_cast<uint8_t*>(out.data_ptr<c10::quint8>());
   const int64_t pixels = first.size(0) * first.size(2) * first.size(3);
-  at::parallel_for(0, pixels, 256, [&](int64_t begin, int64_t end) {
-    for (int64_t px = begin; px < end; ++px) {
-      auto* o = dst + px * channels;
-      for (size_t i = 0; i < sources.size(); ++i) {
-        const int64_t c = widths[i];
-        const auto* in = sources[i] + px * c;
-        const auto& table = tables[i];
-        for (int64_t k = 0; k < c; ++k) o[k] = table[in[k]];
-        o += c;
+  const auto zero = static_cast<float>(zero_point);
+  // Blocks of pixels: each part's block is contiguous, requantized in one vector loop into a buffer,
+  // then copied row by row into its slice (per-row vector loops of 12 channels were slower).
+  constexpr int64_t kBlock = 64;
+  at::parallel_for(0, (pixels + kBlock - 1) / kBlock, 4, [&](int64_t begin, int64_t end) {
+    std::vector<uint8_t> buffer;
+    for (int64_t b = begin; b < end; ++b) {
+      const int64_t first = b * kBlock, count = std::min(kBlock, pixels - first);
+      int64_t offset = 0;
+      for (const auto& p : inputs) {
+        buffer.resize(static_cast<size_t>(count * p.width));
+        requantize_span(p.data + first * p.width, buffer.data(), count * p.width, p.ratio, p.shift, zero);
+        for (int64_t px = 0; px < count; ++px)
+          std::memcpy(dst + (first + px) * channels + offset, buffer.data() + px * p.width, p.width);
+        offset += p.width;
       }
     }
   });

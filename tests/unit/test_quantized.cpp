@@ -120,6 +120,13 @@ TEST(Int8, StateUpdateAndTanhKernelsMatchTheFloatOpsTheyReplace) {
     const auto t_exact = a.dequantize().to(torch::kDouble).tanh();
     EXPECT_LE((t.dequantize().to(torch::kDouble) - t_exact).abs().max().item<double>(), scale * (0.5 + 1e-3));
   }
+  // The channel concatenation of two tensors with their own scales into a third.
+  const auto x = random_quint8({2, 20, 5, 3}, 0.04, 90), y = random_quint8({2, 12, 5, 3}, 0.01, 140);
+  const auto cat = inference::int8::channel_cat({x, y}, 0.05, 120);
+  const auto cat_want =
+      at::quantize_per_tensor(at::cat({x.dequantize(), y.dequantize()}, 1), 0.05, 120, torch::kQUInt8);
+  ASSERT_EQ(cat.sizes(), cat_want.sizes());
+  EXPECT_LE(codes_off_by_one(cat, cat_want), cat.numel() / 1000);
   // Max pooling on the codes is exact: the stem's 3x3/2 (padding 1) and an uneven 2x3/(1,2) without.
   const auto q = random_quint8({2, 16, 13, 11}, 0.05, 100);
   for (const auto& [kernel, stride, padding] :
