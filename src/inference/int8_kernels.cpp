@@ -224,6 +224,59 @@ at::Tensor max_pool2d(const at::Tensor& q, at::IntArrayRef kernel, at::IntArrayR
   return out;
 }
 
+namespace {
+/// Output size of a pooling window along one axis, as ATen computes it.
+int64_t pooled_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, bool ceil_mode) {
+  int64_t out = (in + 2 * pad - kernel + (ceil_mode ? stride - 1 : 0)) / stride + 1;
+  if (ceil_mode && (out - 1) * stride >= in + pad) --out;  // the last window must start inside
+  return out;
+}
+}  // namespace
+
+at::Tensor avg_pool2d(const at::Tensor& q, at::IntArrayRef kernel, at::IntArrayRef stride,
+                      at::IntArrayRef padding, bool ceil_mode, bool count_include_pad) {
+  RECORD_FUNCTION("rla::int8::avg_pool2d", std::vector<c10::IValue>());
+  const auto cl = at::MemoryFormat::ChannelsLast;
+  const auto src = q.contiguous(cl);
+  const int64_t n = src.size(0), c = src.size(1), h = src.size(2), w = src.size(3);
+  const int64_t oh = pooled_size(h, kernel[0], stride[0], padding[0], ceil_mode);
+  const int64_t ow = pooled_size(w, kernel[1], stride[1], padding[1], ceil_mode);
+  const int64_t zero = src.q_zero_point();
+  auto out =
+      at::_empty_affine_quantized({n, c, oh, ow}, at::TensorOptions(at::kQUInt8), src.q_scale(), zero, cl);
+  const auto* in = reinterpret_cast<const uint8_t*>(src.data_ptr<c10::quint8>());
+  auto* dst = reinterpret_cast<uint8_t*>(out.data_ptr<c10::quint8>());
+  // In codes: mean value / scale = (sum of codes - count * zero) / divisor; a padded pixel is value 0.
+  at::parallel_for(0, n * oh, 1, [&](int64_t begin, int64_t end) {
+    std::vector<int32_t> sum(static_cast<size_t>(c));
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t b = row / oh, y = row % oh;
+      for (int64_t x = 0; x < ow; ++x) {
+        const int64_t y0 = y * stride[0] - padding[0], x0 = x * stride[1] - padding[1];
+        const int64_t y1 = std::min(y0 + kernel[0], h + padding[0]),
+                      x1 = std::min(x0 + kernel[1], w + padding[1]);
+        const int64_t padded = (y1 - y0) * (x1 - x0);
+        const int64_t ya = std::max<int64_t>(y0, 0), yb = std::min(y1, h);
+        const int64_t xa = std::max<int64_t>(x0, 0), xb = std::min(x1, w);
+        const int64_t count = (yb - ya) * (xb - xa);
+        std::fill(sum.begin(), sum.end(), 0);
+        for (int64_t iy = ya; iy < yb; ++iy)
+          for (int64_t ix = xa; ix < xb; ++ix) {
+            const uint8_t* p = in + ((b * h + iy) * w + ix) * c;
+            for (int64_t k = 0; k < c; ++k) sum[static_cast<size_t>(k)] += p[k];
+          }
+        const float inverse = 1.0f / static_cast<float>(count_include_pad ? padded : count);
+        const float shift = -static_cast<float>(count * zero) * inverse;
+        uint8_t* o = dst + ((b * oh + y) * ow + x) * c;
+        for (int64_t k = 0; k < c; ++k)
+          o[k] = to_uint8_code(static_cast<float>(sum[static_cast<size_t>(k)]) * inverse + shift,
+                               static_cast<float>(zero));
+      }
+    }
+  });
+  return out;
+}
+
 at::Tensor tanh(const at::Tensor& q, double scale, int64_t zero_point) {
   RECORD_FUNCTION("rla::int8::tanh", std::vector<c10::IValue>());
   const auto format = layout_of(q);

@@ -119,7 +119,7 @@ c10::IValue dequantized(const c10::IValue& v) {
 
 class QuantizedGraph {
  public:
-  enum class Kind { kGeneric, kConv, kAdd, kCat, kList, kStateUpdate, kTanh, kMaxPool };
+  enum class Kind { kGeneric, kConv, kAdd, kCat, kList, kStateUpdate, kTanh, kMaxPool, kAvgPool };
   struct Step {
     Kind kind = Kind::kGeneric;
     const Node* node = nullptr;
@@ -132,7 +132,8 @@ class QuantizedGraph {
     // kConv: the float weight's constant id, its settings and, once finalized, the packed weights.
     int weight = -1, bias = -1;
     std::vector<int64_t> stride, padding, dilation;
-    std::vector<int64_t> kernel;  ///< kMaxPool (with stride and padding)
+    std::vector<int64_t> kernel;                       ///< kMaxPool, kAvgPool (with stride and padding)
+    bool ceil_mode = false, count_include_pad = true;  ///< kAvgPool
     int64_t groups = 1;
     at::Tensor qweight;
     c10::IValue packed;
@@ -269,6 +270,18 @@ void QuantizedGraph::plan_node(const Node* n) {
     s.stride = constants_[s.inputs[2]].toIntVector();
     s.padding = constants_[s.inputs[3]].toIntVector();
     s.kernel = constants_[s.inputs[1]].toIntVector();
+  } else if (kind == "aten::avg_pool2d" && s.inputs.size() == 7 &&
+             std::all_of(s.inputs.begin() + 1, s.inputs.end(), [this](int v) { return is_constant_[v]; }) &&
+             constants_[s.inputs[1]].toIntVector().size() == 2 &&
+             constants_[s.inputs[2]].toIntVector().size() == 2 &&
+             constants_[s.inputs[3]].toIntVector().size() == 2 && constants_[s.inputs[6]].isNone()) {
+    s.kind = Kind::kAvgPool;   // on the uint8 codes (int8::avg_pool2d)
+    s.keeps_quantized = true;  // a float input runs the op itself
+    s.kernel = constants_[s.inputs[1]].toIntVector();
+    s.stride = constants_[s.inputs[2]].toIntVector();
+    s.padding = constants_[s.inputs[3]].toIntVector();
+    s.ceil_mode = constants_[s.inputs[4]].toBool();
+    s.count_include_pad = constants_[s.inputs[5]].toBool();
   } else {
     s.keeps_quantized = quantized_passthrough().count(kind) > 0;
   }
@@ -362,6 +375,10 @@ torch::Tensor QuantizedGraph::run(const torch::Tensor& x, bool quantized) {
     } else if (quantized && s.kind == Kind::kMaxPool && values[s.inputs[0]].isTensor() &&
                values[s.inputs[0]].toTensor().is_quantized() && values[s.inputs[0]].toTensor().dim() == 4) {
       values[s.output] = int8::max_pool2d(values[s.inputs[0]].toTensor(), s.kernel, s.stride, s.padding);
+    } else if (quantized && s.kind == Kind::kAvgPool && values[s.inputs[0]].isTensor() &&
+               values[s.inputs[0]].toTensor().is_quantized() && values[s.inputs[0]].toTensor().dim() == 4) {
+      values[s.output] = int8::avg_pool2d(values[s.inputs[0]].toTensor(), s.kernel, s.stride, s.padding,
+                                          s.ceil_mode, s.count_include_pad);
     } else if (s.kind == Kind::kList) {
       values[s.output] = make_list(s.inputs, values);
     } else if (quantized && s.kind == Kind::kCat) {
@@ -427,7 +444,7 @@ QuantizedNetwork::Counts QuantizedGraph::counts() const {
       ++c.int8_concats;
     } else if (s.kind == Kind::kStateUpdate || s.kind == Kind::kTanh) {
       ++c.int8_state_updates;
-    } else if (s.kind == Kind::kMaxPool) {
+    } else if (s.kind == Kind::kMaxPool || s.kind == Kind::kAvgPool) {
       ++c.int8_pools;
     } else if (!s.keeps_quantized && kind.rfind("aten::", 0) == 0) {
       ++c.float_ops;

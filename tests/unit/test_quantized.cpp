@@ -138,15 +138,34 @@ TEST(Int8, StateUpdateAndTanhKernelsMatchTheFloatOpsTheyReplace) {
     ASSERT_EQ(pooled.sizes(), want.sizes());
     EXPECT_TRUE(torch::equal(pooled.int_repr(), want.int_repr()));
   }
+  // Average pooling on the codes: the RLA state's 2x2/2 with ceil mode (odd sizes: a last window
+  // part outside), and 3x3/2 with padding counted and not counted.
+  for (const bool ceil_mode : {true, false}) {
+    for (const bool include_pad : {true, false}) {
+      for (const auto& [kernel, stride, padding] :
+           {std::tuple<std::vector<int64_t>, std::vector<int64_t>, std::vector<int64_t>>{
+                {2, 2}, {2, 2}, {0, 0}},
+            {{3, 3}, {2, 2}, {1, 1}}}) {
+        const auto pooled = inference::int8::avg_pool2d(q, kernel, stride, padding, ceil_mode, include_pad);
+        // The mean of codes is often a tie (x.5) that float rounding breaks either way: every code
+        // must be a nearest code of the exact mean.
+        const auto exact = at::avg_pool2d(q.dequantize().to(torch::kDouble), kernel, stride, padding,
+                                          ceil_mode, include_pad);
+        ASSERT_EQ(pooled.sizes(), exact.sizes());
+        EXPECT_LE((pooled.dequantize().to(torch::kDouble) - exact).abs().max().item<double>(),
+                  q.q_scale() * (0.5 + 1e-4));  // 1e-4: the float dequantize
+      }
+    }
+  }
 }
 
 TEST(Int8, FusedStateUpdateGivesTheLogitsOfTheUnfusedGraph) {
   struct Case {
     std::string model;
-    int64_t size, blocks;
+    int64_t size, blocks, pools;  ///< pools: the stem's max pool, the state's average pools
   };
-  for (const auto& c : {Case{"rla_resnet20", 32, 9}, Case{"rla_resnet29_s", 32, 9},
-                        Case{"rla_resnet50_se", 64, 16}, Case{"rla_mobilenetv2_k12", 64, 17}}) {
+  for (const auto& c : {Case{"rla_resnet20", 32, 9, 2}, Case{"rla_resnet29_s", 32, 9, 2},
+                        Case{"rla_resnet50_se", 64, 16, 4}, Case{"rla_mobilenetv2_k12", 64, 17, 4}}) {
     SCOPED_TRACE(c.model);
     torch::manual_seed(11);
     models::ModelConfig config;
@@ -167,7 +186,7 @@ TEST(Int8, FusedStateUpdateGivesTheLogitsOfTheUnfusedGraph) {
     fused.finalize();
     EXPECT_EQ(unfused.counts().int8_state_updates, 0);
     EXPECT_EQ(fused.counts().int8_state_updates, c.blocks);
-    EXPECT_EQ(fused.counts().int8_pools, c.model == "rla_resnet50_se" ? 1 : 0);  // the stem's max pool
+    EXPECT_EQ(fused.counts().int8_pools, c.pools);
     EXPECT_EQ(fused.counts().float_ops, unfused.counts().float_ops - (c.blocks > 0 ? 2 * c.blocks - 1 : 0));
     const auto x = torch::randn({4, 3, c.size, c.size});
     const auto want = unfused.forward(x), got = fused.forward(x);

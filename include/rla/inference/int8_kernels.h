@@ -34,6 +34,12 @@ at::Tensor state_update(const at::Tensor& a, const at::Tensor& h, const at::Tens
 at::Tensor max_pool2d(const at::Tensor& q, at::IntArrayRef kernel, at::IntArrayRef stride,
                       at::IntArrayRef padding);
 
+/// Average pooling (at::avg_pool2d without divisor_override) of a quint8 tensor [N, C, H, W] on its
+/// codes, keeping q's scale and zero point: quantize(avg_pool2d(dequantize(q))) but for a value
+/// within float rounding of a code boundary.
+at::Tensor avg_pool2d(const at::Tensor& q, at::IntArrayRef kernel, at::IntArrayRef stride,
+                      at::IntArrayRef padding, bool ceil_mode, bool count_include_pad);
+
 /// tanh of a quint8 tensor into (scale, zero_point): one 256-entry table.
 at::Tensor tanh(const at::Tensor& q, double scale, int64_t zero_point);
 

@@ -8,7 +8,7 @@
 //     calibration batches (MinMaxObserver); residual adds and channel concatenations stay in uint8.
 //   * The RLA state update tanh(conv_out(y) + h * bn_scale) reads and writes uint8 in one pass
 //     (a tanh alone: a 256-entry table); RLA_FUSED_INT8_STATE=0 runs it in float instead.
-//   * Max pooling runs on the uint8 codes (exact: the code map is increasing).
+//   * Max and average pooling run on the uint8 codes (max pooling exactly: the code map is increasing).
 //   * Every other op — the state's average pooling, SE/ECA gates, the classifier — runs in float
 //     between a dequantize and a quantize (docs/deploy.md measures it).
 #include <torch/torch.h>
@@ -62,7 +62,7 @@ class QuantizedNetwork {
     int64_t fused_relus = 0;
     int64_t int8_adds = 0, int8_concats = 0;
     int64_t int8_state_updates = 0;  ///< the RLA state's tanh(a + h * bn_scale) (or tanh) on uint8
-    int64_t int8_pools = 0;          ///< max pooling on the uint8 codes
+    int64_t int8_pools = 0;          ///< max and average pooling on the uint8 codes
     int64_t float_ops = 0;           ///< ops that run in float between a dequantize and a quantize
   };
   Counts counts() const;
