@@ -1,0 +1,95 @@
+#pragma once
+// The int8 graph behind inference::QuantizedNetwork (internal to src/inference): an interpreter over
+// the traced inference graph. Each node runs through its own JIT operation, except 2-D
+// convolutions, residual adds, concatenations, the RLA state update and pooling, which run as
+// uint8 kernels (quantized_graph.cpp); save and load are in quantized_io.cpp. A value is held as
+// float or uint8 and converted where a consumer needs the other.
+#include <torch/csrc/jit/ir/ir.h>
+
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <tuple>
+#include <unordered_map>
+#include <vector>
+
+#include "rla/inference/quantized.h"
+#include "rla/io/pytorch_archive.h"
+#include "rla/util/env.h"
+
+namespace rla::inference {
+
+/// The int8 file's "format" entry and its version.
+inline constexpr const char* kInt8Format = "rla-int8";
+inline constexpr int64_t kInt8FormatVersion = 1;
+
+class QuantizedGraph {
+ public:
+  using Node = torch::jit::Node;
+  using Value = torch::jit::Value;
+  enum class Kind { kGeneric, kConv, kAdd, kCat, kList, kStateUpdate, kTanh, kMaxPool, kAvgPool };
+  struct Step {
+    Kind kind = Kind::kGeneric;
+    const Node* node = nullptr;
+    std::vector<int> inputs;  ///< value ids of the node's inputs
+    std::vector<int> parts;   ///< kCat: value ids of the concatenated tensors
+    int output = -1;          ///< the value this step defines (a fused ReLU's output for kConv/kAdd)
+    bool keeps_quantized = false;
+    bool fused_relu = false;
+    mutable std::optional<torch::jit::Operation> op;  // the node's own (float) operation
+    // kConv: the float weight's constant id, its settings and, once finalized, the packed weights.
+    int weight = -1, bias = -1;
+    std::vector<int64_t> stride, padding, dilation;
+    std::vector<int64_t> kernel;                       ///< kMaxPool, kAvgPool (with stride and padding)
+    bool ceil_mode = false, count_include_pad = true;  ///< kAvgPool
+    int64_t groups = 1;
+    at::Tensor qweight;
+    c10::IValue packed;
+    int64_t cat_dim = 1;
+    // kStateUpdate: the ids of a and h in tanh(a + h * factor) and the constant factor's id.
+    int state_a = -1, state_h = -1, state_factor = -1;
+  };
+
+  /// Traces net's inference graph (BatchNorms folded) at inputs [N] + input_shape and plans it.
+  QuantizedGraph(const models::NetworkImpl& net, std::vector<int64_t> input_shape);
+
+  torch::Tensor run(const torch::Tensor& x, bool quantized);
+  void finalize();
+  void save(const std::string& path, const std::string& model) const;
+  void load(const io::PyValue& file, const std::string& path);
+  QuantizedNetwork::Counts counts() const;
+
+  std::vector<int64_t> input_shape_;
+  int64_t calibrated_ = 0;
+  bool finalized_ = false;
+
+ private:
+  int id(const Value* v) const { return ids_.at(v); }
+  void build();
+  void plan_node(const Node* n);
+  /// For addcmul(a, h, factor) (value 1) whose only user is a tanh, with a and h tensors of one
+  /// shape and factor a constant with one value per channel: the ids of a, h and factor.
+  std::optional<std::tuple<int, int, int>> state_update(const Node* n) const;
+  at::Tensor quantize(int value, const c10::IValue& v) const;
+  void record(int value, const c10::IValue& v);
+  void set_qparams(int value);
+  /// Prepacks every int8 convolution's weights and bias; the graph is then ready to run.
+  void pack_convolutions();
+
+  std::shared_ptr<torch::jit::Graph> graph_;
+  std::unordered_map<const Value*, int> ids_;
+  std::vector<c10::IValue> constants_;  ///< per value id: the constant, or None
+  std::vector<bool> is_constant_;
+  std::vector<Step> steps_;
+  std::set<const Node*> absorbed_;  ///< ReLUs and tanhs whose output the step before them writes
+  std::vector<float> lo_, hi_;      ///< calibrated ranges per value id
+  std::vector<double> scale_;       ///< 0: not quantized
+  std::vector<int64_t> zero_point_;
+  int input_ = 0, output_ = 0;
+  /// The RLA state update and tanh on uint8 tensors (int8::state_update, int8::tanh); off with
+  /// RLA_FUSED_INT8_STATE=0, which runs them in float (the A/B and the parity reference).
+  bool fuse_state_ = util::env_switch_on("RLA_FUSED_INT8_STATE");
+};
+
+}  // namespace rla::inference
