@@ -111,6 +111,7 @@ at::Tensor channel_cat(const std::vector<at::Tensor>& parts, double scale, int64
     const uint8_t* data;
     int64_t width;
     float ratio, shift;
+    bool same;  ///< already in (scale, zero_point): copied as it is
   };
   std::vector<Part> inputs;
   int64_t channels = 0;
@@ -120,7 +121,8 @@ at::Tensor channel_cat(const std::vector<at::Tensor>& parts, double scale, int64
     // (code - zero_in) * scale_in / scale = code * ratio + shift
     const double ratio = t.q_scale() / scale;
     inputs.push_back({t, data, p.size(1), static_cast<float>(ratio),
-                      static_cast<float>(-static_cast<double>(t.q_zero_point()) * ratio)});
+                      static_cast<float>(-static_cast<double>(t.q_zero_point()) * ratio),
+                      t.q_scale() == scale && t.q_zero_point() == zero_point});
     channels += p.size(1);
   }
   const auto& first = inputs.front().tensor;
@@ -138,10 +140,14 @@ at::Tensor channel_cat(const std::vector<at::Tensor>& parts, double scale, int64
       const int64_t first = b * kBlock, count = std::min(kBlock, pixels - first);
       int64_t offset = 0;
       for (const auto& p : inputs) {
-        buffer.resize(static_cast<size_t>(count * p.width));
-        requantize_span(p.data + first * p.width, buffer.data(), count * p.width, p.ratio, p.shift, zero);
+        const uint8_t* rows = p.data + first * p.width;
+        if (!p.same) {
+          buffer.resize(static_cast<size_t>(count * p.width));
+          requantize_span(rows, buffer.data(), count * p.width, p.ratio, p.shift, zero);
+          rows = buffer.data();
+        }
         for (int64_t px = 0; px < count; ++px)
-          std::memcpy(dst + (first + px) * channels + offset, buffer.data() + px * p.width, p.width);
+          std::memcpy(dst + (first + px) * channels + offset, rows + px * p.width, p.width);
         offset += p.width;
       }
     }

@@ -332,6 +332,7 @@ torch::Tensor QuantizedGraph::run(const torch::Tensor& x, bool quantized) {
 void QuantizedGraph::finalize() {
   if (calibrated_ == 0) throw std::logic_error("int8: finalize() needs calibration batches first");
   for (size_t v = 0; v < scale_.size(); ++v) set_qparams(static_cast<int>(v));
+  if (fuse_state_) share_concat_qparams();
   for (auto& s : steps_) {
     if (s.kind == Kind::kConv && !s.qweight.defined()) {
       // Symmetric per output channel, zero point 0 (what oneDNN's and QNNPACK's kernels expect).
@@ -341,6 +342,21 @@ void QuantizedGraph::finalize() {
     }
   }
   pack_convolutions();
+}
+
+void QuantizedGraph::share_concat_qparams() {
+  std::unordered_map<int, int> concatenations;  // per value: how many concatenations read it
+  for (const auto& s : steps_)
+    if (s.kind == Kind::kCat)
+      for (int v : s.parts) ++concatenations[v];
+  for (const auto& s : steps_) {
+    if (s.kind != Kind::kCat || scale_[s.output] == 0.0) continue;
+    for (int v : s.parts) {
+      if (concatenations[v] != 1 || v == input_ || scale_[v] == 0.0) continue;
+      scale_[v] = scale_[s.output];
+      zero_point_[v] = zero_point_[s.output];
+    }
+  }
 }
 
 void QuantizedGraph::pack_convolutions() {

@@ -74,6 +74,11 @@ class QuantizedGraph {
   at::Tensor quantize(int value, const c10::IValue& v) const;
   void record(int value, const c10::IValue& v);
   void set_qparams(int value);
+  /// A value concatenated in exactly one place takes the concatenation's scale and zero point (its
+  /// calibrated range lies inside the concatenation's), so that the concatenation copies it
+  /// instead of requantizing it: the RLA block's x and h are written by their producers in the
+  /// scale that conv1 reads.
+  void share_concat_qparams();
   /// Prepacks every int8 convolution's weights and bias; the graph is then ready to run.
   void pack_convolutions();
 
@@ -87,8 +92,9 @@ class QuantizedGraph {
   std::vector<double> scale_;       ///< 0: not quantized
   std::vector<int64_t> zero_point_;
   int input_ = 0, output_ = 0;
-  /// The RLA state update and tanh on uint8 tensors (int8::state_update, int8::tanh); off with
-  /// RLA_FUSED_INT8_STATE=0, which runs them in float (the A/B and the parity reference).
+  /// The RLA state update and tanh on uint8 tensors (int8::state_update, int8::tanh) and the shared
+  /// concatenation scales (share_concat_qparams); off with RLA_FUSED_INT8_STATE=0, which runs the
+  /// update in float and requantizes every concatenated part (the A/B and the parity reference).
   bool fuse_state_ = util::env_switch_on("RLA_FUSED_INT8_STATE");
 };
 

@@ -127,6 +127,10 @@ TEST(Int8, StateUpdateAndTanhKernelsMatchTheFloatOpsTheyReplace) {
       at::quantize_per_tensor(at::cat({x.dequantize(), y.dequantize()}, 1), 0.05, 120, torch::kQUInt8);
   ASSERT_EQ(cat.sizes(), cat_want.sizes());
   EXPECT_LE(codes_off_by_one(cat, cat_want), cat.numel() / 1000);
+  // A part already in the output's scale and zero point is copied code for code.
+  const auto same = random_quint8({2, 20, 5, 3}, 0.05, 120);
+  const auto copied = inference::int8::channel_cat({same, y}, 0.05, 120);
+  EXPECT_TRUE(torch::equal(copied.int_repr().narrow(1, 0, 20), same.int_repr()));
   // Max pooling on the codes is exact: the stem's 3x3/2 (padding 1) and an uneven 2x3/(1,2) without.
   const auto q = random_quint8({2, 16, 13, 11}, 0.05, 100);
   for (const auto& [kernel, stride, padding] :
