@@ -194,14 +194,23 @@ at::Tensor state_update(const at::Tensor& a, const at::Tensor& h, const at::Tens
   return out;
 }
 
+namespace {
+/// Output size of a pooling window along one axis, as ATen computes it.
+int64_t pooled_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, bool ceil_mode) {
+  int64_t out = (in + 2 * pad - kernel + (ceil_mode ? stride - 1 : 0)) / stride + 1;
+  if (ceil_mode && (out - 1) * stride >= in + pad) --out;  // the last window must start inside
+  return out;
+}
+}  // namespace
+
 at::Tensor max_pool2d(const at::Tensor& q, at::IntArrayRef kernel, at::IntArrayRef stride,
                       at::IntArrayRef padding) {
   RECORD_FUNCTION("rla::int8::max_pool2d", std::vector<c10::IValue>());
   const auto cl = at::MemoryFormat::ChannelsLast;
   const auto src = q.contiguous(cl);
   const int64_t n = src.size(0), c = src.size(1), h = src.size(2), w = src.size(3);
-  const int64_t oh = (h + 2 * padding[0] - kernel[0]) / stride[0] + 1;
-  const int64_t ow = (w + 2 * padding[1] - kernel[1]) / stride[1] + 1;
+  const int64_t oh = pooled_size(h, kernel[0], stride[0], padding[0], /*ceil_mode=*/false);
+  const int64_t ow = pooled_size(w, kernel[1], stride[1], padding[1], /*ceil_mode=*/false);
   auto out = at::_empty_affine_quantized({n, c, oh, ow}, at::TensorOptions(at::kQUInt8), src.q_scale(),
                                          src.q_zero_point(), cl);
   const auto* in = reinterpret_cast<const uint8_t*>(src.data_ptr<c10::quint8>());
@@ -229,15 +238,6 @@ at::Tensor max_pool2d(const at::Tensor& q, at::IntArrayRef kernel, at::IntArrayR
   });
   return out;
 }
-
-namespace {
-/// Output size of a pooling window along one axis, as ATen computes it.
-int64_t pooled_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, bool ceil_mode) {
-  int64_t out = (in + 2 * pad - kernel + (ceil_mode ? stride - 1 : 0)) / stride + 1;
-  if (ceil_mode && (out - 1) * stride >= in + pad) --out;  // the last window must start inside
-  return out;
-}
-}  // namespace
 
 at::Tensor avg_pool2d(const at::Tensor& q, at::IntArrayRef kernel, at::IntArrayRef stride,
                       at::IntArrayRef padding, bool ceil_mode, bool count_include_pad) {

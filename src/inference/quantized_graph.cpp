@@ -182,27 +182,14 @@ void QuantizedGraph::plan_node(const Node* n) {
     s.output = id(tanh->output());
   } else if ((kind == "aten::tanh" || kind == "aten::tanh_") && fuse_state_) {
     s.kind = Kind::kTanh;
-  } else if (kind == "aten::max_pool2d" && s.inputs.size() == 6 &&
-             std::all_of(s.inputs.begin() + 1, s.inputs.end(), [this](int v) { return is_constant_[v]; }) &&
-             constants_[s.inputs[1]].toIntVector().size() == 2 &&
-             constants_[s.inputs[2]].toIntVector().size() == 2 &&
-             constants_[s.inputs[3]].toIntVector().size() == 2 &&
+  } else if (kind == "aten::max_pool2d" && s.inputs.size() == 6 && pool_window(s) &&
              all_ones(constants_[s.inputs[4]].toIntVector()) && !constants_[s.inputs[5]].toBool()) {
     s.kind =
         Kind::kMaxPool;  // on the uint8 codes (int8::max_pool2d); dilated or ceil-mode pools run in float
-    s.stride = constants_[s.inputs[2]].toIntVector();
-    s.padding = constants_[s.inputs[3]].toIntVector();
-    s.kernel = constants_[s.inputs[1]].toIntVector();
-  } else if (kind == "aten::avg_pool2d" && s.inputs.size() == 7 &&
-             std::all_of(s.inputs.begin() + 1, s.inputs.end(), [this](int v) { return is_constant_[v]; }) &&
-             constants_[s.inputs[1]].toIntVector().size() == 2 &&
-             constants_[s.inputs[2]].toIntVector().size() == 2 &&
-             constants_[s.inputs[3]].toIntVector().size() == 2 && constants_[s.inputs[6]].isNone()) {
+  } else if (kind == "aten::avg_pool2d" && s.inputs.size() == 7 && pool_window(s) &&
+             constants_[s.inputs[6]].isNone()) {
     s.kind = Kind::kAvgPool;   // on the uint8 codes (int8::avg_pool2d)
     s.keeps_quantized = true;  // a float input runs the op itself
-    s.kernel = constants_[s.inputs[1]].toIntVector();
-    s.stride = constants_[s.inputs[2]].toIntVector();
-    s.padding = constants_[s.inputs[3]].toIntVector();
     s.ceil_mode = constants_[s.inputs[4]].toBool();
     s.count_include_pad = constants_[s.inputs[5]].toBool();
   } else {
@@ -221,6 +208,19 @@ void QuantizedGraph::plan_node(const Node* n) {
     }
   }
   steps_.push_back(std::move(s));
+}
+
+bool QuantizedGraph::pool_window(Step& s) const {
+  // aten::max_pool2d / avg_pool2d: (x, kernel, stride, padding, ...), every argument after x fixed.
+  if (!std::all_of(s.inputs.begin() + 1, s.inputs.end(), [this](int v) { return is_constant_[v]; }))
+    return false;
+  auto kernel = constants_[s.inputs[1]].toIntVector(), stride = constants_[s.inputs[2]].toIntVector(),
+       padding = constants_[s.inputs[3]].toIntVector();
+  if (kernel.size() != 2 || stride.size() != 2 || padding.size() != 2) return false;
+  s.kernel = std::move(kernel);
+  s.stride = std::move(stride);
+  s.padding = std::move(padding);
+  return true;
 }
 
 std::optional<std::tuple<int, int, int>> QuantizedGraph::state_update(const Node* n) const {
@@ -278,6 +278,11 @@ torch::Tensor QuantizedGraph::run(const torch::Tensor& x, bool quantized) {
   static const auto cat = quantized_op("quantized::cat", "");
   std::vector<c10::IValue> values = constants_;
   values[input_] = x;
+  // Whether the step's first input arrives as a uint8 tensor (the uint8 kernels need one).
+  const auto quantized_input = [&values](const Step& s) {
+    const auto& v = values[s.inputs[0]];
+    return v.isTensor() && v.toTensor().is_quantized();
+  };
   if (!quantized) record(input_, values[input_]);
   for (const auto& s : steps_) {
     if (quantized && s.kind == Kind::kConv) {
@@ -292,14 +297,13 @@ torch::Tensor QuantizedGraph::run(const torch::Tensor& x, bool quantized) {
       values[s.output] =
           int8::state_update(quantize(s.state_a, values[s.state_a]), quantize(s.state_h, values[s.state_h]),
                              constants_[s.state_factor].toTensor(), scale_[s.output], zero_point_[s.output]);
-    } else if (quantized && s.kind == Kind::kTanh && values[s.inputs[0]].isTensor() &&
-               values[s.inputs[0]].toTensor().is_quantized() && scale_[s.output] != 0.0) {
+    } else if (quantized && s.kind == Kind::kTanh && quantized_input(s) && scale_[s.output] != 0.0) {
       values[s.output] = int8::tanh(values[s.inputs[0]].toTensor(), scale_[s.output], zero_point_[s.output]);
-    } else if (quantized && s.kind == Kind::kMaxPool && values[s.inputs[0]].isTensor() &&
-               values[s.inputs[0]].toTensor().is_quantized() && values[s.inputs[0]].toTensor().dim() == 4) {
+    } else if (quantized && s.kind == Kind::kMaxPool && quantized_input(s) &&
+               values[s.inputs[0]].toTensor().dim() == 4) {
       values[s.output] = int8::max_pool2d(values[s.inputs[0]].toTensor(), s.kernel, s.stride, s.padding);
-    } else if (quantized && s.kind == Kind::kAvgPool && values[s.inputs[0]].isTensor() &&
-               values[s.inputs[0]].toTensor().is_quantized() && values[s.inputs[0]].toTensor().dim() == 4) {
+    } else if (quantized && s.kind == Kind::kAvgPool && quantized_input(s) &&
+               values[s.inputs[0]].toTensor().dim() == 4) {
       values[s.output] = int8::avg_pool2d(values[s.inputs[0]].toTensor(), s.kernel, s.stride, s.padding,
                                           s.ceil_mode, s.count_include_pad);
     } else if (s.kind == Kind::kList) {

@@ -71,6 +71,9 @@ class QuantizedGraph {
   /// For addcmul(a, h, factor) (value 1) whose only user is a tanh, with a and h tensors of one
   /// shape and factor a constant with one value per channel: the ids of a, h and factor.
   std::optional<std::tuple<int, int, int>> state_update(const Node* n) const;
+  /// For a pooling step whose arguments after x are constants with 2-element kernel, stride and
+  /// padding: fills s.kernel, s.stride and s.padding and returns true.
+  bool pool_window(Step& s) const;
   at::Tensor quantize(int value, const c10::IValue& v) const;
   void record(int value, const c10::IValue& v);
   void set_qparams(int value);
