@@ -17,6 +17,7 @@
 #include "rla/inference/fast_inference.h"
 #include "rla/inference/quantized.h"
 #include "rla/models/registry.h"
+#include "rla/util/memory.h"
 #include "rla/util/threads.h"
 
 namespace {
@@ -50,6 +51,7 @@ std::vector<int64_t> input_of(const std::string& model) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  rla::util::keep_freed_memory();  // as the rla tool runs (util/memory.h)
   std::vector<std::string> models = {"rla_resnet20", "resnet20", "rla_resnet50"};
   int threads = 2, rounds = 5;
   std::string onnx_dir, jsonl;

@@ -7,6 +7,7 @@
 
 #include "rla/engine/checkpoint.h"
 #include "rla/io/state_dict.h"
+#include "rla/util/memory.h"
 
 namespace rla::inference {
 namespace {
@@ -136,7 +137,10 @@ ModelBundle load_model(const std::string& source, const LoadOptions& options) {
   }
   m.net->eval();
   m.net->to(options.device);
-  if (options.execution == Execution::kFast) m.fast = std::make_shared<FastNetwork>(m.net);
+  if (options.execution == Execution::kFast) {
+    if (options.keep_heap) util::keep_freed_memory();
+    m.fast = std::make_shared<FastNetwork>(m.net);
+  }
   return m;
 }
 

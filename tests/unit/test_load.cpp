@@ -4,7 +4,13 @@
 // the file.
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "../support/test_util.h"
 #include "../support/tiny_run.h"
@@ -122,4 +128,45 @@ TEST(Load, AverageDataAndRefusals) {
     EXPECT_NE(std::string(e.what()).find("rla_channels = 12, not 16"), std::string::npos) << e.what();
   }
   EXPECT_THROW(inference::load_model("/nonexistent/run"), std::runtime_error);
+}
+
+// The fast path keeps freed memory in the heap (LoadOptions::keep_heap), so that activations
+// are not mapped and page-faulted in again on every forward. Checked in a fresh process (the
+// threadsafe death-test style re-runs this test alone): before the load glibc serves a 64 MiB
+// block with its own mapping (mallinfo2's hblks counts it), after it from the heap.
+TEST(LoadDeathTest, FastPathKeepsLargeBlocksInTheHeap) {
+#if defined(__GLIBC__)
+  if (std::getenv("RLA_SYSTEM_MALLOC") != nullptr) GTEST_SKIP() << "RLA_SYSTEM_MALLOC is set";
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  const auto path = (test::scratch_dir("load", "heap") / "resnet20.pt").string();
+  models::ModelConfig config;
+  config.in_channels = 1;
+  io::write_state_dict(path, models::state_dict(*models::create_model("resnet20", config)));
+  const auto mapped_blocks = [] {
+    void* volatile block = std::malloc(std::size_t{64} << 20);  // volatile: not elided
+    const auto n = mallinfo2().hblks;
+    std::free(block);
+    return n;
+  };
+  EXPECT_EXIT(
+      {
+        const auto before = mapped_blocks();
+        inference::LoadOptions eager;
+        eager.model = "resnet20";
+        eager.config = config;
+        eager.execution = inference::Execution::kEager;
+        inference::load_model(path, eager);  // the eager model leaves the heap alone
+        const auto eager_after = mapped_blocks();
+        auto fast = eager;
+        fast.execution = inference::Execution::kFast;
+        inference::load_model(path, fast);
+        const auto fast_after = mapped_blocks();
+        std::fprintf(stderr, "mapped blocks: %zu before, %zu eager, %zu fast\n", before, eager_after,
+                     fast_after);
+        std::exit(before >= 1 && eager_after == before && fast_after + 1 == before ? 0 : 1);
+      },
+      testing::ExitedWithCode(0), "mapped blocks");
+#else
+  GTEST_SKIP() << "glibc's heap only";
+#endif
 }

@@ -39,6 +39,13 @@ struct LoadOptions {
   models::ModelConfig config;
   Weights weights = Weights::kRaw;
   Execution execution = Execution::kFast;
+  /// Fast path: keep freed memory in the process's heap (util::keep_freed_memory; the
+  /// environment's RLA_SYSTEM_MALLOC still wins). With glibc's default, every activation over its
+  /// mmap threshold is mapped and page-faulted in again on each forward: rla_resnet20 at batch
+  /// 32 ran 11-25 ms per forward instead of 10-16 ms, resnet50 1100-1230 ms instead of 740-870
+  /// (docs/performance.md, round seven). The setting is process-wide and raises the resident
+  /// size to its peak; set false to leave the heap as the program has it.
+  bool keep_heap = true;
   /// Where the eager model lives. The fast path needs the CPU.
   torch::Device device = torch::kCPU;
   /// State dict: every key of the model must be in the file with its shape (else only what

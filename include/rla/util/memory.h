@@ -9,7 +9,8 @@ namespace rla::util {
 
 /// Makes glibc serve all allocations from its heap and never trim it (mallopt M_MMAP_MAX = 0,
 /// M_TRIM_THRESHOLD = max), unless the environment sets RLA_SYSTEM_MALLOC (any value). Call
-/// once, first thing in main. Returns true when the setting was applied (false off glibc).
+/// it first thing in main (load_model calls it for the fast path); calling it again changes
+/// nothing. Returns true when the setting was applied (false off glibc).
 bool keep_freed_memory();
 
 }  // namespace rla::util
