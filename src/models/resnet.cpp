@@ -191,7 +191,10 @@ ResNetImpl::ResNetImpl(const ResNetOptions& o) : options_(o) {
 
 FlowState ResNetImpl::stem(const torch::Tensor& input) {
   check_input(input, options_.in_channels());
-  auto x = batch_norm_act(conv1_(inference_input(input)), *bn1_, BatchNormAct{{}, {}, Activation::kRelu});
+  // Prepared for inference, the stem's BatchNorm is in conv1 and its ReLU a fused post-op.
+  auto x = bn1_->folded ? conv1_->forward_fused(inference_input(input), /*relu=*/true)
+                        : batch_norm_act(conv1_(inference_input(input)), *bn1_,
+                                         BatchNormAct{{}, {}, Activation::kRelu});
   if (!options_.cifar_stem()) x = max_pool_3x3s2(x);
   return initial_state(x, options_.rla_channels());
 }

@@ -4,6 +4,7 @@
 // the source network untouched.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <optional>
 
 #include "../support/batchnorm.h"
@@ -12,6 +13,7 @@
 #include "rla/data/synthetic.h"
 #include "rla/engine/evaluate.h"
 #include "rla/inference/fast_inference.h"
+#include "rla/models/layers.h"
 #include "rla/models/registry.h"
 
 namespace {
@@ -126,6 +128,30 @@ TEST(FastInference, FusedConvolutionEqualsTheSeparateOperations) {
 
 // The RLA state update in one call: tanh(bn(h + conv_out(y))) with the BN's running statistics as
 // a per-channel scale and shift, equal to the separate operations (and, prepared, written into h).
+// The stem's max pooling without autograd runs our channels-last kernel: equal to ATen's, value
+// for value, at odd and even sizes, with the window clipped at every border; with autograd ATen's.
+TEST(FastInference, StemMaxPoolingEqualsATens) {
+  torch::manual_seed(3);
+  for (const auto& [c, h, w] :
+       std::vector<std::array<int64_t, 3>>{{3, 1, 1}, {16, 2, 3}, {64, 7, 7}, {5, 12, 9}}) {
+    const auto x = torch::randn({2, c, h, w}).contiguous(at::MemoryFormat::ChannelsLast);
+    const auto want = torch::max_pool2d(x, {3, 3}, {2, 2}, {1, 1});
+    torch::Tensor got;
+    {
+      torch::NoGradGuard no_grad;
+      got = models::max_pool_3x3s2(x);
+    }
+    ASSERT_EQ(got.sizes(), want.sizes()) << c << "x" << h << "x" << w;
+    EXPECT_TRUE(got.is_contiguous(at::MemoryFormat::ChannelsLast));
+    EXPECT_TRUE(torch::equal(got, want)) << c << "x" << h << "x" << w;
+    // An NCHW input and a tensor that needs a gradient keep ATen's path, with its backward.
+    EXPECT_TRUE(torch::equal(models::max_pool_3x3s2(x.contiguous()), want));
+    const auto leaf = x.clone().requires_grad_(true);
+    models::max_pool_3x3s2(leaf).sum().backward();
+    EXPECT_TRUE(leaf.grad().defined());
+  }
+}
+
 TEST(FastInference, FusedStateUpdateEqualsTheSeparateOperations) {
   torch::manual_seed(5);
   torch::NoGradGuard no_grad;
