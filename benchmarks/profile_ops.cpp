@@ -61,7 +61,7 @@ int main(int argc, char** argv) {
   std::string model = "rla_resnet20", mode = "train";
   int64_t batch = 128, size = 32, steps = 5, top = 25;
   int threads = 0;
-  bool fast = false, nchw = false, int8 = false;
+  bool fast = false, nchw = false, int8 = false, no_profile = false;
   CLI::App app{"Self time per ATen op of a training step or a forward"};
   app.add_option("--model", model)->capture_default_str();
   app.add_option("--mode", mode)->check(CLI::IsMember({"train", "infer"}))->capture_default_str();
@@ -74,6 +74,9 @@ int main(int argc, char** argv) {
   app.add_flag("--nchw", nchw, "NCHW instead of channels-last");
   app.add_flag("--int8", int8,
                "Inference through the int8 graph (QuantizedNetwork, calibrated on the input)");
+  app.add_flag("--no-profile", no_profile,
+               "Time the steps only (no profiled pass): with ONEDNN_VERBOSE=1 the log's last forward is an "
+               "unprofiled one, for benchmarks/onednn_layers.py");
   CLI11_PARSE(app, argc, argv);
   rla::util::set_intra_op_threads(threads > 0 ? threads : rla::util::threads_for_batch(batch));
 
@@ -119,6 +122,10 @@ int main(int argc, char** argv) {
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() /
       static_cast<double>(steps);
 
+  if (no_profile) {
+    fmt::print("{} {} batch {} @{}: {:.2f} ms per step unprofiled\n", model, mode, batch, size, plain_ms);
+    return 0;
+  }
   prof::enableProfilerLegacy(
       torch::profiler::impl::ProfilerConfig(torch::profiler::impl::ProfilerState::CPU));
   for (int64_t i = 0; i < steps; ++i) step();
