@@ -82,11 +82,16 @@ void copy_rows_of(uint8_t* __restrict dst, int64_t stride, const uint8_t* __rest
 /// memcpy call per pixel and part cost a third of the concatenation.
 void copy_rows(uint8_t* dst, int64_t stride, const uint8_t* src, int64_t width, int64_t count) {
   switch (width) {
-    case 12: return copy_rows_of<12>(dst, stride, src, count);
-    case 16: return copy_rows_of<16>(dst, stride, src, count);
-    case 24: return copy_rows_of<24>(dst, stride, src, count);
-    case 32: return copy_rows_of<32>(dst, stride, src, count);
-    case 64: return copy_rows_of<64>(dst, stride, src, count);
+    case 12:
+      return copy_rows_of<12>(dst, stride, src, count);
+    case 16:
+      return copy_rows_of<16>(dst, stride, src, count);
+    case 24:
+      return copy_rows_of<24>(dst, stride, src, count);
+    case 32:
+      return copy_rows_of<32>(dst, stride, src, count);
+    case 64:
+      return copy_rows_of<64>(dst, stride, src, count);
     default:
       for (int64_t r = 0; r < count; ++r) std::memcpy(dst + r * stride, src + r * width, width);
   }
