@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <cmath>
 #include <optional>
 
 #include "../support/batchnorm.h"
@@ -144,6 +145,14 @@ TEST(FastInference, StemMaxPoolingEqualsATens) {
     ASSERT_EQ(got.sizes(), want.sizes()) << c << "x" << h << "x" << w;
     EXPECT_TRUE(got.is_contiguous(at::MemoryFormat::ChannelsLast));
     EXPECT_TRUE(torch::equal(got, want)) << c << "x" << h << "x" << w;
+    // A NaN anywhere in a window is that window's maximum, as in ATen's.
+    auto with_nan = x.clone();
+    with_nan.index_put_({0, 0, h - 1, w - 1}, std::nan(""));
+    {
+      torch::NoGradGuard no_grad;
+      EXPECT_TRUE(torch::equal(models::max_pool_3x3s2(with_nan).isnan(),
+                               torch::max_pool2d(with_nan, {3, 3}, {2, 2}, {1, 1}).isnan()));
+    }
     // An NCHW input and a tensor that needs a gradient keep ATen's path, with its backward.
     EXPECT_TRUE(torch::equal(models::max_pool_3x3s2(x.contiguous()), want));
     const auto leaf = x.clone().requires_grad_(true);
