@@ -283,7 +283,7 @@ namespace {
 // MaxPool2d(3, 2, 1) on a channels-last float tensor without autograd: each output pixel is the
 // elementwise max of the (up to) nine C-float rows of its window, a loop over the channels the
 // compiler vectorizes. ATen's CPU max pooling computes the argmax indices for a backward even
-// under no_grad (max_pool2d_with_indices): 8.1 ms against 4.7 for resnet50's stem at batch 32,
+// under no_grad (max_pool2d_with_indices): 8.0 ms against 6.0 for resnet50's stem at batch 32,
 // steady state, 2 threads (docs/performance.md, round seven). A NaN in a window propagates, as
 // in ATen's.
 torch::Tensor max_pool_3x3s2_rows(const torch::Tensor& x) {

@@ -127,8 +127,6 @@ TEST(FastInference, FusedConvolutionEqualsTheSeparateOperations) {
   }
 }
 
-// The RLA state update in one call: tanh(bn(h + conv_out(y))) with the BN's running statistics as
-// a per-channel scale and shift, equal to the separate operations (and, prepared, written into h).
 // The stem's max pooling without autograd runs our channels-last kernel: equal to ATen's, value
 // for value, at odd and even sizes, with the window clipped at every border; with autograd ATen's.
 TEST(FastInference, StemMaxPoolingEqualsATens) {
@@ -161,6 +159,8 @@ TEST(FastInference, StemMaxPoolingEqualsATens) {
   }
 }
 
+// The RLA state update in one call: tanh(bn(h + conv_out(y))) with the BN's running statistics as
+// a per-channel scale and shift, equal to the separate operations (and, prepared, written into h).
 TEST(FastInference, FusedStateUpdateEqualsTheSeparateOperations) {
   torch::manual_seed(5);
   torch::NoGradGuard no_grad;
