@@ -284,11 +284,17 @@ torch::Tensor QuantizedGraph::run(const torch::Tensor& x, bool quantized) {
     return v.isTensor() && v.toTensor().is_quantized();
   };
   if (!quantized) record(input_, values[input_]);
+  int64_t prepared = 0;
   for (const auto& s : steps_) {
     if (quantized && s.kind == Kind::kConv) {
-      values[s.output] = call(
-          s.fused_relu ? conv_relu : conv,
-          {quantize(s.inputs[0], values[s.inputs[0]]), s.packed, scale_[s.output], zero_point_[s.output]});
+      auto in = quantize(s.inputs[0], values[s.inputs[0]]);
+      at::Tensor y;
+      if (s.prepared) y = s.prepared->run(in);
+      prepared += y.defined();
+      values[s.output] = y.defined()
+                             ? c10::IValue(std::move(y))
+                             : call(s.fused_relu ? conv_relu : conv,
+                                    {std::move(in), s.packed, scale_[s.output], zero_point_[s.output]});
     } else if (quantized && s.kind == Kind::kAdd) {
       values[s.output] = call(s.fused_relu ? add_relu : add, {quantize(s.inputs[0], values[s.inputs[0]]),
                                                               quantize(s.inputs[1], values[s.inputs[1]]),
@@ -329,6 +335,7 @@ torch::Tensor QuantizedGraph::run(const torch::Tensor& x, bool quantized) {
     }
     if (!quantized) record(s.output, values[s.output]);
   }
+  if (quantized) prepared_runs_ = prepared;
   auto out = values[output_].toTensor();
   return out.is_quantized() ? int8::dequantize(out) : out;
 }
@@ -369,12 +376,21 @@ void QuantizedGraph::pack_convolutions() {
     if (s.kind != Kind::kConv) continue;
     c10::IValue bias = s.bias < 0 ? c10::IValue() : constants_[s.bias];
     s.packed = call(prepack, {s.qweight, bias, s.stride, s.padding, s.dilation, s.groups});
+    // The same convolution as a prepared oneDNN primitive, where its input is a uint8 value; the
+    // packed weights stay for the inputs it does not take.
+    const int in = s.inputs[0];
+    s.prepared.reset();
+    if (scale_[in] != 0.0 && scale_[s.output] != 0.0)
+      s.prepared = int8::PreparedConv::create(
+          s.qweight, bias.isTensor() ? bias.toTensor() : at::Tensor(), s.stride, s.padding, s.dilation,
+          s.groups, scale_[in], zero_point_[in], scale_[s.output], zero_point_[s.output], s.fused_relu);
   }
   finalized_ = true;
 }
 
 QuantizedNetwork::Counts QuantizedGraph::counts() const {
   QuantizedNetwork::Counts c;
+  c.prepared_convolutions = prepared_runs_.load();
   for (const auto& s : steps_) {
     const std::string kind = s.node->kind().toQualString();
     if (s.kind == Kind::kConv) {

@@ -6,6 +6,7 @@
 // float or uint8 and converted where a consumer needs the other.
 #include <torch/csrc/jit/ir/ir.h>
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <set>
@@ -14,6 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "rla/inference/int8_conv.h"
 #include "rla/inference/quantized.h"
 #include "rla/io/pytorch_archive.h"
 #include "rla/util/env.h"
@@ -46,6 +48,7 @@ class QuantizedGraph {
     int64_t groups = 1;
     at::Tensor qweight;
     c10::IValue packed;
+    std::shared_ptr<int8::PreparedConv> prepared;  ///< kConv: the oneDNN primitive, when it applies
     int64_t cat_dim = 1;
     // kStateUpdate: the ids of a and h in tanh(a + h * factor) and the constant factor's id.
     int state_a = -1, state_h = -1, state_factor = -1;
@@ -95,6 +98,7 @@ class QuantizedGraph {
   std::vector<double> scale_;       ///< 0: not quantized
   std::vector<int64_t> zero_point_;
   int input_ = 0, output_ = 0;
+  std::atomic<int64_t> prepared_runs_{0};  ///< convolutions the last int8 forward ran prepared
   /// The RLA state update and tanh on uint8 tensors (int8::state_update, int8::tanh) and the shared
   /// concatenation scales (share_concat_qparams); off with RLA_FUSED_INT8_STATE=0, which runs the
   /// update in float and requantizes every concatenated part (the A/B and the parity reference).

@@ -11,6 +11,7 @@
 #include "../support/batchnorm.h"
 #include "../support/test_util.h"
 #include "../support/tiny_run.h"
+#include "rla/inference/int8_conv.h"
 #include "rla/inference/int8_kernels.h"
 #include "rla/inference/quantized.h"
 #include "rla/io/model_io.h"
@@ -56,6 +57,10 @@ TEST(Int8, MatchesTheFloatForwardOnAFixedBatchAndSurvivesSaveAndLoad) {
     EXPECT_EQ(inference::QuantizedNetwork::describe(path).first, model);
     auto loaded = inference::QuantizedNetwork::load(path, *net, model);
     EXPECT_TRUE(torch::equal(loaded.forward(x), got));  // the same int8 weights and scales
+    // Every convolution ran as a prepared oneDNN primitive (where the build has oneDNN's headers).
+    EXPECT_EQ(q.counts().prepared_convolutions,
+              inference::int8::prepared_convs_enabled() ? counts.int8_convolutions : 0);
+    EXPECT_EQ(loaded.counts().prepared_convolutions, q.counts().prepared_convolutions);
     // The file holds int8 weights: about a quarter of the float parameters' bytes.
     int64_t params = 0;
     for (const auto& p : net->parameters()) params += p.numel();
@@ -78,6 +83,59 @@ int64_t codes_off_by_one(const at::Tensor& got, const at::Tensor& want) {
   const auto diff = (got.int_repr().to(torch::kInt) - want.int_repr().to(torch::kInt)).abs();
   EXPECT_LE(diff.max().item<int>(), 1);
   return diff.sum().item<int64_t>();
+}
+
+// The prepared int8 convolution is quantized::conv2d (conv2d_relu) on oneDNN without ATen's per-call
+// work: the same codes over the zoo's kinds of convolution (3x3 and 1x1, stride 1 and 2, 12-channel
+// state inputs, the 7x7 stem, with and without bias and ReLU).
+TEST(Int8, PreparedConvolutionEqualsQuantizedConv2d) {
+  if (!inference::int8::prepared_convs_enabled()) GTEST_SKIP() << "this build has no oneDNN headers";
+  torch::manual_seed(11);
+  auto& dispatcher = c10::Dispatcher::singleton();
+  const auto prepack = dispatcher.findSchemaOrThrow("quantized::conv2d_prepack", "");
+  const auto conv = dispatcher.findSchemaOrThrow("quantized::conv2d", "new");
+  const auto conv_relu = dispatcher.findSchemaOrThrow("quantized::conv2d_relu", "new");
+  const auto call = [](const c10::OperatorHandle& op, torch::jit::Stack stack) {
+    op.callBoxed(&stack);
+    return stack.at(0);
+  };
+  struct Case {
+    int64_t c_in, c_out, kernel, stride, size;
+    bool bias, relu;
+  };
+  const double in_scale = 0.05, out_scale = 0.07;
+  const int64_t in_zero_point = 120;
+  for (const auto& c : {Case{16, 16, 3, 1, 9, true, false}, Case{28, 16, 3, 1, 8, true, true},
+                        Case{16, 12, 1, 1, 7, true, false}, Case{12, 12, 3, 1, 8, false, false},
+                        Case{32, 64, 3, 2, 9, true, true}, Case{16, 32, 1, 2, 8, false, false},
+                        Case{3, 16, 7, 2, 15, true, true}}) {
+    SCOPED_TRACE(testing::Message() << c.c_in << "->" << c.c_out << " k" << c.kernel << " s" << c.stride);
+    const auto x = random_quint8({3, c.c_in, c.size, c.size}, in_scale, in_zero_point);
+    const auto w = torch::randn({c.c_out, c.c_in, c.kernel, c.kernel}) * 0.1;
+    const auto w_scales = (w.abs().amax({1, 2, 3}) / 127.0).to(torch::kDouble);
+    const auto qw =
+        at::quantize_per_channel(w, w_scales, torch::zeros({c.c_out}, torch::kLong), 0, at::kQInt8);
+    const auto bias = c.bias ? torch::randn({c.c_out}) : torch::Tensor();
+    const std::vector<int64_t> stride{c.stride, c.stride}, padding{c.kernel / 2, c.kernel / 2},
+        dilation{1, 1};
+    const int64_t out_zero_point = c.relu ? 0 : 128;
+    const auto packed = call(
+        prepack, {qw, c.bias ? c10::IValue(bias) : c10::IValue(), stride, padding, dilation, int64_t{1}});
+    const auto want = call(c.relu ? conv_relu : conv, {x, packed, out_scale, out_zero_point}).toTensor();
+    auto p = inference::int8::PreparedConv::create(qw, bias, stride, padding, dilation, 1, in_scale,
+                                                   in_zero_point, out_scale, out_zero_point, c.relu);
+    ASSERT_TRUE(p);
+    const auto got = p->run(x);
+    ASSERT_TRUE(got.defined());
+    ASSERT_EQ(got.sizes(), want.sizes());
+    EXPECT_TRUE(got.is_contiguous(at::MemoryFormat::ChannelsLast));
+    EXPECT_EQ(got.q_scale(), out_scale);
+    EXPECT_EQ(got.q_zero_point(), out_zero_point);
+    EXPECT_EQ(codes_off_by_one(got, want), 0);
+    // An input in other units or another layout is declined (the graph then calls quantized::conv2d).
+    EXPECT_FALSE(p->run(random_quint8({3, c.c_in, c.size, c.size}, 0.04, in_zero_point)).defined());
+    EXPECT_FALSE(p->run(x.contiguous()).defined());
+  }
 }
 
 TEST(Int8, ContinuedFractionTanhIsWithinOneMillionthOfTanh) {

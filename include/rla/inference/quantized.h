@@ -64,6 +64,9 @@ class QuantizedNetwork {
     int64_t int8_state_updates = 0;  ///< the RLA state's tanh(a + h * bn_scale) (or tanh) on uint8
     int64_t int8_pools = 0;          ///< max and average pooling on the uint8 codes
     int64_t float_ops = 0;           ///< ops that run in float between a dequantize and a quantize
+    /// int8 convolutions that ran as prepared oneDNN primitives (inference/int8_conv.h) in the last
+    /// int8 forward; the others ran through quantized::conv2d.
+    int64_t prepared_convolutions = 0;
   };
   Counts counts() const;
   /// The quantized engine in use: "onednn" or "qnnpack".

@@ -1,0 +1,39 @@
+#pragma once
+// An int8 2-D convolution prepared once as a oneDNN primitive (the int8 graph's, inference/quantized.h):
+// uint8 channels-last input with a fixed scale and zero point, int8 weights per output channel, uint8
+// channels-last output. It computes what quantized::conv2d (and conv2d_relu) computes on oneDNN —
+// the same primitive with the same scales — without the per-call work of ATen's path (boxed
+// dispatch, descriptors and scales rebuilt, a primitive-cache lookup), which is most of a small
+// int8 convolution's time at batch 1 (docs/performance.md). Needs oneDNN 2.x's own headers
+// (Debian's libdnnl-dev, the oneDNN libtorch_cpu links); without them create() returns nullptr.
+#include <ATen/ATen.h>
+
+#include <memory>
+#include <vector>
+
+namespace rla::inference::int8 {
+
+/// Whether the int8 graph prepares its convolutions: the build has oneDNN 2.x headers and
+/// RLA_PREPARED_INT8 is not "0" (for A/B runs).
+bool prepared_convs_enabled();
+
+class PreparedConv {
+ public:
+  virtual ~PreparedConv() = default;
+
+  /// x quint8 [N, C_in, H, W], channels-last contiguous, with the input scale and zero point given
+  /// at creation -> quint8 [N, C_out, H', W'] channels-last with the output's; an undefined tensor
+  /// when x does not fit (the caller falls back to quantized::conv2d).
+  virtual at::Tensor run(const at::Tensor& x) = 0;
+
+  /// qweight: per-output-channel symmetric qint8 [C_out, C_in, kh, kw] (zero points 0); bias float
+  /// [C_out] or undefined. The result is relu(conv) when relu is set. nullptr when the build has no
+  /// oneDNN headers, RLA_PREPARED_INT8=0, or the layer is not supported (groups other than 1).
+  static std::unique_ptr<PreparedConv> create(const at::Tensor& qweight, const at::Tensor& bias,
+                                              std::vector<int64_t> stride, std::vector<int64_t> padding,
+                                              std::vector<int64_t> dilation, int64_t groups, double in_scale,
+                                              int64_t in_zero_point, double out_scale, int64_t out_zero_point,
+                                              bool relu);
+};
+
+}  // namespace rla::inference::int8

@@ -1,0 +1,183 @@
+// The prepared int8 convolution (int8_conv.h).
+#include "rla/inference/int8_conv.h"
+
+#include <mutex>
+
+#include "rla/config.h"
+#include "rla/util/env.h"
+
+#if defined(RLA_HAVE_DNNL)
+#include <dnnl.hpp>
+#endif
+
+namespace rla::inference::int8 {
+
+#if defined(RLA_HAVE_DNNL) && DNNL_VERSION_MAJOR == 2
+
+bool prepared_convs_enabled() {
+  static const bool enabled = util::env_switch_on("RLA_PREPARED_INT8");
+  return enabled;
+}
+
+namespace {
+
+class DnnlInt8Conv : public PreparedConv {
+ public:
+  DnnlInt8Conv(const at::Tensor& qweight, const at::Tensor& bias, std::vector<int64_t> stride,
+               std::vector<int64_t> padding, std::vector<int64_t> dilation, double in_scale,
+               int64_t in_zero_point, double out_scale, int64_t out_zero_point, bool relu)
+      : weight_(qweight.int_repr().contiguous()),
+        stride_(std::move(stride)),
+        padding_(std::move(padding)),
+        dilation_(std::move(dilation)),
+        in_scale_(in_scale),
+        in_zero_point_(static_cast<int32_t>(in_zero_point)),
+        out_scale_(out_scale),
+        out_zero_point_(out_zero_point),
+        relu_(relu),
+        engine_(dnnl::engine::kind::cpu, 0),
+        stream_(engine_) {
+    // oneDNN 2.x computes dst = output_scale[c] * (sum (src - zp_src) * w + bias[c]) + zp_dst, the
+    // bias in the accumulator's units: bias / (in_scale * w_scale[c]).
+    const auto w_scales = qweight.q_per_channel_scales().to(at::kDouble).contiguous();
+    const int64_t c_out = weight_.size(0);
+    output_scales_.resize(c_out);
+    const double* ws = w_scales.data_ptr<double>();
+    for (int64_t c = 0; c < c_out; ++c) output_scales_[c] = static_cast<float>(in_scale * ws[c] / out_scale);
+    if (bias.defined()) {
+      bias_ = at::empty({c_out}, at::kFloat);
+      const auto b = bias.to(at::kDouble).contiguous();
+      for (int64_t c = 0; c < c_out; ++c)
+        bias_.data_ptr<float>()[c] = static_cast<float>(b.data_ptr<double>()[c] / (in_scale * ws[c]));
+    }
+  }
+
+  at::Tensor run(const at::Tensor& x) override {
+    if (x.dim() != 4 || x.size(1) != weight_.size(1) || x.scalar_type() != at::kQUInt8 ||
+        x.qscheme() != at::kPerTensorAffine || !x.is_contiguous(at::MemoryFormat::ChannelsLast) ||
+        x.q_zero_point() != in_zero_point_ || x.q_scale() != in_scale_)
+      return {};
+    const std::lock_guard<std::mutex> lock(mutex_);
+    auto& p = primitive_for(x.size(0), x.size(2), x.size(3));
+    auto y = at::_empty_affine_quantized({x.size(0), weight_.size(0), p.out_h, p.out_w},
+                                         x.options().dtype(at::kQUInt8), out_scale_, out_zero_point_,
+                                         at::MemoryFormat::ChannelsLast);
+    // The memory objects are built once per primitive; a call only points them at its buffers.
+    p.src_memory.set_data_handle(x.data_ptr());
+    p.dst_memory.set_data_handle(y.data_ptr());
+    p.primitive.execute(stream_, p.args);
+    stream_.wait();
+    return y;
+  }
+
+ private:
+  struct Prepared {
+    int64_t n, h, w;
+    int64_t out_h, out_w;
+    dnnl::memory src_memory, dst_memory;  // no buffer of their own: set per call
+    dnnl::convolution_forward primitive;
+    std::unordered_map<int, dnnl::memory> args;  // src, weights (reordered once), bias, dst, zero point
+  };
+
+  // One primitive per input size (a model sees one or two); weights reordered once for each.
+  Prepared& primitive_for(int64_t n, int64_t h, int64_t w) {
+    for (auto& p : prepared_)
+      if (p.n == n && p.h == h && p.w == w) return p;
+    using dnnl::memory;
+    const auto u8 = memory::data_type::u8, s8 = memory::data_type::s8, f32 = memory::data_type::f32;
+    const int64_t kh = weight_.size(2), kw = weight_.size(3);
+    const int64_t out_h = (h + 2 * padding_[0] - dilation_[0] * (kh - 1) - 1) / stride_[0] + 1;
+    const int64_t out_w = (w + 2 * padding_[1] - dilation_[1] * (kw - 1) - 1) / stride_[1] + 1;
+    const memory::desc src({n, weight_.size(1), h, w}, u8, memory::format_tag::nhwc);
+    const memory::desc dst({n, weight_.size(0), out_h, out_w}, u8, memory::format_tag::nhwc);
+    const memory::dims wdims = {weight_.size(0), weight_.size(1), kh, kw};
+    const memory::desc any_weights(wdims, s8, memory::format_tag::any);
+    const memory::desc bias_desc({weight_.size(0)}, f32, memory::format_tag::a);
+    const memory::dims strides = {stride_[0], stride_[1]}, pads = {padding_[0], padding_[1]};
+    const memory::dims dilates = {dilation_[0] - 1, dilation_[1] - 1};  // oneDNN counts from 0
+    const auto desc = bias_.defined()
+                          ? dnnl::convolution_forward::desc(
+                                dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src,
+                                any_weights, bias_desc, dst, strides, dilates, pads, pads)
+                          : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
+                                                            dnnl::algorithm::convolution_direct, src,
+                                                            any_weights, dst, strides, dilates, pads, pads);
+    dnnl::primitive_attr attr;
+    attr.set_output_scales(/*mask: per output channel*/ 1 << 1, output_scales_);
+    attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});  // as ATen's path: set per call
+    attr.set_zero_points(DNNL_ARG_DST, 0, {static_cast<int32_t>(out_zero_point_)});
+    if (relu_) {
+      dnnl::post_ops ops;
+      ops.append_eltwise(1.0F, dnnl::algorithm::eltwise_relu, 0.0F, 0.0F);
+      attr.set_post_ops(ops);
+    }
+    const dnnl::convolution_forward::primitive_desc pd(desc, attr, engine_);
+    memory user_weights({wdims, s8, memory::format_tag::oihw}, engine_, weight_.data_ptr());
+    memory weights(pd.weights_desc(), engine_);
+    dnnl::reorder(user_weights, weights).execute(stream_, user_weights, weights);
+    stream_.wait();
+    const memory src_memory(src, engine_, DNNL_MEMORY_NONE), dst_memory(dst, engine_, DNNL_MEMORY_NONE);
+    std::unordered_map<int, memory> args = {
+        {DNNL_ARG_SRC, src_memory},
+        {DNNL_ARG_WEIGHTS, weights},
+        {DNNL_ARG_DST, dst_memory},
+        {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC,
+         memory({{1}, memory::data_type::s32, memory::format_tag::x}, engine_, &in_zero_point_)}};
+    if (bias_.defined()) args.emplace(DNNL_ARG_BIAS, memory(bias_desc, engine_, bias_.data_ptr<float>()));
+    if (prepared_.size() >= kMaxSizes)
+      prepared_.erase(prepared_.begin());  // many input sizes: keep the newest
+    prepared_.push_back(
+        {n, h, w, out_h, out_w, src_memory, dst_memory, dnnl::convolution_forward(pd), std::move(args)});
+    return prepared_.back();
+  }
+
+  static constexpr size_t kMaxSizes = 8;
+  at::Tensor weight_, bias_;  // int8 [C_out, C_in, kh, kw]; float bias in accumulator units
+  std::vector<float> output_scales_;
+  std::vector<int64_t> stride_, padding_, dilation_;
+  double in_scale_;
+  int32_t in_zero_point_;  // the runtime zero point's buffer
+  double out_scale_;
+  int64_t out_zero_point_;
+  bool relu_;
+  dnnl::engine engine_;
+  dnnl::stream stream_;
+  std::mutex mutex_;
+  std::vector<Prepared> prepared_;
+};
+
+}  // namespace
+
+std::unique_ptr<PreparedConv> PreparedConv::create(const at::Tensor& qweight, const at::Tensor& bias,
+                                                   std::vector<int64_t> stride, std::vector<int64_t> padding,
+                                                   std::vector<int64_t> dilation, int64_t groups,
+                                                   double in_scale, int64_t in_zero_point, double out_scale,
+                                                   int64_t out_zero_point, bool relu) {
+  if (!prepared_convs_enabled() || groups != 1 || qweight.dim() != 4 || !qweight.device().is_cpu() ||
+      qweight.scalar_type() != at::kQInt8 || qweight.qscheme() != at::kPerChannelAffine ||
+      qweight.q_per_channel_axis() != 0 || qweight.q_per_channel_zero_points().ne(0).any().item<bool>() ||
+      stride.size() != 2 || padding.size() != 2 || dilation.size() != 2 || in_scale <= 0.0 ||
+      out_scale <= 0.0 || in_zero_point < 0 || in_zero_point > 255 || out_zero_point < 0 ||
+      out_zero_point > 255 ||
+      (bias.defined() && (bias.numel() != qweight.size(0) || !bias.is_floating_point())))
+    return nullptr;
+  return std::make_unique<DnnlInt8Conv>(qweight, bias, std::move(stride), std::move(padding),
+                                        std::move(dilation), in_scale, in_zero_point, out_scale,
+                                        out_zero_point, relu);
+}
+
+#else
+
+bool prepared_convs_enabled() {
+  return false;
+}
+
+std::unique_ptr<PreparedConv> PreparedConv::create(const at::Tensor&, const at::Tensor&, std::vector<int64_t>,
+                                                   std::vector<int64_t>, std::vector<int64_t>, int64_t,
+                                                   double, int64_t, double, int64_t, bool) {
+  return nullptr;
+}
+
+#endif
+
+}  // namespace rla::inference::int8
