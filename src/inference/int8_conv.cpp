@@ -1,6 +1,7 @@
 // The prepared int8 convolution (int8_conv.h).
 #include "rla/inference/int8_conv.h"
 
+#include <cstring>
 #include <mutex>
 
 #include "rla/config.h"
@@ -25,7 +26,8 @@ class DnnlInt8Conv : public PreparedConv {
  public:
   DnnlInt8Conv(const at::Tensor& qweight, const at::Tensor& bias, std::vector<int64_t> stride,
                std::vector<int64_t> padding, std::vector<int64_t> dilation, double in_scale,
-               int64_t in_zero_point, double out_scale, int64_t out_zero_point, bool relu)
+               int64_t in_zero_point, double out_scale, int64_t out_zero_point, bool relu,
+               double residual_scale, int64_t residual_zero_point)
       : weight_(qweight.int_repr().contiguous()),
         stride_(std::move(stride)),
         padding_(std::move(padding)),
@@ -35,6 +37,8 @@ class DnnlInt8Conv : public PreparedConv {
         out_scale_(out_scale),
         out_zero_point_(out_zero_point),
         relu_(relu),
+        residual_scale_(residual_scale),
+        residual_zero_point_(residual_zero_point),
         engine_(dnnl::engine::kind::cpu, 0),
         stream_(engine_) {
     // oneDNN 2.x computes dst = output_scale[c] * (sum (src - zp_src) * w + bias[c]) + zp_dst, the
@@ -52,25 +56,41 @@ class DnnlInt8Conv : public PreparedConv {
     }
   }
 
-  at::Tensor run(const at::Tensor& x) override {
-    if (x.dim() != 4 || x.size(1) != weight_.size(1) || x.scalar_type() != at::kQUInt8 ||
-        x.qscheme() != at::kPerTensorAffine || !x.is_contiguous(at::MemoryFormat::ChannelsLast) ||
-        x.q_zero_point() != in_zero_point_ || x.q_scale() != in_scale_)
+  at::Tensor run(const at::Tensor& x, const at::Tensor& residual) override {
+    const bool sum = residual_scale_ > 0.0;
+    if (!fits(x, in_scale_, in_zero_point_) || x.size(1) != weight_.size(1) || sum != residual.defined() ||
+        (sum && !fits(residual, residual_scale_, residual_zero_point_)))
       return {};
     const std::lock_guard<std::mutex> lock(mutex_);
-    auto& p = primitive_for(x.size(0), x.size(2), x.size(3));
-    auto y = at::_empty_affine_quantized({x.size(0), weight_.size(0), p.out_h, p.out_w},
-                                         x.options().dtype(at::kQUInt8), out_scale_, out_zero_point_,
+    if (unsupported_) return {};
+    Prepared* p = nullptr;
+    try {
+      p = &primitive_for(x.size(0), x.size(2), x.size(3));
+    } catch (const dnnl::error&) {
+      unsupported_ = true;  // no oneDNN kernel for these post-ops here: the caller's path from now on
+      return {};
+    }
+    const std::vector<int64_t> shape = {x.size(0), weight_.size(0), p->out_h, p->out_w};
+    if (sum && residual.sizes() != shape) return {};
+    auto y = at::_empty_affine_quantized(shape, x.options().dtype(at::kQUInt8), out_scale_, out_zero_point_,
                                          at::MemoryFormat::ChannelsLast);
+    // The sum post-op adds what the output buffer holds: the residual's codes.
+    if (sum) std::memcpy(y.data_ptr(), residual.data_ptr(), static_cast<size_t>(residual.numel()));
     // The memory objects are built once per primitive; a call only points them at its buffers.
-    p.src_memory.set_data_handle(x.data_ptr());
-    p.dst_memory.set_data_handle(y.data_ptr());
-    p.primitive.execute(stream_, p.args);
+    p->src_memory.set_data_handle(x.data_ptr());
+    p->dst_memory.set_data_handle(y.data_ptr());
+    p->primitive.execute(stream_, p->args);
     stream_.wait();
     return y;
   }
 
  private:
+  static bool fits(const at::Tensor& t, double scale, int64_t zero_point) {
+    return t.dim() == 4 && t.scalar_type() == at::kQUInt8 && t.qscheme() == at::kPerTensorAffine &&
+           t.is_contiguous(at::MemoryFormat::ChannelsLast) && t.q_zero_point() == zero_point &&
+           t.q_scale() == scale;
+  }
+
   struct Prepared {
     int64_t n, h, w;
     int64_t out_h, out_w;
@@ -106,11 +126,13 @@ class DnnlInt8Conv : public PreparedConv {
     attr.set_output_scales(/*mask: per output channel*/ 1 << 1, output_scales_);
     attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});  // as ATen's path: set per call
     attr.set_zero_points(DNNL_ARG_DST, 0, {static_cast<int32_t>(out_zero_point_)});
-    if (relu_) {
-      dnnl::post_ops ops;
-      ops.append_eltwise(1.0F, dnnl::algorithm::eltwise_relu, 0.0F, 0.0F);
-      attr.set_post_ops(ops);
-    }
+    dnnl::post_ops ops;
+    // In the output's units: + residual_scale / out_scale * (residual - its zero point), then ReLU.
+    if (residual_scale_ > 0.0)
+      ops.append_sum(static_cast<float>(residual_scale_ / out_scale_),
+                     static_cast<int32_t>(residual_zero_point_));
+    if (relu_) ops.append_eltwise(1.0F, dnnl::algorithm::eltwise_relu, 0.0F, 0.0F);
+    attr.set_post_ops(ops);
     const dnnl::convolution_forward::primitive_desc pd(desc, attr, engine_);
     memory user_weights({wdims, s8, memory::format_tag::oihw}, engine_, weight_.data_ptr());
     memory weights(pd.weights_desc(), engine_);
@@ -140,6 +162,9 @@ class DnnlInt8Conv : public PreparedConv {
   double out_scale_;
   int64_t out_zero_point_;
   bool relu_;
+  double residual_scale_;  // 0: no residual
+  int64_t residual_zero_point_;
+  bool unsupported_ = false;
   dnnl::engine engine_;
   dnnl::stream stream_;
   std::mutex mutex_;
@@ -152,18 +177,20 @@ std::unique_ptr<PreparedConv> PreparedConv::create(const at::Tensor& qweight, co
                                                    std::vector<int64_t> stride, std::vector<int64_t> padding,
                                                    std::vector<int64_t> dilation, int64_t groups,
                                                    double in_scale, int64_t in_zero_point, double out_scale,
-                                                   int64_t out_zero_point, bool relu) {
+                                                   int64_t out_zero_point, bool relu, double residual_scale,
+                                                   int64_t residual_zero_point) {
+  const auto code = [](int64_t zero_point) { return zero_point >= 0 && zero_point <= 255; };
   if (!prepared_convs_enabled() || groups != 1 || qweight.dim() != 4 || !qweight.device().is_cpu() ||
       qweight.scalar_type() != at::kQInt8 || qweight.qscheme() != at::kPerChannelAffine ||
       qweight.q_per_channel_axis() != 0 || qweight.q_per_channel_zero_points().ne(0).any().item<bool>() ||
       stride.size() != 2 || padding.size() != 2 || dilation.size() != 2 || in_scale <= 0.0 ||
-      out_scale <= 0.0 || in_zero_point < 0 || in_zero_point > 255 || out_zero_point < 0 ||
-      out_zero_point > 255 ||
+      out_scale <= 0.0 || !code(in_zero_point) || !code(out_zero_point) || residual_scale < 0.0 ||
+      !code(residual_zero_point) ||
       (bias.defined() && (bias.numel() != qweight.size(0) || !bias.is_floating_point())))
     return nullptr;
   return std::make_unique<DnnlInt8Conv>(qweight, bias, std::move(stride), std::move(padding),
                                         std::move(dilation), in_scale, in_zero_point, out_scale,
-                                        out_zero_point, relu);
+                                        out_zero_point, relu, residual_scale, residual_zero_point);
 }
 
 #else
@@ -174,7 +201,7 @@ bool prepared_convs_enabled() {
 
 std::unique_ptr<PreparedConv> PreparedConv::create(const at::Tensor&, const at::Tensor&, std::vector<int64_t>,
                                                    std::vector<int64_t>, std::vector<int64_t>, int64_t,
-                                                   double, int64_t, double, int64_t, bool) {
+                                                   double, int64_t, double, int64_t, bool, double, int64_t) {
   return nullptr;
 }
 

@@ -284,17 +284,27 @@ torch::Tensor QuantizedGraph::run(const torch::Tensor& x, bool quantized) {
     return v.isTensor() && v.toTensor().is_quantized();
   };
   if (!quantized) record(input_, values[input_]);
-  int64_t prepared = 0;
+  int64_t prepared = 0, sums = 0;
   for (const auto& s : steps_) {
     if (quantized && s.kind == Kind::kConv) {
       auto in = quantize(s.inputs[0], values[s.inputs[0]]);
       at::Tensor y;
+      if (s.prepared_sum) {
+        y = s.prepared_sum->run(in, quantize(s.residual, values[s.residual]));
+        if (y.defined()) {
+          values[s.sum_output] = std::move(y);  // the add after this step finds it written
+          ++prepared, ++sums;
+          continue;
+        }
+      }
       if (s.prepared) y = s.prepared->run(in);
       prepared += y.defined();
       values[s.output] = y.defined()
                              ? c10::IValue(std::move(y))
                              : call(s.fused_relu ? conv_relu : conv,
                                     {std::move(in), s.packed, scale_[s.output], zero_point_[s.output]});
+    } else if (quantized && s.kind == Kind::kAdd && values[s.output].isTensor()) {
+      continue;  // written by the convolution before it, the add as its post-op
     } else if (quantized && s.kind == Kind::kAdd) {
       values[s.output] = call(s.fused_relu ? add_relu : add, {quantize(s.inputs[0], values[s.inputs[0]]),
                                                               quantize(s.inputs[1], values[s.inputs[1]]),
@@ -335,7 +345,7 @@ torch::Tensor QuantizedGraph::run(const torch::Tensor& x, bool quantized) {
     }
     if (!quantized) record(s.output, values[s.output]);
   }
-  if (quantized) prepared_runs_ = prepared;
+  if (quantized) prepared_runs_ = prepared, sum_runs_ = sums;
   auto out = values[output_].toTensor();
   return out.is_quantized() ? int8::dequantize(out) : out;
 }
@@ -385,12 +395,46 @@ void QuantizedGraph::pack_convolutions() {
           s.qweight, bias.isTensor() ? bias.toTensor() : at::Tensor(), s.stride, s.padding, s.dilation,
           s.groups, scale_[in], zero_point_[in], scale_[s.output], zero_point_[s.output], s.fused_relu);
   }
+  fuse_residual_adds();
   finalized_ = true;
+}
+
+void QuantizedGraph::fuse_residual_adds() {
+  std::unordered_map<int, size_t> producer;  // value id -> the step that writes it
+  for (size_t i = 0; i < steps_.size(); ++i) producer[steps_[i].output] = i;
+  for (auto& s : steps_) s.prepared_sum.reset(), s.residual = s.sum_output = -1;
+  static const bool enabled = util::env_switch_on("RLA_FUSED_INT8_ADD");  // off: A/B runs
+  if (!enabled) return;
+  for (const auto& add : steps_) {
+    if (add.kind != Kind::kAdd || scale_[add.output] == 0.0) continue;
+    for (const int j : {0, 1}) {
+      const int conv_out = add.inputs[j], residual = add.inputs[1 - j];
+      const auto c = producer.find(conv_out);
+      if (c == producer.end()) continue;
+      auto& conv = steps_[c->second];
+      if (conv.kind != Kind::kConv || conv.fused_relu || conv.node->output()->uses().size() != 1) continue;
+      // The residual must exist when the convolution runs.
+      const auto r = producer.find(residual);
+      if (residual != input_ && (r == producer.end() || r->second >= c->second)) continue;
+      const int in = conv.inputs[0];
+      if (scale_[in] == 0.0 || scale_[residual] == 0.0) continue;
+      const c10::IValue bias = conv.bias < 0 ? c10::IValue() : constants_[conv.bias];
+      conv.prepared_sum = int8::PreparedConv::create(
+          conv.qweight, bias.isTensor() ? bias.toTensor() : at::Tensor(), conv.stride, conv.padding,
+          conv.dilation, conv.groups, scale_[in], zero_point_[in], scale_[add.output],
+          zero_point_[add.output], add.fused_relu, scale_[residual], zero_point_[residual]);
+      if (!conv.prepared_sum) continue;
+      conv.residual = residual;
+      conv.sum_output = add.output;
+      break;
+    }
+  }
 }
 
 QuantizedNetwork::Counts QuantizedGraph::counts() const {
   QuantizedNetwork::Counts c;
   c.prepared_convolutions = prepared_runs_.load();
+  c.fused_adds = sum_runs_.load();
   for (const auto& s : steps_) {
     const std::string kind = s.node->kind().toQualString();
     if (s.kind == Kind::kConv) {

@@ -49,6 +49,11 @@ class QuantizedGraph {
     at::Tensor qweight;
     c10::IValue packed;
     std::shared_ptr<int8::PreparedConv> prepared;  ///< kConv: the oneDNN primitive, when it applies
+    /// kConv whose only user is a residual add (kAdd): the convolution with the add (and the add's
+    /// ReLU) as oneDNN post-ops, the residual's value id and the add's output id. The add step then
+    /// finds its output written and is skipped.
+    std::shared_ptr<int8::PreparedConv> prepared_sum;
+    int residual = -1, sum_output = -1;
     int64_t cat_dim = 1;
     // kStateUpdate: the ids of a and h in tanh(a + h * factor) and the constant factor's id.
     int state_a = -1, state_h = -1, state_factor = -1;
@@ -85,8 +90,11 @@ class QuantizedGraph {
   /// instead of requantizing it: the RLA block's x and h are written by their producers in the
   /// scale that conv1 reads.
   void share_concat_qparams();
-  /// Prepacks every int8 convolution's weights and bias; the graph is then ready to run.
+  /// Prepacks every int8 convolution's weights and bias and prepares its oneDNN primitive (with the
+  /// residual add fused where the convolution feeds only that add); the graph is then ready to run.
   void pack_convolutions();
+  /// The residual adds that can run as their convolution's post-op (Step::prepared_sum).
+  void fuse_residual_adds();
 
   std::shared_ptr<torch::jit::Graph> graph_;
   std::unordered_map<const Value*, int> ids_;
@@ -99,6 +107,7 @@ class QuantizedGraph {
   std::vector<int64_t> zero_point_;
   int input_ = 0, output_ = 0;
   std::atomic<int64_t> prepared_runs_{0};  ///< convolutions the last int8 forward ran prepared
+  std::atomic<int64_t> sum_runs_{0};       ///< of them, with the residual add fused
   /// The RLA state update and tanh on uint8 tensors (int8::state_update, int8::tanh) and the shared
   /// concatenation scales (share_concat_qparams); off with RLA_FUSED_INT8_STATE=0, which runs the
   /// update in float and requantizes every concatenated part (the A/B and the parity reference).

@@ -61,6 +61,8 @@ TEST(Int8, MatchesTheFloatForwardOnAFixedBatchAndSurvivesSaveAndLoad) {
     EXPECT_EQ(q.counts().prepared_convolutions,
               inference::int8::prepared_convs_enabled() ? counts.int8_convolutions : 0);
     EXPECT_EQ(loaded.counts().prepared_convolutions, q.counts().prepared_convolutions);
+    // ... and every residual add ran as the post-op of the convolution before it.
+    EXPECT_EQ(q.counts().fused_adds, inference::int8::prepared_convs_enabled() ? 9 : 0);
     // The file holds int8 weights: about a quarter of the float parameters' bytes.
     int64_t params = 0;
     for (const auto& p : net->parameters()) params += p.numel();
@@ -135,6 +137,42 @@ TEST(Int8, PreparedConvolutionEqualsQuantizedConv2d) {
     // An input in other units or another layout is declined (the graph then calls quantized::conv2d).
     EXPECT_FALSE(p->run(random_quint8({3, c.c_in, c.size, c.size}, 0.04, in_zero_point)).defined());
     EXPECT_FALSE(p->run(x.contiguous()).defined());
+  }
+}
+
+// With a residual, the prepared convolution is quantize(relu(conv(x) + residual)) in one rounding:
+// within one code of that computed in float from the same int8 values, and mostly equal.
+TEST(Int8, PreparedConvolutionAddsTheResidualInOneRounding) {
+  if (!inference::int8::prepared_convs_enabled()) GTEST_SKIP() << "this build has no oneDNN headers";
+  torch::manual_seed(12);
+  const double in_scale = 0.05, out_scale = 0.06, residual_scale = 0.04;
+  const int64_t in_zero_point = 120, residual_zero_point = 100;
+  for (const bool relu : {true, false}) {
+    SCOPED_TRACE(relu);
+    const auto x = random_quint8({4, 16, 9, 9}, in_scale, in_zero_point);
+    const auto residual = random_quint8({4, 32, 9, 9}, residual_scale, residual_zero_point);
+    const auto w = torch::randn({32, 16, 3, 3}) * 0.1;
+    const auto w_scales = (w.abs().amax({1, 2, 3}) / 127.0).to(torch::kDouble);
+    const auto qw = at::quantize_per_channel(w, w_scales, torch::zeros({32}, torch::kLong), 0, at::kQInt8);
+    const auto bias = torch::randn({32});
+    const int64_t out_zero_point = relu ? 0 : 128;
+    auto p = inference::int8::PreparedConv::create(qw, bias, {1, 1}, {1, 1}, {1, 1}, 1, in_scale,
+                                                   in_zero_point, out_scale, out_zero_point, relu,
+                                                   residual_scale, residual_zero_point);
+    ASSERT_TRUE(p);
+    EXPECT_FALSE(p->run(x).defined());  // created with a residual: declined without one
+    const auto residual_codes = residual.int_repr().clone();
+    const auto got = p->run(x, residual);
+    ASSERT_TRUE(got.defined());
+    auto sum = torch::conv2d(x.dequantize().to(torch::kDouble), qw.dequantize().to(torch::kDouble),
+                             bias.to(torch::kDouble), 1, 1) +
+               residual.dequantize().to(torch::kDouble);
+    if (relu) sum = sum.relu();
+    const auto want =
+        at::quantize_per_tensor(sum.to(torch::kFloat), out_scale, out_zero_point, torch::kQUInt8);
+    EXPECT_EQ(got.q_scale(), out_scale);
+    EXPECT_LE(codes_off_by_one(got, want), want.numel() / 100);
+    EXPECT_TRUE(torch::equal(residual.int_repr(), residual_codes));  // read, not written
   }
 }
 

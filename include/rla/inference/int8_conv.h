@@ -23,17 +23,23 @@ class PreparedConv {
 
   /// x quint8 [N, C_in, H, W], channels-last contiguous, with the input scale and zero point given
   /// at creation -> quint8 [N, C_out, H', W'] channels-last with the output's; an undefined tensor
-  /// when x does not fit (the caller falls back to quantized::conv2d).
-  virtual at::Tensor run(const at::Tensor& x) = 0;
+  /// when x (or the residual) does not fit, or oneDNN has no kernel for it (the caller then runs
+  /// quantized::conv2d, and quantized::add for a residual). A convolution created with a residual
+  /// takes it here: quint8 of the output's shape, channels-last contiguous, in the residual's units.
+  virtual at::Tensor run(const at::Tensor& x, const at::Tensor& residual = {}) = 0;
 
   /// qweight: per-output-channel symmetric qint8 [C_out, C_in, kh, kw] (zero points 0); bias float
-  /// [C_out] or undefined. The result is relu(conv) when relu is set. nullptr when the build has no
-  /// oneDNN headers, RLA_PREPARED_INT8=0, or the layer is not supported (groups other than 1).
+  /// [C_out] or undefined. With residual_scale > 0 the convolution adds a residual (a uint8 tensor
+  /// with that scale and zero point) before the ReLU, as one oneDNN call: quantize(relu(conv(x) +
+  /// residual)) with one rounding, where quantized::conv2d then quantized::add_relu round twice.
+  /// The result is relu(...) when relu is set. nullptr when the build has no oneDNN headers,
+  /// RLA_PREPARED_INT8=0, or the layer is not supported (groups other than 1).
   static std::unique_ptr<PreparedConv> create(const at::Tensor& qweight, const at::Tensor& bias,
                                               std::vector<int64_t> stride, std::vector<int64_t> padding,
                                               std::vector<int64_t> dilation, int64_t groups, double in_scale,
                                               int64_t in_zero_point, double out_scale, int64_t out_zero_point,
-                                              bool relu);
+                                              bool relu, double residual_scale = 0.0,
+                                              int64_t residual_zero_point = 0);
 };
 
 }  // namespace rla::inference::int8

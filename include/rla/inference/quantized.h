@@ -67,6 +67,9 @@ class QuantizedNetwork {
     /// int8 convolutions that ran as prepared oneDNN primitives (inference/int8_conv.h) in the last
     /// int8 forward; the others ran through quantized::conv2d.
     int64_t prepared_convolutions = 0;
+    /// Residual adds (with their ReLU) that ran in the last int8 forward as a post-op of the prepared
+    /// convolution before them, in one rounding; the others ran as quantized::add(_relu).
+    int64_t fused_adds = 0;
   };
   Counts counts() const;
   /// The quantized engine in use: "onednn" or "qnnpack".
