@@ -48,11 +48,16 @@ class DnnlInt8Conv : public PreparedConv {
     output_scales_.resize(c_out);
     const double* ws = w_scales.data_ptr<double>();
     for (int64_t c = 0; c < c_out; ++c) output_scales_[c] = static_cast<float>(in_scale * ws[c] / out_scale);
-    if (bias.defined()) {
+    // A residual r adds residual_scale * (r - zero point) in real units. Its zero point's part is a
+    // constant, folded into the bias here, so that the post-op is a plain scaled sum (which every
+    // oneDNN 2.x int8 kernel takes) adding residual_scale / out_scale * r.
+    const double residual_offset = -residual_scale * static_cast<double>(residual_zero_point);
+    if (bias.defined() || residual_offset != 0.0) {
       bias_ = at::empty({c_out}, at::kFloat);
-      const auto b = bias.to(at::kDouble).contiguous();
+      const auto b = bias.defined() ? bias.to(at::kDouble).contiguous() : at::zeros({c_out}, at::kDouble);
       for (int64_t c = 0; c < c_out; ++c)
-        bias_.data_ptr<float>()[c] = static_cast<float>(b.data_ptr<double>()[c] / (in_scale * ws[c]));
+        bias_.data_ptr<float>()[c] =
+            static_cast<float>((b.data_ptr<double>()[c] + residual_offset) / (in_scale * ws[c]));
     }
   }
 
@@ -127,10 +132,9 @@ class DnnlInt8Conv : public PreparedConv {
     attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});  // as ATen's path: set per call
     attr.set_zero_points(DNNL_ARG_DST, 0, {static_cast<int32_t>(out_zero_point_)});
     dnnl::post_ops ops;
-    // In the output's units: + residual_scale / out_scale * (residual - its zero point), then ReLU.
-    if (residual_scale_ > 0.0)
-      ops.append_sum(static_cast<float>(residual_scale_ / out_scale_),
-                     static_cast<int32_t>(residual_zero_point_));
+    // In the output's units: + residual_scale / out_scale * residual (its zero point is in the bias),
+    // then ReLU.
+    if (residual_scale_ > 0.0) ops.append_sum(static_cast<float>(residual_scale_ / out_scale_));
     if (relu_) ops.append_eltwise(1.0F, dnnl::algorithm::eltwise_relu, 0.0F, 0.0F);
     attr.set_post_ops(ops);
     const dnnl::convolution_forward::primitive_desc pd(desc, attr, engine_);
