@@ -127,6 +127,23 @@ TEST(FastInference, FusedConvolutionEqualsTheSeparateOperations) {
   }
 }
 
+// A strided 1x1 convolution (the ResNets' downsample) runs prepared as a subsample and a stride-1
+// primitive: equal to the convolution, at odd and even sizes and strides 2 and 3.
+TEST(FastInference, StridedPointwiseConvolutionEqualsTheConvolution) {
+  torch::manual_seed(6);
+  torch::NoGradGuard no_grad;
+  for (const auto& [stride, h, w] : std::vector<std::array<int64_t, 3>>{{2, 8, 8}, {2, 9, 7}, {3, 10, 11}}) {
+    auto conv = models::Conv2d(models::Conv2dImpl(24, 40, 1, stride, /*groups=*/1, /*bias=*/true));
+    models::to_channels_last(*conv);
+    const auto x = torch::randn({3, 24, h, w}).contiguous(at::MemoryFormat::ChannelsLast);
+    const auto want = conv(x);
+    conv->use_onednn(/*pack=*/false);
+    const auto got = conv->forward_fused(x, true);
+    ASSERT_EQ(got.sizes(), want.sizes()) << "stride " << stride << ", " << h << "x" << w;
+    EXPECT_LT(relative_error(got, torch::relu(want)), 1e-5) << "stride " << stride << ", " << h << "x" << w;
+  }
+}
+
 // The stem's max pooling without autograd runs our channels-last kernel: equal to ATen's, value
 // for value, at odd and even sizes, with the window clipped at every border; with autograd ATen's.
 TEST(FastInference, StemMaxPoolingEqualsATens) {
