@@ -9,6 +9,10 @@ The last forward of the log is read: the steps before it warm the heap and oneDN
 first forwards, and in profile_ops' profiled pass, several 1x1 convolutions ran 3-10x slower).
 A forward starts at the stem convolution (3 input channels; set --first for another marker).
 GFLOP/s = 2 * batch * C_in * C_out * H_out * W_out * k_h * k_w / time, per group of shapes.
+
+Beside ONNX Runtime, shape by shape (the same model exported by bench_deploy --onnx-dir or rla export):
+    node benchmarks/onnxruntime_profile.js NODE_MODULES 2 resnet50.onnx 32 > ort.txt
+    python3 benchmarks/onednn_layers.py log.txt 32 --join ort.txt
 """
 import argparse
 import collections
@@ -19,6 +23,9 @@ parser.add_argument("log")
 parser.add_argument("batch", type=int)
 parser.add_argument("--first", default="ic3oc", help="problem text of a forward's first primitive")
 parser.add_argument("--top", type=int, default=25)
+parser.add_argument("--join", metavar="ORT_OUTPUT",
+                    help="output of benchmarks/onnxruntime_profile.js for the same model and batch: "
+                         "print ONNX Runtime's time and rate beside ours, shape by shape")
 args = parser.parse_args()
 
 rows = [line.strip().split(",") for line in open(args.log) if "_verbose,exec," in line]
@@ -46,3 +53,34 @@ print("|---:|---:|---:|---:|---|---|")
 for problem, (calls, ms, fl, post) in sorted(groups.items(), key=lambda kv: -kv[1][1])[: args.top]:
     shape = re.sub(r"dh0|dw0|_iw\d+", "", problem)
     print(f"| {calls} | {ms:.1f} | {100 * ms / total:.0f} % | {fl / ms / 1e6:.0f} | {shape} | {post} |")
+
+if args.join:
+    # "| calls | ms | GFLOP/s | icCoK_ihHohHkhKshS |" rows of onnxruntime_profile.js
+    ort = {}
+    for line in open(args.join):
+        m = re.match(r"\| (\d+) \| ([\d.]+) \| (\d+) \| (ic\d+oc\d+_ih\d+oh\d+kh\d+sh\d+) \|", line)
+        if m:
+            ort[m.group(4)] = (int(m.group(1)), float(m.group(2)))
+    ours = collections.defaultdict(lambda: [0, 0.0, 0.0])
+    for problem, (calls, ms, fl, _) in groups.items():
+        m = re.match(r"(?:g\d+)?ic(\d+)oc(\d+)_ih(\d+)oh(\d+)kh(\d+)sh(\d+)", problem)
+        key = "ic{}oc{}_ih{}oh{}kh{}sh{}".format(*m.groups())
+        ours[key][0] += calls
+        ours[key][1] += ms
+        ours[key][2] += fl
+    print(f"\nagainst ONNX Runtime ({args.join}), by shape; ours / ORT > 1: ORT is faster")
+    print("| shape | calls | ours ms | ORT ms | ours GFLOP/s | ORT GFLOP/s | ours / ORT |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    both_ours = both_ort = 0.0
+    for key, (calls, ms, fl) in sorted(ours.items(), key=lambda kv: -kv[1][1]):
+        if key not in ort:
+            print(f"| {key} | {calls} | {ms:.1f} | - | {fl / ms / 1e6:.0f} | - | - |")
+            continue
+        o_ms = ort[key][1]
+        both_ours += ms
+        both_ort += o_ms
+        print(f"| {key} | {calls} | {ms:.1f} | {o_ms:.1f} | {fl / ms / 1e6:.0f} | {fl / o_ms / 1e6:.0f} | "
+              f"{ms / o_ms:.2f} |")
+    missing = sorted(set(ort) - set(ours))
+    print(f"shapes in both: ours {both_ours:.1f} ms, ORT {both_ort:.1f} ms ({both_ours / max(both_ort, 1e-9):.2f}x); "
+          f"ORT-only shapes: {', '.join(missing) or 'none'}")
