@@ -25,7 +25,9 @@ parser.add_argument("--first", default="ic3oc", help="problem text of a forward'
 parser.add_argument("--top", type=int, default=25)
 parser.add_argument("--join", metavar="ORT_OUTPUT",
                     help="output of benchmarks/onnxruntime_profile.js for the same model and batch: "
-                         "print ONNX Runtime's time and rate beside ours, shape by shape")
+                         "print ONNX Runtime's time and rate beside ours, shape by shape (a strided 1x1 "
+                         "convolution that our fast path runs on a subsampled input logs as stride 1 on "
+                         "the smaller map, without the copy, and pairs with nothing)")
 args = parser.parse_args()
 
 rows = [line.strip().split(",") for line in open(args.log) if "_verbose,exec," in line]

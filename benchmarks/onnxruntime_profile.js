@@ -2,7 +2,8 @@
 // Per-node time of ONNX Runtime's CPU forward, from its own profiler: the counterpart of
 // benchmarks/onednn_layers.py for our side (docs/performance.md, "what stands in the way").
 //     node onnxruntime_profile.js NODE_MODULES THREADS FILE.onnx BATCH [RUNS]
-// Runs RUNS forwards (default 6) at the given batch with all graph optimisations, profiling on,
+// The input is 1x28x28 for a file whose name holds "resnet20" and 3x224x224 otherwise (the models
+// bench_deploy exports). Runs RUNS forwards (default 6) at the given batch with all graph optimisations, profiling on,
 // and prints the last forward's kernel time per operator type and its costliest nodes with their
 // shapes. Profiling adds a little per node; read shares and rates, not the total, against an
 // unprofiled run.

@@ -33,17 +33,6 @@ const std::set<std::string>& quantized_passthrough() {
   return kinds;
 }
 
-c10::OperatorHandle quantized_op(const char* name, const char* overload) {
-  auto handle = c10::Dispatcher::singleton().findSchema({name, overload});
-  if (!handle) throw std::runtime_error(fmt::format("this LibTorch has no {}.{}", name, overload));
-  return *handle;
-}
-
-c10::IValue call(const c10::OperatorHandle& op, torch::jit::Stack stack) {
-  op.callBoxed(&stack);
-  return stack.at(0);
-}
-
 bool is_relu(const Node* n) {
   const std::string k = n->kind().toQualString();
   return k == "aten::relu" || k == "aten::relu_";
@@ -102,6 +91,17 @@ c10::IValue dequantized(const c10::IValue& v) {
 }
 
 }  // namespace
+
+c10::OperatorHandle quantized_op(const char* name, const char* overload) {
+  auto handle = c10::Dispatcher::singleton().findSchema({name, overload});
+  if (!handle) throw std::runtime_error(fmt::format("this LibTorch has no {}.{}", name, overload));
+  return *handle;
+}
+
+c10::IValue call(const c10::OperatorHandle& op, torch::jit::Stack stack) {
+  op.callBoxed(&stack);
+  return stack.at(0);
+}
 
 QuantizedGraph::QuantizedGraph(const models::NetworkImpl& net, std::vector<int64_t> input_shape)
     : input_shape_(std::move(input_shape)) {
@@ -253,15 +253,6 @@ void QuantizedGraph::record(int value, const c10::IValue& v) {
   hi_[value] = std::max(hi_[value], hi.item<float>());
 }
 
-void QuantizedGraph::set_qparams(int value) {
-  if (!(lo_[value] <= hi_[value])) return;  // never seen: stays float
-  // The range must hold 0 exactly (zero padding, ReLU): MinMaxObserver's affine uint8 parameters.
-  const double lo = std::min(0.0f, lo_[value]), hi = std::max(0.0f, hi_[value]);
-  const double scale = std::max((hi - lo) / 255.0, 1e-8);
-  scale_[value] = scale;
-  zero_point_[value] = std::clamp<int64_t>(static_cast<int64_t>(std::nearbyint(-lo / scale)), 0, 255);
-}
-
 at::Tensor QuantizedGraph::quantize(int value, const c10::IValue& v) const {
   const auto& t = v.toTensor();
   if (t.is_quantized()) return t;
@@ -271,8 +262,6 @@ at::Tensor QuantizedGraph::quantize(int value, const c10::IValue& v) const {
 
 torch::Tensor QuantizedGraph::run(const torch::Tensor& x, bool quantized) {
   torch::NoGradGuard no_grad;
-  static const auto conv = quantized_op("quantized::conv2d", "new");
-  static const auto conv_relu = quantized_op("quantized::conv2d_relu", "new");
   static const auto add = quantized_op("quantized::add", "");
   static const auto add_relu = quantized_op("quantized::add_relu", "");
   static const auto cat = quantized_op("quantized::cat", "");
@@ -284,27 +273,13 @@ torch::Tensor QuantizedGraph::run(const torch::Tensor& x, bool quantized) {
     return v.isTensor() && v.toTensor().is_quantized();
   };
   if (!quantized) record(input_, values[input_]);
-  int64_t prepared = 0, sums = 0;
+  RunCounts counts;
+  std::vector<bool> fused(values.size(), false);  // adds written by their convolution (as a post-op)
   for (const auto& s : steps_) {
     if (quantized && s.kind == Kind::kConv) {
-      auto in = quantize(s.inputs[0], values[s.inputs[0]]);
-      at::Tensor y;
-      if (s.prepared_sum) {
-        y = s.prepared_sum->run(in, quantize(s.residual, values[s.residual]));
-        if (y.defined()) {
-          values[s.sum_output] = std::move(y);  // the add after this step finds it written
-          ++prepared, ++sums;
-          continue;
-        }
-      }
-      if (s.prepared) y = s.prepared->run(in);
-      prepared += y.defined();
-      values[s.output] = y.defined()
-                             ? c10::IValue(std::move(y))
-                             : call(s.fused_relu ? conv_relu : conv,
-                                    {std::move(in), s.packed, scale_[s.output], zero_point_[s.output]});
-    } else if (quantized && s.kind == Kind::kAdd && values[s.output].isTensor()) {
-      continue;  // written by the convolution before it, the add as its post-op
+      if (const int added = run_conv(s, values, counts); added >= 0) fused[added] = true;
+    } else if (quantized && s.kind == Kind::kAdd && fused[s.output]) {
+      continue;
     } else if (quantized && s.kind == Kind::kAdd) {
       values[s.output] = call(s.fused_relu ? add_relu : add, {quantize(s.inputs[0], values[s.inputs[0]]),
                                                               quantize(s.inputs[1], values[s.inputs[1]]),
@@ -345,90 +320,34 @@ torch::Tensor QuantizedGraph::run(const torch::Tensor& x, bool quantized) {
     }
     if (!quantized) record(s.output, values[s.output]);
   }
-  if (quantized) prepared_runs_ = prepared, sum_runs_ = sums;
+  if (quantized) {
+    prepared_runs_ = counts.prepared;
+    sum_runs_ = counts.sums;
+  }
   auto out = values[output_].toTensor();
   return out.is_quantized() ? int8::dequantize(out) : out;
 }
 
-void QuantizedGraph::finalize() {
-  if (calibrated_ == 0) throw std::logic_error("int8: finalize() needs calibration batches first");
-  for (size_t v = 0; v < scale_.size(); ++v) set_qparams(static_cast<int>(v));
-  if (fuse_state_) share_concat_qparams();
-  for (auto& s : steps_) {
-    if (s.kind == Kind::kConv && !s.qweight.defined()) {
-      // Symmetric per output channel, zero point 0 (what oneDNN's and QNNPACK's kernels expect).
-      const auto w = constants_[s.weight].toTensor().to(torch::kFloat);
-      const auto scales = (w.abs().amax({1, 2, 3}) / 127.0).clamp_min(1e-8).to(torch::kDouble);
-      s.qweight = at::quantize_per_channel(w, scales, torch::zeros_like(scales, torch::kLong), 0, at::kQInt8);
+int QuantizedGraph::run_conv(const Step& s, std::vector<c10::IValue>& values, RunCounts& counts) const {
+  static const auto conv = quantized_op("quantized::conv2d", "new");
+  static const auto conv_relu = quantized_op("quantized::conv2d_relu", "new");
+  auto in = quantize(s.inputs[0], values[s.inputs[0]]);
+  at::Tensor y;
+  if (s.prepared_sum) {
+    y = s.prepared_sum->run(in, quantize(s.residual, values[s.residual]));
+    if (y.defined()) {
+      values[s.sum_output] = std::move(y);
+      ++counts.prepared;
+      ++counts.sums;
+      return s.sum_output;
     }
   }
-  pack_convolutions();
-}
-
-void QuantizedGraph::share_concat_qparams() {
-  std::unordered_map<int, int> concatenations;  // per value: how many concatenations read it
-  for (const auto& s : steps_)
-    if (s.kind == Kind::kCat)
-      for (int v : s.parts) ++concatenations[v];
-  for (const auto& s : steps_) {
-    if (s.kind != Kind::kCat || scale_[s.output] == 0.0) continue;
-    for (int v : s.parts) {
-      if (concatenations[v] != 1 || v == input_ || scale_[v] == 0.0) continue;
-      scale_[v] = scale_[s.output];
-      zero_point_[v] = zero_point_[s.output];
-    }
-  }
-}
-
-void QuantizedGraph::pack_convolutions() {
-  static const auto prepack = quantized_op("quantized::conv2d_prepack", "");
-  for (auto& s : steps_) {
-    if (s.kind != Kind::kConv) continue;
-    c10::IValue bias = s.bias < 0 ? c10::IValue() : constants_[s.bias];
-    s.packed = call(prepack, {s.qweight, bias, s.stride, s.padding, s.dilation, s.groups});
-    // The same convolution as a prepared oneDNN primitive, where its input is a uint8 value; the
-    // packed weights stay for the inputs it does not take.
-    const int in = s.inputs[0];
-    s.prepared.reset();
-    if (scale_[in] != 0.0 && scale_[s.output] != 0.0)
-      s.prepared = int8::PreparedConv::create(
-          s.qweight, bias.isTensor() ? bias.toTensor() : at::Tensor(), s.stride, s.padding, s.dilation,
-          s.groups, scale_[in], zero_point_[in], scale_[s.output], zero_point_[s.output], s.fused_relu);
-  }
-  fuse_residual_adds();
-  finalized_ = true;
-}
-
-void QuantizedGraph::fuse_residual_adds() {
-  std::unordered_map<int, size_t> producer;  // value id -> the step that writes it
-  for (size_t i = 0; i < steps_.size(); ++i) producer[steps_[i].output] = i;
-  for (auto& s : steps_) s.prepared_sum.reset(), s.residual = s.sum_output = -1;
-  static const bool enabled = util::env_switch_on("RLA_FUSED_INT8_ADD");  // off: A/B runs
-  if (!enabled) return;
-  for (const auto& add : steps_) {
-    if (add.kind != Kind::kAdd || scale_[add.output] == 0.0) continue;
-    for (const int j : {0, 1}) {
-      const int conv_out = add.inputs[j], residual = add.inputs[1 - j];
-      const auto c = producer.find(conv_out);
-      if (c == producer.end()) continue;
-      auto& conv = steps_[c->second];
-      if (conv.kind != Kind::kConv || conv.fused_relu || conv.node->output()->uses().size() != 1) continue;
-      // The residual must exist when the convolution runs.
-      const auto r = producer.find(residual);
-      if (residual != input_ && (r == producer.end() || r->second >= c->second)) continue;
-      const int in = conv.inputs[0];
-      if (scale_[in] == 0.0 || scale_[residual] == 0.0) continue;
-      const c10::IValue bias = conv.bias < 0 ? c10::IValue() : constants_[conv.bias];
-      conv.prepared_sum = int8::PreparedConv::create(
-          conv.qweight, bias.isTensor() ? bias.toTensor() : at::Tensor(), conv.stride, conv.padding,
-          conv.dilation, conv.groups, scale_[in], zero_point_[in], scale_[add.output],
-          zero_point_[add.output], add.fused_relu, scale_[residual], zero_point_[residual]);
-      if (!conv.prepared_sum) continue;
-      conv.residual = residual;
-      conv.sum_output = add.output;
-      break;
-    }
-  }
+  if (s.prepared) y = s.prepared->run(in);
+  counts.prepared += y.defined();
+  values[s.output] = y.defined() ? c10::IValue(std::move(y))
+                                 : call(s.fused_relu ? conv_relu : conv,
+                                        {std::move(in), s.packed, scale_[s.output], zero_point_[s.output]});
+  return -1;
 }
 
 QuantizedNetwork::Counts QuantizedGraph::counts() const {

@@ -26,6 +26,11 @@ namespace rla::inference {
 inline constexpr const char* kInt8Format = "rla-int8";
 inline constexpr int64_t kInt8FormatVersion = 1;
 
+/// The quantized op `name.overload` from LibTorch's dispatcher; throws when this LibTorch lacks it.
+c10::OperatorHandle quantized_op(const char* name, const char* overload);
+/// Calls a boxed op and returns its first output.
+c10::IValue call(const c10::OperatorHandle& op, torch::jit::Stack stack);
+
 class QuantizedGraph {
  public:
   using Node = torch::jit::Node;
@@ -85,6 +90,13 @@ class QuantizedGraph {
   at::Tensor quantize(int value, const c10::IValue& v) const;
   void record(int value, const c10::IValue& v);
   void set_qparams(int value);
+  struct RunCounts {
+    int64_t prepared = 0, sums = 0;
+  };
+  /// A kConv step on uint8 values: the prepared primitive (with the residual add fused where
+  /// fuse_residual_adds planned it), else quantized::conv2d. Returns the add's output id when the
+  /// add ran fused (the add step is then skipped), else -1.
+  int run_conv(const Step& s, std::vector<c10::IValue>& values, RunCounts& counts) const;
   /// A value concatenated in exactly one place takes the concatenation's scale and zero point (its
   /// calibrated range lies inside the concatenation's), so that the concatenation copies it
   /// instead of requantizing it: the RLA block's x and h are written by their producers in the

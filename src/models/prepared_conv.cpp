@@ -76,7 +76,6 @@ class DnnlConv : public PreparedConv {
   torch::Tensor run(const torch::Tensor& input, const ConvEpilogue& e) override {
     if (input.dim() != 4 || input.size(1) != weight_.size(1)) return {};
     if (!subsample_.empty() && !input.is_contiguous(at::MemoryFormat::ChannelsLast)) return {};
-    const auto x = subsample_.empty() ? input : subsample(input, subsample_[0], subsample_[1]);
     const bool sum = e.sum_into.defined(), affine = e.scale.defined();
     if (sum && !(e.sum_into.scalar_type() == torch::kFloat && e.sum_into.device().is_cpu() &&
                  e.sum_into.is_contiguous(at::MemoryFormat::ChannelsLast)))
@@ -86,6 +85,7 @@ class DnnlConv : public PreparedConv {
           e.scale.scalar_type() == torch::kFloat && e.shift.scalar_type() == torch::kFloat))
       return {};
     if (e.relu && e.tanh) return {};
+    const auto x = subsample_.empty() ? input : subsample(input, subsample_[0], subsample_[1]);
     const int ops = (e.relu ? kRelu : 0) | (sum ? kSum : 0) | (affine ? kAffine : 0) | (e.tanh ? kTanh : 0);
     const std::lock_guard<std::mutex> lock(mutex_);
     auto& p = primitive_for(x.size(0), x.size(2), x.size(3), ops);

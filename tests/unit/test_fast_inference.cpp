@@ -16,6 +16,7 @@
 #include "rla/inference/fast_inference.h"
 #include "rla/models/layers.h"
 #include "rla/models/registry.h"
+#include "rla/util/env.h"
 
 namespace {
 
@@ -141,6 +142,16 @@ TEST(FastInference, StridedPointwiseConvolutionEqualsTheConvolution) {
     const auto got = conv->forward_fused(x, true);
     ASSERT_EQ(got.sizes(), want.sizes()) << "stride " << stride << ", " << h << "x" << w;
     EXPECT_LT(relative_error(got, torch::relu(want)), 1e-5) << "stride " << stride << ", " << h << "x" << w;
+    EXPECT_LT(relative_error(conv(x), want), 1e-5);  // the plain forward, prepared too
+#ifdef RLA_HAVE_DNNL
+    // The prepared path ran (it alone writes the result into the tensor it adds).
+    if (util::env_switch_on("RLA_PREPARED_CONV") && util::env_switch_on("RLA_FUSED_POST_OPS")) {
+      auto target = torch::randn_like(want);
+      const auto expected = torch::relu(want + target);
+      EXPECT_EQ(conv->forward_fused(x, true, target).data_ptr(), target.data_ptr());
+      EXPECT_LT(relative_error(target, expected), 1e-5);
+    }
+#endif
   }
 }
 

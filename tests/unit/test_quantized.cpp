@@ -3,6 +3,7 @@
 // command's round trip and one-line errors on a small trained run.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -59,10 +60,10 @@ TEST(Int8, MatchesTheFloatForwardOnAFixedBatchAndSurvivesSaveAndLoad) {
     EXPECT_TRUE(torch::equal(loaded.forward(x), got));  // the same int8 weights and scales
     // Every convolution ran as a prepared oneDNN primitive (where the build has oneDNN's headers).
     EXPECT_EQ(q.counts().prepared_convolutions,
-              inference::int8::prepared_convs_enabled() ? counts.int8_convolutions : 0);
+              inference::int8::prepared_int8_convs_enabled() ? counts.int8_convolutions : 0);
     EXPECT_EQ(loaded.counts().prepared_convolutions, q.counts().prepared_convolutions);
     // ... and every residual add ran as the post-op of the convolution before it.
-    EXPECT_EQ(q.counts().fused_adds, inference::int8::prepared_convs_enabled() ? 9 : 0);
+    EXPECT_EQ(q.counts().fused_adds, inference::int8::fused_int8_adds_enabled() ? 9 : 0);
     // The file holds int8 weights: about a quarter of the float parameters' bytes.
     int64_t params = 0;
     for (const auto& p : net->parameters()) params += p.numel();
@@ -80,6 +81,15 @@ at::Tensor random_quint8(at::IntArrayRef shape, double scale, int64_t zero_point
       .contiguous(at::MemoryFormat::ChannelsLast);
 }
 
+/// Selects LibTorch's oneDNN quantized engine (what the prepared convolutions reproduce, and what
+/// inference::quantize selects) and says whether prepared int8 convolutions are on.
+bool use_onednn_engine() {
+  const auto engines = at::globalContext().supportedQEngines();
+  if (std::find(engines.begin(), engines.end(), at::QEngine::ONEDNN) == engines.end()) return false;
+  at::globalContext().setQEngine(at::QEngine::ONEDNN);
+  return inference::int8::prepared_int8_convs_enabled();
+}
+
 /// How many uint8 codes of got and want differ, after checking that none differs by more than 1.
 int64_t codes_off_by_one(const at::Tensor& got, const at::Tensor& want) {
   const auto diff = (got.int_repr().to(torch::kInt) - want.int_repr().to(torch::kInt)).abs();
@@ -91,7 +101,7 @@ int64_t codes_off_by_one(const at::Tensor& got, const at::Tensor& want) {
 // work: the same codes over the zoo's kinds of convolution (3x3 and 1x1, stride 1 and 2, 12-channel
 // state inputs, the 7x7 stem, with and without bias and ReLU).
 TEST(Int8, PreparedConvolutionEqualsQuantizedConv2d) {
-  if (!inference::int8::prepared_convs_enabled()) GTEST_SKIP() << "this build has no oneDNN headers";
+  if (!use_onednn_engine()) GTEST_SKIP() << "no oneDNN headers in this build, or RLA_PREPARED_INT8=0";
   torch::manual_seed(11);
   auto& dispatcher = c10::Dispatcher::singleton();
   const auto prepack = dispatcher.findSchemaOrThrow("quantized::conv2d_prepack", "");
@@ -124,8 +134,9 @@ TEST(Int8, PreparedConvolutionEqualsQuantizedConv2d) {
     const auto packed = call(
         prepack, {qw, c.bias ? c10::IValue(bias) : c10::IValue(), stride, padding, dilation, int64_t{1}});
     const auto want = call(c.relu ? conv_relu : conv, {x, packed, out_scale, out_zero_point}).toTensor();
-    auto p = inference::int8::PreparedConv::create(qw, bias, stride, padding, dilation, 1, in_scale,
-                                                   in_zero_point, out_scale, out_zero_point, c.relu);
+    auto p =
+        inference::int8::PreparedConv::create(qw, bias, stride, padding, dilation, /*groups=*/1,
+                                              {in_scale, in_zero_point, out_scale, out_zero_point, c.relu});
     ASSERT_TRUE(p);
     const auto got = p->run(x);
     ASSERT_TRUE(got.defined());
@@ -143,35 +154,45 @@ TEST(Int8, PreparedConvolutionEqualsQuantizedConv2d) {
 // With a residual, the prepared convolution is quantize(relu(conv(x) + residual)) in one rounding:
 // within one code of that computed in float from the same int8 values, and mostly equal.
 TEST(Int8, PreparedConvolutionAddsTheResidualInOneRounding) {
-  if (!inference::int8::prepared_convs_enabled()) GTEST_SKIP() << "this build has no oneDNN headers";
+  if (!use_onednn_engine()) GTEST_SKIP() << "no oneDNN headers in this build, or RLA_PREPARED_INT8=0";
   torch::manual_seed(12);
   const double in_scale = 0.05, out_scale = 0.06, residual_scale = 0.04;
-  const int64_t in_zero_point = 120, residual_zero_point = 100;
-  for (const bool relu : {true, false}) {
-    SCOPED_TRACE(relu);
+  const int64_t in_zero_point = 120;
+  struct Case {
+    int64_t kernel;
+    bool bias, relu;
+    int64_t residual_zero_point;  // 0 with no bias: no bias at all reaches oneDNN
+  };
+  // The 3x3 of the CIFAR blocks and the 1x1 expansion of the bottleneck blocks (another kernel).
+  for (const auto& c : {Case{3, true, true, 100}, Case{3, true, false, 100}, Case{1, true, true, 100},
+                        Case{1, false, true, 0}, Case{1, false, false, 0}}) {
+    SCOPED_TRACE(testing::Message() << "k" << c.kernel << " bias " << c.bias << " relu " << c.relu);
     const auto x = random_quint8({4, 16, 9, 9}, in_scale, in_zero_point);
-    const auto residual = random_quint8({4, 32, 9, 9}, residual_scale, residual_zero_point);
+    const auto residual = random_quint8({4, 32, 9, 9}, residual_scale, c.residual_zero_point);
     // Weight codes within +-63: without VNNI (AVX2), oneDNN 2.6's int8 kernels sum uint8 x int8
     // products in pairs into 16 bits, which saturate for larger codes (ATen's quantized::conv2d
     // alike); within 7 bits the float reference holds on every ISA.
     const auto w_scales = torch::rand({32}, torch::kDouble) * 0.004 + 0.001;
-    const auto w = torch::randint(-63, 64, {32, 16, 3, 3}).to(torch::kDouble) * w_scales.view({32, 1, 1, 1});
+    const auto w = torch::randint(-63, 64, {32, 16, c.kernel, c.kernel}).to(torch::kDouble) *
+                   w_scales.view({32, 1, 1, 1});
     const auto qw = at::quantize_per_channel(w.to(torch::kFloat), w_scales, torch::zeros({32}, torch::kLong),
                                              0, at::kQInt8);
-    const auto bias = torch::randn({32});
-    const int64_t out_zero_point = relu ? 0 : 128;
-    auto p = inference::int8::PreparedConv::create(qw, bias, {1, 1}, {1, 1}, {1, 1}, 1, in_scale,
-                                                   in_zero_point, out_scale, out_zero_point, relu,
-                                                   residual_scale, residual_zero_point);
+    const auto bias = c.bias ? torch::randn({32}) : torch::Tensor();
+    const int64_t out_zero_point = c.relu ? 0 : 128;
+    inference::int8::Int8ConvUnits units{in_scale, in_zero_point, out_scale, out_zero_point, c.relu};
+    units.residual_scale = residual_scale;
+    units.residual_zero_point = c.residual_zero_point;
+    const std::vector<int64_t> pad{c.kernel / 2, c.kernel / 2};
+    auto p = inference::int8::PreparedConv::create(qw, bias, {1, 1}, pad, {1, 1}, /*groups=*/1, units);
     ASSERT_TRUE(p);
     EXPECT_FALSE(p->run(x).defined());  // created with a residual: declined without one
     const auto residual_codes = residual.int_repr().clone();
     const auto got = p->run(x, residual);
     ASSERT_TRUE(got.defined());
     auto sum = torch::conv2d(x.dequantize().to(torch::kDouble), qw.dequantize().to(torch::kDouble),
-                             bias.to(torch::kDouble), 1, 1) +
+                             c.bias ? bias.to(torch::kDouble) : torch::Tensor(), 1, pad) +
                residual.dequantize().to(torch::kDouble);
-    if (relu) sum = sum.relu();
+    if (c.relu) sum = sum.relu();
     const auto want =
         at::quantize_per_tensor(sum.to(torch::kFloat), out_scale, out_zero_point, torch::kQUInt8);
     EXPECT_EQ(got.q_scale(), out_scale);
