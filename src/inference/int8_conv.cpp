@@ -16,6 +16,10 @@
 #include <dnnl.hpp>
 #endif
 
+#if defined(RLA_HAVE_DNNL) && DNNL_VERSION_MAJOR == 2
+#include "../models/onednn_conv.h"
+#endif
+
 namespace rla::inference::int8 {
 
 #if defined(RLA_HAVE_DNNL) && DNNL_VERSION_MAJOR == 2
@@ -127,24 +131,9 @@ class DnnlInt8Conv : public PreparedConv {
 
   Prepared build(int64_t n, int64_t h, int64_t w) {
     using dnnl::memory;
-    const auto u8 = memory::data_type::u8, s8 = memory::data_type::s8, f32 = memory::data_type::f32;
-    const int64_t kh = weight_.size(2), kw = weight_.size(3);
-    const int64_t out_h = (h + 2 * padding_[0] - dilation_[0] * (kh - 1) - 1) / stride_[0] + 1;
-    const int64_t out_w = (w + 2 * padding_[1] - dilation_[1] * (kw - 1) - 1) / stride_[1] + 1;
-    const memory::desc src({n, weight_.size(1), h, w}, u8, memory::format_tag::nhwc);
-    const memory::desc dst({n, weight_.size(0), out_h, out_w}, u8, memory::format_tag::nhwc);
-    const memory::dims wdims = {weight_.size(0), weight_.size(1), kh, kw};
-    const memory::desc any_weights(wdims, s8, memory::format_tag::any);
-    const memory::desc bias_desc({weight_.size(0)}, f32, memory::format_tag::a);
-    const memory::dims strides = {stride_[0], stride_[1]}, pads = {padding_[0], padding_[1]};
-    const memory::dims dilates = {dilation_[0] - 1, dilation_[1] - 1};  // oneDNN counts from 0
-    const auto desc = bias_.defined()
-                          ? dnnl::convolution_forward::desc(
-                                dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src,
-                                any_weights, bias_desc, dst, strides, dilates, pads, pads)
-                          : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
-                                                            dnnl::algorithm::convolution_direct, src,
-                                                            any_weights, dst, strides, dilates, pads, pads);
+    const auto s8 = memory::data_type::s8;
+    const auto conv = models::nhwc_conv(n, h, w, weight_.sizes().vec(), bias_.defined(), stride_, padding_,
+                                        dilation_, memory::data_type::u8, s8);
     dnnl::primitive_attr attr;
     attr.set_output_scales(/*mask: per output channel*/ 1 << 1, output_scales_);
     attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});  // as ATen's path: set per call
@@ -156,22 +145,31 @@ class DnnlInt8Conv : public PreparedConv {
       ops.append_sum(static_cast<float>(units_.residual_scale / units_.out_scale));
     if (units_.relu) ops.append_eltwise(1.0F, dnnl::algorithm::eltwise_relu, 0.0F, 0.0F);
     attr.set_post_ops(ops);
-    const dnnl::convolution_forward::primitive_desc pd(desc, attr, engine_);
+    const dnnl::convolution_forward::primitive_desc pd(conv.desc, attr, engine_);
     if (std::string(pd.impl_info_str()).rfind("ref", 0) == 0) throw std::runtime_error("a reference kernel");
-    memory user_weights({wdims, s8, memory::format_tag::oihw}, engine_, weight_.data_ptr());
+    memory user_weights({conv.weight_dims, s8, memory::format_tag::oihw}, engine_, weight_.data_ptr());
     memory weights(pd.weights_desc(), engine_);
     dnnl::reorder(user_weights, weights).execute(stream_, user_weights, weights);
     stream_.wait();
-    const memory src_memory(src, engine_, DNNL_MEMORY_NONE), dst_memory(dst, engine_, DNNL_MEMORY_NONE);
+    const memory src_memory(conv.src, engine_, DNNL_MEMORY_NONE),
+        dst_memory(conv.dst, engine_, DNNL_MEMORY_NONE);
     std::unordered_map<int, memory> args = {
         {DNNL_ARG_SRC, src_memory},
         {DNNL_ARG_WEIGHTS, weights},
         {DNNL_ARG_DST, dst_memory},
         {DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC,
          memory({{1}, memory::data_type::s32, memory::format_tag::x}, engine_, &in_zero_point_)}};
-    if (bias_.defined()) args.emplace(DNNL_ARG_BIAS, memory(bias_desc, engine_, bias_.data_ptr<float>()));
-    return {
-        n, h, w, true, out_h, out_w, src_memory, dst_memory, dnnl::convolution_forward(pd), std::move(args)};
+    if (bias_.defined()) args.emplace(DNNL_ARG_BIAS, memory(conv.bias, engine_, bias_.data_ptr<float>()));
+    return {n,
+            h,
+            w,
+            true,
+            conv.out_h,
+            conv.out_w,
+            src_memory,
+            dst_memory,
+            dnnl::convolution_forward(pd),
+            std::move(args)};
   }
 
   static constexpr size_t kMaxSizes = 8;

@@ -13,6 +13,10 @@
 #include <dnnl.hpp>
 #endif
 
+#if defined(RLA_HAVE_DNNL) && DNNL_VERSION_MAJOR == 2
+#include "onednn_conv.h"
+#endif
+
 namespace rla::models {
 
 bool fused_post_ops_enabled() {
@@ -127,23 +131,8 @@ class DnnlConv : public PreparedConv {
       if (p.n == n && p.h == h && p.w == w && p.post_ops == post_ops) return p;
     using dnnl::memory;
     const auto f32 = memory::data_type::f32;
-    const int64_t kh = weight_.size(2), kw = weight_.size(3);
-    const int64_t out_h = (h + 2 * padding_[0] - dilation_[0] * (kh - 1) - 1) / stride_[0] + 1;
-    const int64_t out_w = (w + 2 * padding_[1] - dilation_[1] * (kw - 1) - 1) / stride_[1] + 1;
-    const memory::desc src({n, weight_.size(1), h, w}, f32, memory::format_tag::nhwc);
-    const memory::desc dst({n, weight_.size(0), out_h, out_w}, f32, memory::format_tag::nhwc);
-    const memory::dims wdims = {weight_.size(0), weight_.size(1), kh, kw};
-    const memory::desc any_weights(wdims, f32, memory::format_tag::any);
-    const memory::desc bias_desc({weight_.size(0)}, f32, memory::format_tag::a);
-    const memory::dims strides = {stride_[0], stride_[1]}, pads = {padding_[0], padding_[1]};
-    const memory::dims dilates = {dilation_[0] - 1, dilation_[1] - 1};  // oneDNN counts from 0
-    const auto desc = bias_.defined()
-                          ? dnnl::convolution_forward::desc(
-                                dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src,
-                                any_weights, bias_desc, dst, strides, dilates, pads, pads)
-                          : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
-                                                            dnnl::algorithm::convolution_direct, src,
-                                                            any_weights, dst, strides, dilates, pads, pads);
+    const auto conv =
+        nhwc_conv(n, h, w, weight_.sizes().vec(), bias_.defined(), stride_, padding_, dilation_, f32, f32);
     dnnl::post_ops ops;
     const memory::desc per_channel({1, weight_.size(0), 1, 1}, f32, memory::format_tag::nchw);
     int binary_index = -1;  // position of the first binary post-op in the chain
@@ -157,15 +146,17 @@ class DnnlConv : public PreparedConv {
     if ((post_ops & kTanh) != 0) ops.append_eltwise(1.0F, dnnl::algorithm::eltwise_tanh, 0.0F, 0.0F);
     dnnl::primitive_attr attr;
     attr.set_post_ops(ops);
-    const dnnl::convolution_forward::primitive_desc pd(desc, attr, engine_);
-    memory user_weights({wdims, f32, memory::format_tag::oihw}, engine_, weight_.data_ptr<float>());
+    const dnnl::convolution_forward::primitive_desc pd(conv.desc, attr, engine_);
+    memory user_weights({conv.weight_dims, f32, memory::format_tag::oihw}, engine_,
+                        weight_.data_ptr<float>());
     memory weights(pd.weights_desc(), engine_);
     dnnl::reorder(user_weights, weights).execute(stream_, user_weights, weights);
     stream_.wait();
-    const memory src_memory(src, engine_, DNNL_MEMORY_NONE), dst_memory(dst, engine_, DNNL_MEMORY_NONE);
+    const memory src_memory(conv.src, engine_, DNNL_MEMORY_NONE),
+        dst_memory(conv.dst, engine_, DNNL_MEMORY_NONE);
     std::unordered_map<int, memory> args = {
         {DNNL_ARG_SRC, src_memory}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst_memory}};
-    if (bias_.defined()) args.emplace(DNNL_ARG_BIAS, memory(bias_desc, engine_, bias_.data_ptr<float>()));
+    if (bias_.defined()) args.emplace(DNNL_ARG_BIAS, memory(conv.bias, engine_, bias_.data_ptr<float>()));
     memory scale_memory, shift_memory;
     if (binary_index >= 0) {
       scale_memory = memory(per_channel, engine_, DNNL_MEMORY_NONE);
@@ -175,8 +166,8 @@ class DnnlConv : public PreparedConv {
     }
     if (prepared_.size() >= kMaxSizes)
       prepared_.erase(prepared_.begin());  // many input sizes: keep the newest
-    prepared_.push_back({n, h, w, post_ops, out_h, out_w, src_memory, dst_memory, scale_memory, shift_memory,
-                         dnnl::convolution_forward(pd), std::move(args)});
+    prepared_.push_back({n, h, w, post_ops, conv.out_h, conv.out_w, src_memory, dst_memory, scale_memory,
+                         shift_memory, dnnl::convolution_forward(pd), std::move(args)});
     return prepared_.back();
   }
 
