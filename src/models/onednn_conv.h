@@ -19,21 +19,24 @@ struct NhwcConv {
 };
 
 /// weight: [C_out, C_in, kh, kw] sizes; stride, padding, dilation: 2 values each (dilation counted
-/// from 1, as ATen does); activations of type `act` (src and dst), weights of type `wei`.
+/// from 1, as ATen does); activations of type `act` (src and dst), weights of type `wei`. The
+/// bottom padding is `padding_bottom` where given (a band of rows of a larger image), else padding[0].
 inline NhwcConv nhwc_conv(int64_t n, int64_t h, int64_t w, const std::vector<int64_t>& weight, bool with_bias,
                           const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
                           const std::vector<int64_t>& dilation, dnnl::memory::data_type act,
-                          dnnl::memory::data_type wei) {
+                          dnnl::memory::data_type wei, int64_t padding_bottom = -1) {
   using dnnl::memory;
   const int64_t kh = weight[2], kw = weight[3];
-  const int64_t out_h = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) / stride[0] + 1;
+  const int64_t bottom = padding_bottom >= 0 ? padding_bottom : padding[0];
+  const int64_t out_h = (h + padding[0] + bottom - dilation[0] * (kh - 1) - 1) / stride[0] + 1;
   const int64_t out_w = (w + 2 * padding[1] - dilation[1] * (kw - 1) - 1) / stride[1] + 1;
   const memory::desc src({n, weight[1], h, w}, act, memory::format_tag::nhwc);
   const memory::desc dst({n, weight[0], out_h, out_w}, act, memory::format_tag::nhwc);
   const memory::dims weight_dims = {weight[0], weight[1], kh, kw};
   const memory::desc any_weights(weight_dims, wei, memory::format_tag::any);
   const memory::desc bias({weight[0]}, memory::data_type::f32, memory::format_tag::a);
-  const memory::dims strides = {stride[0], stride[1]}, pads = {padding[0], padding[1]};
+  const memory::dims strides = {stride[0], stride[1]}, pads = {padding[0], padding[1]},
+                     pads_r = {bottom, padding[1]};
   const memory::dims dilates = {dilation[0] - 1, dilation[1] - 1};  // oneDNN counts from 0
   const auto kind = dnnl::prop_kind::forward_inference;
   const auto algorithm = dnnl::algorithm::convolution_direct;
@@ -44,9 +47,9 @@ inline NhwcConv nhwc_conv(int64_t n, int64_t h, int64_t w, const std::vector<int
           bias,
           weight_dims,
           with_bias ? dnnl::convolution_forward::desc(kind, algorithm, src, any_weights, bias, dst, strides,
-                                                      dilates, pads, pads)
+                                                      dilates, pads, pads_r)
                     : dnnl::convolution_forward::desc(kind, algorithm, src, any_weights, dst, strides,
-                                                      dilates, pads, pads)};
+                                                      dilates, pads, pads_r)};
 }
 
 }  // namespace rla::models

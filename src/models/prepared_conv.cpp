@@ -6,6 +6,10 @@
 #include <mutex>
 
 #include <ATen/Parallel.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <stdexcept>
 
 #include "rla/config.h"
 
@@ -31,6 +35,12 @@ bool prepared_convs_enabled() {
 }
 
 namespace {
+
+// RLA_SPLIT_ROWS=0 runs batch-1 convolutions as one multi-threaded primitive (A/B runs).
+bool split_rows_enabled() {
+  static const bool enabled = util::env_switch_on("RLA_SPLIT_ROWS");
+  return enabled;
+}
 
 // RLA_SUBSAMPLE_1X1=0 runs strided 1x1 convolutions on the full input (A/B runs).
 bool subsample_enabled() {
@@ -93,46 +103,116 @@ class DnnlConv : public PreparedConv {
     const int ops = (e.relu ? kRelu : 0) | (sum ? kSum : 0) | (affine ? kAffine : 0) | (e.tanh ? kTanh : 0);
     const std::lock_guard<std::mutex> lock(mutex_);
     auto& p = primitive_for(x.size(0), x.size(2), x.size(3), ops);
-    const std::vector<int64_t> shape = {x.size(0), weight_.size(0), p.out_h, p.out_w};
+    const std::vector<int64_t> shape = {x.size(0), weight_.size(0), p.whole.out_h, p.whole.out_w};
     if (sum && e.sum_into.sizes() != shape) return {};
     auto y =
         sum ? e.sum_into : torch::empty(shape, x.options().memory_format(at::MemoryFormat::ChannelsLast));
-    // The memory objects are built once per primitive; a call only points them at its buffers.
-    p.src_memory.set_data_handle(const_cast<float*>(x.data_ptr<float>()));
-    p.dst_memory.set_data_handle(y.data_ptr<float>());
     torch::Tensor scale, shift;  // kept alive for the call
     if (affine) {
       scale = e.scale.contiguous();
       shift = e.shift.contiguous();
-      p.scale_memory.set_data_handle(scale.data_ptr<float>());
-      p.shift_memory.set_data_handle(shift.data_ptr<float>());
     }
-    p.primitive.execute(stream_, p.args);
-    stream_.wait();
+    const auto* src = x.data_ptr<float>();
+    auto* dst = y.data_ptr<float>();
+    if (p.bands.empty()) {
+      bind(p.whole, src, dst, scale, shift);
+      p.whole.primitive.execute(stream_, p.whole.args);
+      stream_.wait();
+      return y;
+    }
+    // Batch 1 on a small map: one band of output rows per thread, each a single-threaded primitive.
+    const int64_t in_row = x.size(3) * x.size(1), out_row = p.whole.out_w * weight_.size(0);
+    for (auto& b : p.bands) bind(b.unit, src + b.in_row0 * in_row, dst + b.out_row0 * out_row, scale, shift);
+    const int bands = static_cast<int>(p.bands.size());
+#pragma omp parallel for num_threads(bands) schedule(static, 1)
+    for (int t = 0; t < bands; ++t) {
+      auto& b = p.bands[t];
+      b.unit.primitive.execute(b.stream, b.unit.args);
+      b.stream.wait();
+    }
     return y;
   }
 
  private:
   static constexpr int kRelu = 1, kSum = 2, kAffine = 4, kTanh = 8;  // fused post-ops
-  struct Prepared {
-    int64_t n, h, w;
-    int post_ops;
+  // One oneDNN primitive and its memory objects (no buffers of their own: set per call).
+  struct Unit {
     int64_t out_h, out_w;
-    dnnl::memory src_memory, dst_memory;      // no buffer of their own: set per call
-    dnnl::memory scale_memory, shift_memory;  // kAffine: the per-channel vectors, set per call
+    dnnl::memory src_memory, dst_memory;
+    dnnl::memory scale_memory, shift_memory;  // kAffine: the per-channel vectors
     dnnl::convolution_forward primitive;
     std::unordered_map<int, dnnl::memory> args;  // src, weights (reordered once), bias, dst
   };
+  // A band of output rows from out_row0 on, computed from input rows from in_row0 on.
+  struct Band {
+    Unit unit;
+    int64_t in_row0, out_row0;
+    dnnl::stream stream;
+  };
+  struct Prepared {
+    int64_t n, h, w;
+    int post_ops;
+    Unit whole;
+    std::vector<Band> bands;  // batch 1 on a small map with several threads: one band per thread
+  };
+
+  static void bind(Unit& u, const float* src, float* dst, const torch::Tensor& scale,
+                   const torch::Tensor& shift) {
+    u.src_memory.set_data_handle(const_cast<float*>(src));
+    u.dst_memory.set_data_handle(dst);
+    if (scale.defined()) {
+      u.scale_memory.set_data_handle(scale.data_ptr<float>());
+      u.shift_memory.set_data_handle(shift.data_ptr<float>());
+    }
+  }
 
   // One primitive per input size and post-ops (a model sees one or two); weights reordered once
   // for each.
   Prepared& primitive_for(int64_t n, int64_t h, int64_t w, int post_ops) {
     for (auto& p : prepared_)
       if (p.n == n && p.h == h && p.w == w && p.post_ops == post_ops) return p;
+    if (prepared_.size() >= kMaxSizes) prepared_.erase(prepared_.begin());  // many sizes: keep the newest
+    Prepared p{n, h, w, post_ops, build(n, h, w, post_ops, padding_[0], padding_[0]), {}};
+    split_rows(p);
+    prepared_.push_back(std::move(p));
+    return prepared_.back();
+  }
+
+  // At batch 1 oneDNN splits a small convolution poorly between threads; where the work per image
+  // is small (under kBandFlops) and several threads run, each thread computes a band of output rows
+  // with a primitive built for one thread (docs/performance.md, round eight).
+  void split_rows(Prepared& p) {
+    const int threads = at::get_num_threads();
+    const int64_t kh = weight_.size(2), out_h = p.whole.out_h;
+    const double flops =
+        2.0 * static_cast<double>(weight_.numel()) * static_cast<double>(out_h * p.whole.out_w);
+    if (!split_rows_enabled() || p.n != 1 || threads < 2 || out_h < 2 * threads || flops > kBandFlops) return;
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(1);  // the bands' primitives each run on one thread
+    try {
+      for (int t = 0; t < threads; ++t) {
+        const int64_t r0 = out_h * t / threads, r1 = out_h * (t + 1) / threads;
+        // Input rows the band reads, with the image's padding where they fall outside it.
+        const int64_t first = r0 * stride_[0] - padding_[0];
+        const int64_t last = (r1 - 1) * stride_[0] - padding_[0] + dilation_[0] * (kh - 1);
+        const int64_t in0 = std::max<int64_t>(first, 0), in1 = std::min<int64_t>(last, p.h - 1);
+        Band b{build(1, in1 - in0 + 1, p.w, p.post_ops, in0 - first, last - in1), in0, r0,
+               dnnl::stream(engine_)};
+        if (b.unit.out_h != r1 - r0 || b.unit.out_w != p.whole.out_w) throw std::logic_error("band size");
+        p.bands.push_back(std::move(b));
+      }
+    } catch (const std::exception&) {
+      p.bands.clear();  // no band primitive here: the whole one
+    }
+    omp_set_num_threads(saved);
+  }
+
+  Unit build(int64_t n, int64_t h, int64_t w, int post_ops, int64_t pad_top, int64_t pad_bottom) {
     using dnnl::memory;
     const auto f32 = memory::data_type::f32;
-    const auto conv =
-        nhwc_conv(n, h, w, weight_.sizes().vec(), bias_.defined(), stride_, padding_, dilation_, f32, f32);
+    const std::vector<int64_t> padding = {pad_top, padding_[1]};
+    const auto conv = nhwc_conv(n, h, w, weight_.sizes().vec(), bias_.defined(), stride_, padding, dilation_,
+                                f32, f32, pad_bottom);
     dnnl::post_ops ops;
     const memory::desc per_channel({1, weight_.size(0), 1, 1}, f32, memory::format_tag::nchw);
     int binary_index = -1;  // position of the first binary post-op in the chain
@@ -164,13 +244,17 @@ class DnnlConv : public PreparedConv {
       args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(binary_index) | DNNL_ARG_SRC_1, scale_memory);
       args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(binary_index + 1) | DNNL_ARG_SRC_1, shift_memory);
     }
-    if (prepared_.size() >= kMaxSizes)
-      prepared_.erase(prepared_.begin());  // many input sizes: keep the newest
-    prepared_.push_back({n, h, w, post_ops, conv.out_h, conv.out_w, src_memory, dst_memory, scale_memory,
-                         shift_memory, dnnl::convolution_forward(pd), std::move(args)});
-    return prepared_.back();
+    return {conv.out_h,
+            conv.out_w,
+            src_memory,
+            dst_memory,
+            scale_memory,
+            shift_memory,
+            dnnl::convolution_forward(pd),
+            std::move(args)};
   }
 
+  static constexpr double kBandFlops = 2e7;  // per image: the CIFAR nets' layers, not ImageNet's
   static constexpr size_t kMaxSizes = 8;
   torch::Tensor weight_, bias_;
   std::vector<int64_t> stride_, padding_, dilation_;

@@ -155,6 +155,36 @@ TEST(FastInference, StridedPointwiseConvolutionEqualsTheConvolution) {
   }
 }
 
+// At batch 1 with two threads a small prepared convolution runs as two bands of output rows, one
+// single-threaded primitive each, the image's padding only at its outer edges: equal to the
+// convolution with every epilogue (ReLU, the residual sum, the RLA state update's scale, shift and
+// tanh), at odd and even heights, strides 1 and 2, 3x3 and 1x1.
+TEST(FastInference, BatchOneRowBandsEqualTheWholeConvolution) {
+  torch::manual_seed(7);
+  torch::NoGradGuard no_grad;
+  const int threads = at::get_num_threads();
+  at::set_num_threads(2);
+  struct Case {
+    int64_t kernel, stride, h, w;
+  };
+  for (const auto& c : {Case{3, 1, 9, 7}, Case{3, 1, 8, 8}, Case{3, 2, 10, 9}, Case{3, 2, 11, 11},
+                        Case{1, 1, 6, 5}, Case{3, 1, 4, 6}}) {
+    SCOPED_TRACE(testing::Message() << "k" << c.kernel << " s" << c.stride << " " << c.h << "x" << c.w);
+    auto conv = models::Conv2d(models::Conv2dImpl(12, 20, c.kernel, c.stride, /*groups=*/1, /*bias=*/true));
+    models::to_channels_last(*conv);
+    const auto x = torch::randn({1, 12, c.h, c.w}).contiguous(at::MemoryFormat::ChannelsLast);
+    const auto plain = conv(x);
+    const auto add = torch::randn_like(plain).contiguous(at::MemoryFormat::ChannelsLast);
+    const auto scale = torch::rand({20}) + 0.5, shift = torch::randn({20});
+    const auto state = (plain + add) * scale.view({1, 20, 1, 1}) + shift.view({1, 20, 1, 1});
+    conv->use_onednn(/*pack=*/false);
+    EXPECT_LT(relative_error(conv->forward_fused(x, true), plain.relu()), 1e-5);
+    EXPECT_LT(relative_error(conv->forward_fused(x, true, add.clone()), (plain + add).relu()), 1e-5);
+    EXPECT_LT(relative_error(conv->forward_state_update(x, add.clone(), scale, shift), state.tanh()), 1e-5);
+  }
+  at::set_num_threads(threads);
+}
+
 // The stem's max pooling without autograd runs our channels-last kernel: equal to ATen's, value
 // for value, at odd and even sizes, with the window clipped at every border; with autograd ATen's.
 TEST(FastInference, StemMaxPoolingEqualsATens) {
