@@ -199,8 +199,10 @@ TEST(CliTrain, SigtermMidEpochThenResumeEqualsAnUninterruptedRun) {
 TEST(CliTrain, ConcurrentTrainersOnOneFolderOneRuns) {
   const auto dir = fresh_dir("two_writers");
   const std::string args =
-      "--threads 1 train --model rla_resnet20 --dataset synthetic --epochs 3 --batch-size 16 --quiet --out " +
+      "--threads 1 train --model rla_resnet20 --dataset synthetic --epochs 6 --batch-size 16 --quiet --out " +
       dir.string();
+  // Six epochs: the winner must still be training when --resume and `rla quantize` try the folder
+  // after its first epoch (with three, a fast machine had finished by then and quantize went ahead).
   const fs::path log_a = dir.string() + ".a.log", log_b = dir.string() + ".b.log";
   const pid_t a = spawn_rla(args, log_a), b = spawn_rla(args, log_b);
   // The loser stops before it loads anything; the winner is still training then.
@@ -230,6 +232,7 @@ TEST(CliTrain, ConcurrentTrainersOnOneFolderOneRuns) {
   EXPECT_EQ(resume.exit_code, 1);
   EXPECT_NE(resume.output.find(holder), std::string::npos) << resume.output;
   const auto quantize = rla::test::run_rla("quantize " + dir.string());
+  ASSERT_EQ(waitpid(winner, &status, WNOHANG), 0) << "the winner finished before the refusals were tried";
   EXPECT_EQ(quantize.exit_code, 1);
   EXPECT_NE(quantize.output.find(holder), std::string::npos) << quantize.output;
 
@@ -239,7 +242,7 @@ TEST(CliTrain, ConcurrentTrainersOnOneFolderOneRuns) {
   ASSERT_EQ(finish.exit_code, 0) << finish.output;
   std::vector<int64_t> epochs;
   for (const auto& m : read_metrics(dir)) epochs.push_back(m["epoch"].get<int64_t>());
-  EXPECT_EQ(epochs, (std::vector<int64_t>{1, 2, 3}));
+  EXPECT_EQ(epochs, (std::vector<int64_t>{1, 2, 3, 4, 5, 6}));
   fs::remove_all(dir), fs::remove(log_a), fs::remove(log_b);
 }
 
