@@ -18,12 +18,14 @@
 #
 # Phases:
 #   table   resnet32 and rla_resnet29 with seeds 0-4, resnet20, rla_resnet20 and rla_resnet29_s
-#           with seeds 0-2, then the optional resnet29 seeds 0-2; 15 epochs, the one recipe.
-#           Every run trains with the frozen tool of experiments/cifar/TOOL_COMMIT.
-#   exits   (after the table) post-hoc exit heads on the frozen final weights of seeds 0 and 1 of
+#           with seeds 0-2 (the comparison family); 15 epochs, the one recipe. Every run trains
+#           with the frozen tool of experiments/cifar/TOOL_COMMIT.
+#   control the optional resnet29 seeds 0-2, "after everything else" (docs/results_cifar.md): the
+#           same recipe and frozen tool, into the table's folder; not part of easy / hard.
+#   exits   (after the family's table runs) post-hoc exit heads on the frozen final weights of seeds 0 and 1 of
 #           rla_resnet20 and rla_resnet29 (heads reading h, x or both) and resnet32 (x), every head
 #           projected to 64 channels first (capacity matched), 3 epochs; then one `rla exits`
-#           report per backbone and seed, easy/hard from the table runs that are not backbones
+#           report per backbone and seed, easy/hard from the family runs that are not backbones
 #           (their test_predictions.txt), timed with nothing else running; docs/results_cifar_exits.md.
 #   figures the feature-map grid of the seed-0 resnet32 and rla_resnet29 runs on CIFAR-10 test
 #           images (docs/figures/feature_maps_cifar10_resnet32_vs_rla_resnet29.png).
@@ -35,7 +37,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=lib/runs.sh
 source scripts/lib/runs.sh
 
-PHASES=${PHASES:-"table report exits figures"}
+PHASES=${PHASES:-"table report exits figures control report"}
 RUNS=${RUNS:-experiments/cifar}  # committed: configs, metrics, results, predictions, logs
 JOBS=${JOBS:-2}                  # runs side by side
 THREADS=${THREADS:-1}            # intra-op threads per run
@@ -55,8 +57,9 @@ fi
 
 # The frozen tool: exactly the commit named in TOOL_COMMIT, built once into .cache/ (outside the
 # working tree's build/, so that rebuilding the project meanwhile changes nothing here).
-TOOL_COMMIT=$(cat "$RUNS/TOOL_COMMIT")
+# (Re-read on every call: the exits and figures phases set TOOL_COMMIT to the current build's.)
 frozen_tool() {
+  TOOL_COMMIT=$(cat "$RUNS/TOOL_COMMIT")
   local dir=.cache/cifar-tool/$TOOL_COMMIT
   if [ ! -x "$dir/rla" ]; then
     echo "building the frozen tool at $TOOL_COMMIT into $dir"
@@ -108,14 +111,15 @@ exit_jobs() {
   done
 }
 
-# Easy / hard reference: every finished table run that is not an exit backbone.
+# Easy / hard reference: every finished family run that is not an exit backbone (resnet29, the
+# control, runs after the exits phase and is never a reference, whether or not it has run).
 easy_reference() {
   local dir name
   for dir in "$RUNS"/table/*/; do
     dir=${dir%/}
     name=$(basename "$dir")
     [ -f "$dir/result.json" ] && [ -f "$dir/test_predictions.txt" ] || continue
-    case $name in rla_resnet20-seed[01] | rla_resnet29-seed[01] | resnet32-seed[01]) continue ;; esac
+    case $name in rla_resnet20-seed[01] | rla_resnet29-seed[01] | resnet32-seed[01] | resnet29-seed*) continue ;; esac
     echo "$dir"
   done
 }
@@ -184,10 +188,15 @@ table_jobs() {
       echo "$RUNS/table/$model-seed$seed $args"
     done
   done
+}
+
+# The optional control, after everything else: resnet29 is rla_resnet29's own backbone.
+control_jobs() {
+  local seed
   for seed in 0 1 2; do echo "$RUNS/table/resnet29-seed$seed --model resnet29 --seed $seed"; done
 }
 
-# The runs of the pre-registered family (docs/results_cifar.md): every table job but resnet29's.
+# The runs of the pre-registered family (docs/results_cifar.md): every table job.
 FAMILY_MODELS=resnet20,resnet32,rla_resnet20,rla_resnet29,rla_resnet29_s
 FAMILY=rla_resnet29:resnet32,rla_resnet20~resnet32,rla_resnet29_s~resnet32,rla_resnet20:resnet20
 
@@ -195,7 +204,6 @@ report() {
   [ -x build/rla ] || bash scripts/build.sh rla
   local missing=0 dir
   while read -r dir _; do
-    case $dir in */resnet29-seed*) continue ;; esac
     [ -f "$dir/result.json" ] || missing=$((missing + 1))
   done < <(table_jobs)
   {
@@ -231,6 +239,12 @@ for phase in $PHASES; do
       table_jobs > "$RUNS/table.jobs"
       run_all "$RUNS/table.jobs"
       ;;
+    control)
+      frozen_tool
+      mkdir -p "$RUNS/table"
+      control_jobs > "$RUNS/control.jobs"
+      run_all "$RUNS/control.jobs"
+      ;;
     report) report ;;
     exits)
       # Easy / hard is defined once, after the table is complete (docs/results_cifar.md).
@@ -246,6 +260,6 @@ for phase in $PHASES; do
       current_tool
       figures
       ;;
-    *) echo "unknown phase '$phase' (table, report, exits, figures)"; exit 2 ;;
+    *) echo "unknown phase '$phase' (table, report, exits, figures, control)"; exit 2 ;;
   esac
 done
