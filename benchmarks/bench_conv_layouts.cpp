@@ -18,9 +18,9 @@
 
 #include <omp.h>
 
-#if __has_include(<dnnl.hpp>)
+#include "rla/config.h"  // RLA_HAVE_DNNL: oneDNN 2.x headers, used as LibTorch uses them (CMakeLists.txt)
+#if defined(RLA_HAVE_DNNL)
 #include <dnnl.hpp>
-#define RLA_HAVE_DNNL 1
 #endif
 
 namespace {
@@ -117,7 +117,8 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "OpenMP threads (default: OMP_NUM_THREADS or all cores)");
   CLI11_PARSE(app, argc, argv);
 #ifndef RLA_HAVE_DNNL
-  std::cerr << "bench_conv_layouts: built without dnnl.hpp (apt-get install libdnnl-dev)\n";
+  std::cerr
+      << "bench_conv_layouts: built without oneDNN (libdnnl-dev with LibTorch 1.x, or -DRLA_ONEDNN=ON)\n";
   return 1;
 #else
   if (threads > 0) omp_set_num_threads(threads);

@@ -15,9 +15,9 @@
 #include "rla/util/parse.h"
 #include "rla/util/threads.h"
 
-#if __has_include(<dnnl.hpp>)
+#include "rla/config.h"  // RLA_HAVE_DNNL: oneDNN 2.x headers, used as LibTorch uses them (CMakeLists.txt)
+#if defined(RLA_HAVE_DNNL)
 #include <dnnl.hpp>
-#define RLA_HAVE_DNNL 1
 #endif
 
 namespace {
@@ -79,7 +79,8 @@ int main(int argc, char** argv) {
   app.add_option("--cases", cases, "CxS list: C channels in and out, S x S maps, batch 1, 3x3 kernel");
   CLI11_PARSE(app, argc, argv);
 #ifndef RLA_HAVE_DNNL
-  std::cerr << "bench_onednn_direct: built without dnnl.hpp (apt-get install libdnnl-dev, then rebuild)\n";
+  std::cerr
+      << "bench_onednn_direct: built without oneDNN (libdnnl-dev with LibTorch 1.x, or -DRLA_ONEDNN=ON)\n";
   return 1;
 #else
   try {

@@ -17,9 +17,9 @@
 
 #include <omp.h>
 
-#if __has_include(<dnnl.hpp>)
+#include "rla/config.h"  // RLA_HAVE_DNNL: oneDNN 2.x headers, used as LibTorch uses them (CMakeLists.txt)
+#if defined(RLA_HAVE_DNNL)
 #include <dnnl.hpp>
-#define RLA_HAVE_DNNL 1
 #endif
 
 namespace {
@@ -131,8 +131,9 @@ int main(int argc, char** argv) {
                "Also oneDNN's Winograd algorithm (3x3 only; AVX-512 only in oneDNN 2.x)");
   CLI11_PARSE(app, argc, argv);
 #ifndef RLA_HAVE_DNNL
-  std::cout << "built without oneDNN's headers (libdnnl-dev): nothing to measure\n";
-  return 0;
+  std::cerr
+      << "bench_train_convs: built without oneDNN (libdnnl-dev with LibTorch 1.x, or -DRLA_ONEDNN=ON)\n";
+  return 1;
 #else
   if (threads > 0) omp_set_num_threads(threads);
   const auto core = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
