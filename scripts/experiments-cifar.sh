@@ -22,11 +22,14 @@
 #           with the frozen tool of experiments/cifar/TOOL_COMMIT.
 #   control the optional resnet29 seeds 0-2, "after everything else" (docs/results_cifar.md): the
 #           same recipe and frozen tool, into the table's folder; not part of easy / hard.
-#   exits   (after the family's table runs) post-hoc exit heads on the frozen final weights of seeds 0 and 1 of
-#           rla_resnet20 and rla_resnet29 (heads reading h, x or both) and resnet32 (x), every head
-#           projected to 64 channels first (capacity matched), 3 epochs; then one `rla exits`
-#           report per backbone and seed, easy/hard from the family runs that are not backbones
-#           (their test_predictions.txt), timed with nothing else running; docs/results_cifar_exits.md.
+#   heads   post-hoc exit heads on the frozen final weights of seeds 0 and 1 of rla_resnet20 and
+#           rla_resnet29 (heads reading h, x or both) and resnet32 (x), every head projected to 64
+#           channels first (capacity matched), 3 epochs. Needs only those six table runs, so it may
+#           run beside the table (PHASES=heads JOBS=1 ... as a second invocation).
+#   exits   (after the family's table runs) the heads above if any is unfinished, then one `rla
+#           exits` report per backbone and seed, easy/hard from the family runs that are not
+#           backbones (their test_predictions.txt), timed with nothing else running;
+#           docs/results_cifar_exits.md.
 #   figures the feature-map grid of the seed-0 resnet32 and rla_resnet29 runs on CIFAR-10 test
 #           images (docs/figures/feature_maps_cifar10_resnet32_vs_rla_resnet29.png).
 #   report  docs/results_cifar_table.md from the finished runs (with the current build): while
@@ -37,7 +40,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=lib/runs.sh
 source scripts/lib/runs.sh
 
-PHASES=${PHASES:-"table report exits figures control report"}
+PHASES=${PHASES:-"table report heads exits figures control report"}
 RUNS=${RUNS:-experiments/cifar}  # committed: configs, metrics, results, predictions, logs
 JOBS=${JOBS:-2}                  # runs side by side
 THREADS=${THREADS:-1}            # intra-op threads per run
@@ -122,6 +125,22 @@ easy_reference() {
     case $name in rla_resnet20-seed[01] | rla_resnet29-seed[01] | resnet32-seed[01] | resnet29-seed*) continue ;; esac
     echo "$dir"
   done
+}
+
+# The heads' training runs (skipped where finished, left alone where another invocation holds them).
+train_heads() {
+  local backbone seed
+  for seed in 0 1; do
+    for backbone in $EXIT_BACKBONES; do
+      [ -f "$RUNS/table/$backbone-seed$seed/result.json" ] ||
+        { echo "heads: $RUNS/table/$backbone-seed$seed is not finished; run the table first"; exit 1; }
+    done
+  done
+  current_tool
+  exit_jobs > "$RUNS/exits.jobs"
+  # shellcheck disable=SC2034  # read by run() in lib/runs.sh
+  COMMON=("${RECIPE[@]}")
+  run_all "$RUNS/exits.jobs"
 }
 
 exit_reports() {
@@ -246,20 +265,18 @@ for phase in $PHASES; do
       run_all "$RUNS/control.jobs"
       ;;
     report) report ;;
+    heads) train_heads ;;
     exits)
       # Easy / hard is defined once, after the table is complete (docs/results_cifar.md).
       unfinished=$(table_jobs | while read -r dir _; do [ -f "$dir/result.json" ] || echo "$dir"; done | wc -l)
       [ "$unfinished" -eq 0 ] || { echo "exits: $unfinished table runs are not finished; run the table first"; exit 1; }
-      current_tool
-      exit_jobs > "$RUNS/exits.jobs"
-      COMMON=("${RECIPE[@]}")
-      run_all "$RUNS/exits.jobs"
+      train_heads
       exit_reports
       ;;
     figures)
       current_tool
       figures
       ;;
-    *) echo "unknown phase '$phase' (table, report, exits, figures, control)"; exit 2 ;;
+    *) echo "unknown phase '$phase' (table, report, heads, exits, figures, control)"; exit 2 ;;
   esac
 done
