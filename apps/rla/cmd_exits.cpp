@@ -27,7 +27,10 @@ Command add_exits_command(CLI::App& root) {
   cmd->add_option("--limit-test", cfg->limit_test, "Use only the first N test images (0 = all)");
   cmd->add_option("--repeats", cfg->repeats, "Timed passes per tau (the fastest is reported)")
       ->capture_default_str();
-  return {cmd, [cfg]() {
+  auto quiet = std::make_shared<bool>(false);
+  cmd->add_flag("--quiet,-q", *quiet, "No progress lines on stderr");
+  return {cmd, [cfg, quiet]() {
+            cfg->show_progress = !*quiet;
             fmt::print("config {}\n", tasks::to_json(*cfg).dump());
             const auto reports = tasks::run_exit_reports(*cfg);
             if (cfg->easy_from.empty()) {

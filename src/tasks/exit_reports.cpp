@@ -2,11 +2,13 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 #include <map>
+#include <optional>
 #include <stdexcept>
 
 #include "rla/engine/checkpoint.h"
@@ -121,7 +123,7 @@ torch::Tensor easy_by_agreement(const std::vector<std::string>& runs, size_t lim
 
 DepthSweep depth_sweep(models::NetworkImpl& net, models::ExitHeadsImpl& heads,
                        const std::vector<data::Batch>& batches, const std::vector<int64_t>& input_chw,
-                       const torch::Tensor& shared_easy) {
+                       const torch::Tensor& shared_easy, engine::Progress* progress) {
   if (batches.empty()) throw std::invalid_argument("depth sweep: no test samples");
   torch::NoGradGuard no_grad;
   net.eval();
@@ -133,6 +135,7 @@ DepthSweep depth_sweep(models::NetworkImpl& net, models::ExitHeadsImpl& heads,
     const auto all = models::forward_all_exits(net, heads, b.images);
     for (size_t j = 0; j < n_cls; ++j) correct[j].push_back(all[j].argmax(1) == b.labels);
     confidence.push_back(std::get<0>(torch::softmax(all.back(), 1).max(1)));
+    if (progress) progress->step(static_cast<size_t>(b.images.size(0)), "depth sweep");
   }
   const auto conf = torch::cat(confidence);
   DepthSweep s;
@@ -177,7 +180,7 @@ void write_depth_sweep_csv(const std::string& path, const DepthSweep& sweep) {
 
 DynamicSweep dynamic_sweep(models::NetworkImpl& net, models::ExitHeadsImpl& heads,
                            const std::vector<data::Batch>& batches, const std::vector<double>& taus,
-                           const std::vector<int64_t>& input_chw, int repeats) {
+                           const std::vector<int64_t>& input_chw, int repeats, engine::Progress* progress) {
   if (batches.empty()) throw std::invalid_argument("dynamic sweep: no test samples");
   if (repeats < 1)
     throw std::invalid_argument(fmt::format("dynamic sweep: repeats must be >= 1, got {}", repeats));
@@ -195,6 +198,8 @@ DynamicSweep dynamic_sweep(models::NetworkImpl& net, models::ExitHeadsImpl& head
     row.tau = tau;
     row.exit_share.assign(macs.size(), 0.0);
     inference::dynamic_forward(net, heads, batches.front().images, tau);  // warm-up (allocator, caches)
+    const auto status = fmt::format("dynamic, tau {}", tau);
+    if (progress) progress->step(static_cast<size_t>(batches.front().images.size(0)), status);
     int64_t correct = 0;
     double total_macs = 0;
     std::vector<inference::DynamicResult> results;
@@ -205,6 +210,7 @@ DynamicSweep dynamic_sweep(models::NetworkImpl& net, models::ExitHeadsImpl& head
       for (const auto& b : batches) {
         auto r = inference::dynamic_forward(net, heads, b.images, tau);
         if (rep == 0) results.push_back(std::move(r));
+        if (progress) progress->step(static_cast<size_t>(b.images.size(0)), status);
       }
       const auto t1 = std::chrono::steady_clock::now();
       best_ms = std::min(best_ms, std::chrono::duration<double, std::milli>(t1 - t0).count());
@@ -224,6 +230,10 @@ DynamicSweep dynamic_sweep(models::NetworkImpl& net, models::ExitHeadsImpl& head
     s.rows.push_back(row);
   }
   return s;
+}
+
+size_t dynamic_sweep_steps(size_t batches, size_t taus, int repeats) {
+  return taus * (1 + static_cast<size_t>(std::max(repeats, 0)) * batches);
 }
 
 void write_dynamic_sweep_csv(const std::string& path, const DynamicSweep& sweep) {
@@ -392,8 +402,16 @@ std::vector<ModelExitReport> run_exit_reports(const ExitReportConfig& config) {
       rep.label += " (" + run + ")";
       stem_name += "-" + std::to_string(reports.size());
     }
-    rep.depth = depth_sweep(*m.net, *m.heads, batches, m.data->input_shape, easy);
-    rep.dynamic = dynamic_sweep(*m.net, *m.heads, batches, config.taus, m.data->input_shape, config.repeats);
+    std::optional<engine::Progress> progress;
+    if (config.show_progress)
+      progress.emplace(
+          fmt::format("exits {}/{} {}", reports.size() + 1, config.runs.size(), rep.label),
+          batches.size() + dynamic_sweep_steps(batches.size(), config.taus.size(), config.repeats));
+    engine::Progress* p = progress ? &*progress : nullptr;
+    rep.depth = depth_sweep(*m.net, *m.heads, batches, m.data->input_shape, easy, p);
+    rep.dynamic =
+        dynamic_sweep(*m.net, *m.heads, batches, config.taus, m.data->input_shape, config.repeats, p);
+    if (p) p->finish("done");
     const auto stem = (fs::path(config.out_dir) / file_label(stem_name)).string();
     write_depth_sweep_csv(stem + "_depth.csv", rep.depth);
     write_dynamic_sweep_csv(stem + "_dynamic.csv", rep.dynamic);

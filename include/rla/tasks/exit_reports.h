@@ -10,6 +10,7 @@
 
 #include "rla/data/loader.h"
 #include "rla/data/sources.h"
+#include "rla/engine/progress.h"
 #include "rla/engine/trainer.h"
 #include "rla/inference/early_exit.h"
 #include "rla/inference/load.h"
@@ -50,9 +51,10 @@ struct DepthSweep {
 
 /// Top-1 error of every exit and the final classifier on `batches` (eval mode, one pass each).
 /// `easy` (bool [N], optional): the easy samples; undefined: kEasyHardDefinition for this model.
+/// `progress` (optional) gets one step per batch.
 DepthSweep depth_sweep(models::NetworkImpl& net, models::ExitHeadsImpl& heads,
                        const std::vector<data::Batch>& batches, const std::vector<int64_t>& input_chw,
-                       const torch::Tensor& easy = {});
+                       const torch::Tensor& easy = {}, engine::Progress* progress = nullptr);
 
 /// CSV: exit,depth,block_name,macs_per_image,error_all,error_easy,error_hard (errors in %).
 void write_depth_sweep_csv(const std::string& path, const DepthSweep& sweep);
@@ -77,10 +79,14 @@ struct DynamicSweep {
 
 /// dynamic_forward at every tau over `batches`. Each tau is timed after one untimed warm-up batch;
 /// with repeats > 1 the whole pass is timed that many times and the fastest kept (shared
-/// machines make single timings noisy). Accuracy and exits come from the first pass.
+/// machines make single timings noisy). Accuracy and exits come from the first pass. `progress`
+/// (optional) gets one step per batch passed, warm-ups included (dynamic_sweep_steps of them).
 DynamicSweep dynamic_sweep(models::NetworkImpl& net, models::ExitHeadsImpl& heads,
                            const std::vector<data::Batch>& batches, const std::vector<double>& taus,
-                           const std::vector<int64_t>& input_chw, int repeats = 1);
+                           const std::vector<int64_t>& input_chw, int repeats = 1,
+                           engine::Progress* progress = nullptr);
+/// The batches dynamic_sweep passes: per tau one warm-up and `repeats` passes over all.
+size_t dynamic_sweep_steps(size_t batches, size_t taus, int repeats);
 
 /// CSV: tau,accuracy,mean_macs_per_image,ms_per_image,batch_size,share_exit_0..,share_final.
 void write_dynamic_sweep_csv(const std::string& path, const DynamicSweep& sweep);
@@ -111,7 +117,8 @@ struct ExitReportConfig {
   std::string out_dir;
   int64_t batch_size = 256;
   size_t limit_test = 0;
-  int repeats = 3;  ///< timed passes per tau; the fastest is reported
+  int repeats = 3;             ///< timed passes per tau; the fastest is reported
+  bool show_progress = false;  ///< a progress line per run on stderr (rate, ETA)
 };
 nlohmann::json to_json(const ExitReportConfig& c);
 
