@@ -4,7 +4,8 @@
 // (nChw16c on AVX-512, nChw8c on AVX2) and over format_tag::any, timed in GFLOP/s on one machine.
 // Plain oneDNN (Debian's libdnnl-dev), no LibTorch. docs/performance.md, rounds five and eight (the
 // 1x1 expansions with the residual sum, and the strided 1x1 downsamples).
-//   ./build/benchmarks/bench_conv_layouts [--threads 2] [--batch 32] [--reps 20]
+//   ./build/benchmarks/bench_conv_layouts [--threads 2] [--batch 32] [--reps 20] [--filter TEXT]
+//   [--binary-add]
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
@@ -63,8 +64,10 @@ const std::vector<Shape> kShapes = {
 
 #ifdef RLA_HAVE_DNNL
 // Mean seconds per execution of one prepared convolution with src/dst in `tag`.
+// binary_add: the residual as a binary-add post-op reading its own buffer (dst a separate buffer)
+// instead of the sum post-op that reads it from dst.
 double time_conv(const Shape& s, int64_t batch, dnnl::memory::format_tag tag, int reps, dnnl::engine& eng,
-                 dnnl::stream& strm) {
+                 dnnl::stream& strm, bool binary_add) {
   using dnnl::memory;
   const auto f32 = memory::data_type::f32;
   const int64_t pad = s.kernel / 2, out = (s.size + 2 * pad - s.kernel) / s.stride + 1;
@@ -73,7 +76,15 @@ double time_conv(const Shape& s, int64_t batch, dnnl::memory::format_tag tag, in
   const memory::desc weights({s.cout, s.cin, s.kernel, s.kernel}, f32, memory::format_tag::any);
   const memory::desc bias({s.cout}, f32, memory::format_tag::a);
   dnnl::post_ops ops;
-  if (s.sum) ops.append_sum(1.0F);
+  const bool binary = s.sum && binary_add;
+  if (binary) {
+    // The residual's layout: dst's own when tag is a concrete layout; with `any`, channels-last.
+    ops.append_binary(dnnl::algorithm::binary_add,
+                      memory::desc({batch, s.cout, out, out}, f32,
+                                   tag == memory::format_tag::any ? memory::format_tag::nhwc : tag));
+  } else if (s.sum) {
+    ops.append_sum(1.0F);
+  }
   ops.append_eltwise(1.0F, dnnl::algorithm::eltwise_relu, 0.0F, 0.0F);
   dnnl::primitive_attr attr;
   attr.set_post_ops(ops);
@@ -82,15 +93,17 @@ double time_conv(const Shape& s, int64_t batch, dnnl::memory::format_tag tag, in
                                       src, weights, bias, dst, {s.stride, s.stride}, {pad, pad}, {pad, pad}),
       attr, eng);
   memory src_m(pd.src_desc(), eng), dst_m(pd.dst_desc(), eng), w_m(pd.weights_desc(), eng), b_m(bias, eng);
+  memory residual_m(pd.dst_desc(), eng);
   std::mt19937 gen(1);
   std::uniform_real_distribution<float> u(-1, 1);
-  for (auto* m : {&src_m, &w_m, &b_m, &dst_m}) {  // dst: the residual a sum post-op reads
+  for (auto* m : {&src_m, &w_m, &b_m, &dst_m, &residual_m}) {  // dst: the residual a sum post-op reads
     auto* p = static_cast<float*>(m->get_data_handle());
     for (size_t i = 0; i < m->get_desc().get_size() / sizeof(float); ++i) p[i] = u(gen);
   }
   dnnl::convolution_forward conv(pd);
-  const std::unordered_map<int, memory> args = {
+  std::unordered_map<int, memory> args = {
       {DNNL_ARG_SRC, src_m}, {DNNL_ARG_WEIGHTS, w_m}, {DNNL_ARG_BIAS, b_m}, {DNNL_ARG_DST, dst_m}};
+  if (binary) args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] = residual_m;
   for (int i = 0; i < 3; ++i) conv.execute(strm, args);
   strm.wait();
   double best = 1e30;
@@ -115,6 +128,12 @@ int main(int argc, char** argv) {
   app.add_option("--reps", reps, "Executions per timing")->check(CLI::PositiveNumber);
   int threads = 0;
   app.add_option("--threads", threads, "OpenMP threads (default: OMP_NUM_THREADS or all cores)");
+  std::string filter;
+  app.add_option("--filter", filter, "Only the convolutions whose name contains this text");
+  bool binary_add = false;
+  app.add_flag("--binary-add", binary_add,
+               "The '+ sum' rows add the residual as a binary-add post-op from its own buffer instead of "
+               "oneDNN's sum post-op (which reads it from the output buffer)");
   CLI11_PARSE(app, argc, argv);
 #ifndef RLA_HAVE_DNNL
   std::cerr
@@ -135,11 +154,12 @@ int main(int argc, char** argv) {
              avx512 ? "nChw16c" : "nChw8c", "ratio", "any");
   double sum_nhwc = 0, sum_blocked = 0;
   for (const auto& s : kShapes) {
+    if (!filter.empty() && std::string(s.what).find(filter) == std::string::npos) continue;
     const int64_t out = (s.size + 2 * (s.kernel / 2) - s.kernel) / s.stride + 1;
     const double flops = 2.0 * batch * s.cout * out * out * s.cin * s.kernel * s.kernel;
-    const double a = time_conv(s, batch, dnnl::memory::format_tag::nhwc, reps, eng, strm);
-    const double b = time_conv(s, batch, blocked, reps, eng, strm);
-    const double c = time_conv(s, batch, dnnl::memory::format_tag::any, reps, eng, strm);
+    const double a = time_conv(s, batch, dnnl::memory::format_tag::nhwc, reps, eng, strm, binary_add);
+    const double b = time_conv(s, batch, blocked, reps, eng, strm, binary_add);
+    const double c = time_conv(s, batch, dnnl::memory::format_tag::any, reps, eng, strm, binary_add);
     sum_nhwc += a;
     sum_blocked += b;
     fmt::print("{:<32} {:>10.1f} {:>10.1f} {:>7.2f}x {:>10.1f}\n", s.what, flops / a / 1e9, flops / b / 1e9,
