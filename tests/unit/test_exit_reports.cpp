@@ -3,9 +3,11 @@
 // exit_macs (tau = 1: the final head's accuracy and the full cost; tau = 0: the first exit's
 // cost), CSV files have the documented shape, post-hoc training leaves the backbone untouched,
 // and the feature-map grid has the size its layout promises.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <numeric>
@@ -115,6 +117,26 @@ TEST(ExitReports, SweepsAgreeWithEachOtherAndWithExitMacs) {
   EXPECT_DOUBLE_EQ(dyn.rows[2].exit_share.back(), 1.0);
   EXPECT_DOUBLE_EQ(dyn.rows[2].mean_macs, static_cast<double>(macs.back()));
   EXPECT_NEAR(dyn.rows[2].accuracy, 100.0 - depth.rows.back().error_all, 1e-9);
+
+  // A progress line counts every batch the two sweeps pass, so its total (and ETA) is exact: the
+  // final line (a file is not a terminal: plain lines) reads "exits <done>/<total> ...".
+  {
+    std::FILE* sink = std::tmpfile();
+    ASSERT_NE(sink, nullptr);
+    const std::vector<double> taus = {0.5, 1.0};
+    const size_t total = batches.size() + tasks::dynamic_sweep_steps(batches.size(), taus.size(), 2);
+    EXPECT_EQ(total, 3u + 2u * (1u + 2u * 3u));
+    engine::Progress progress("exits", total, "img", sink);
+    tasks::depth_sweep(*m.net, *m.heads, batches, chw, {}, &progress);
+    tasks::dynamic_sweep(*m.net, *m.heads, batches, taus, chw, /*repeats=*/2, &progress);
+    progress.finish();
+    std::rewind(sink);
+    std::string text;
+    for (int c = std::fgetc(sink); c != EOF; c = std::fgetc(sink)) text += static_cast<char>(c);
+    std::fclose(sink);
+    const auto last = text.substr(text.rfind("exits "));
+    EXPECT_EQ(last.rfind(fmt::format("exits {}/{} (100%)", total, total), 0), 0u) << last;
+  }
 
   const auto dir = scratch("csv");
   tasks::write_depth_sweep_csv((dir / "d.csv").string(), depth);
