@@ -22,6 +22,8 @@
 #include "rla/config.h"  // RLA_HAVE_DNNL: oneDNN 2.x headers, used as LibTorch uses them (CMakeLists.txt)
 #if defined(RLA_HAVE_DNNL)
 #include <dnnl.hpp>
+
+#include "support/onednn_isa.h"
 #endif
 
 namespace {
@@ -146,10 +148,8 @@ int main(int argc, char** argv) {
   fmt::print("batch {}, best of 3 means of {} executions, GFLOP/s (2 x MACs / s)\n", batch, reps);
   // The blocked layout named explicitly: with format_tag::any, oneDNN 2.6 picked channels-last for
   // these shapes (the last column), which is what rounds four and five compared against.
-  // cpu_isa values are bit sets (avx2_vnni > avx512_core numerically): test avx512_core's bits.
-  const auto core = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
-  const bool avx512 = (static_cast<unsigned>(dnnl::get_effective_cpu_isa()) & core) == core;
-  const auto blocked = avx512 ? dnnl::memory::format_tag::nChw16c : dnnl::memory::format_tag::nChw8c;
+  const bool avx512 = rla::bench::onednn_avx512();
+  const auto blocked = rla::bench::onednn_blocked_tag();
   fmt::print("{:<32} {:>10} {:>10} {:>8} {:>10}\n", "convolution (+ bias, [sum,] ReLU)", "nhwc",
              avx512 ? "nChw16c" : "nChw8c", "ratio", "any");
   double sum_nhwc = 0, sum_blocked = 0;

@@ -20,6 +20,8 @@
 #include "rla/config.h"  // RLA_HAVE_DNNL: oneDNN 2.x headers, used as LibTorch uses them (CMakeLists.txt)
 #if defined(RLA_HAVE_DNNL)
 #include <dnnl.hpp>
+
+#include "support/onednn_isa.h"
 #endif
 
 namespace {
@@ -136,9 +138,8 @@ int main(int argc, char** argv) {
   return 1;
 #else
   if (threads > 0) omp_set_num_threads(threads);
-  const auto core = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
-  const bool avx512 = (static_cast<unsigned>(dnnl::get_effective_cpu_isa()) & core) == core;
-  const Tag blocked = avx512 ? Tag::nChw16c : Tag::nChw8c;
+  const bool avx512 = rla::bench::onednn_avx512();
+  const Tag blocked = rla::bench::onednn_blocked_tag();
   std::cout << fmt::format(
       "batch {}, {} threads, {}; ms per call (median of {}), GFLOP/s over the three passes\n", batch,
       omp_get_max_threads(), avx512 ? "AVX-512" : "AVX2", reps);

@@ -74,8 +74,8 @@ if args.train:
     for problem, cells in order[: args.top]:
         ms = sum(c[1] for c in cells.values())
         calls = cells["forward_training"][0]
-        # GFLOP/s over the three passes: each is 2 MACs per multiply-add, so 3x the forward's work
-        # where all three ran (the stem has no backward data).
+        # GFLOP/s over the passes that ran: each does the forward's work (2 FLOPs per multiply-add),
+        # so three times it for most shapes, twice for the stem (no backward data).
         work = problem_flops(problem) * sum(c[0] for c in cells.values())
         shape = re.sub(r"dh0|dw0|_iw\d+", "", problem)
         print(f"| {calls} | {cells['forward_training'][1]:.2f} | {cells['backward_data'][1]:.2f} | "
