@@ -369,6 +369,8 @@ std::vector<ModelExitReport> run_exit_reports(const ExitReportConfig& config) {
   if (config.batch_size <= 0)
     throw util::FieldError("batch_size",
                            fmt::format("batch_size must be positive, got {}", config.batch_size));
+  if (config.repeats < 1)  // before any model is loaded (dynamic_sweep would only say so at the end)
+    throw util::FieldError("repeats", fmt::format("repeats must be >= 1, got {}", config.repeats));
   fs::create_directories(config.out_dir);
   write_text((fs::path(config.out_dir) / "config.json").string(), to_json(config).dump(2) + "\n");
   std::vector<ModelExitReport> reports;
