@@ -32,6 +32,7 @@
 #           docs/results_cifar_exits.md.
 #   figures the feature-map grid of the seed-0 resnet32 and rla_resnet29 runs on CIFAR-10 test
 #           images (docs/figures/feature_maps_cifar10_resnet32_vs_rla_resnet29.png).
+#   status  where every run stands and the CPU time left (read-only; PHASES=status)
 #   report  docs/results_cifar_table.md from the finished runs (with the current build): while
 #           any run of the comparison family is missing, validation error only; then the test
 #           error, the Holm-corrected family and the seed-paired view with McNemar.
@@ -88,7 +89,7 @@ COMMON=("${RECIPE[@]}" --epochs 15)
 # Later phases (exit heads, reports, figures) run with the current build, frozen per invocation
 # like the table's tool; its commit is recorded in every run's sessions.txt.
 current_tool() {
-  [ -x build/rla ] || bash scripts/build.sh rla
+  bash scripts/build.sh rla > /dev/null  # up to date with the tree, whose commit is recorded below
   TOOL_COMMIT="$(git rev-parse HEAD)$(git diff --quiet HEAD -- src include apps || echo +uncommitted)"
   mkdir -p "$RUNS/.bin"
   cp build/rla "$RUNS/.bin/rla.$$"
@@ -220,7 +221,7 @@ FAMILY_MODELS=resnet20,resnet32,rla_resnet20,rla_resnet29,rla_resnet29_s
 FAMILY=rla_resnet29:resnet32,rla_resnet20~resnet32,rla_resnet29_s~resnet32,rla_resnet20:resnet20
 
 report() {
-  [ -x build/rla ] || bash scripts/build.sh rla
+  bash scripts/build.sh rla > /dev/null
   local missing=0 dir
   while read -r dir _; do
     [ -f "$dir/result.json" ] || missing=$((missing + 1))
@@ -250,8 +251,55 @@ report() {
   } > docs/results_cifar_table.md.tmp && mv docs/results_cifar_table.md.tmp docs/results_cifar_table.md
 }
 
+# Where the runs stand (read-only): every run of the table, the control and the heads, finished,
+# partial (epochs done of its total; "running" while another invocation holds its lock) or not
+# started, and what is left in CPU time at the seconds per epoch each model has taken so far.
+status() {
+  local dir args total
+  {
+    table_jobs | sed 's/$/ --epochs 15/'
+    control_jobs | sed 's/$/ --epochs 15/'
+    exit_jobs
+  } | while read -r dir args; do
+    total=$(echo "$args" | sed -n 's/.*--epochs \([0-9]*\).*/\1/p')
+    if pgrep -f -- "train --out $dir --resume" > /dev/null; then  # (taking its lock could make a starting run skip)
+      echo "$dir $total running"
+    else
+      echo "$dir $total idle"
+    fi
+  done | python3 -c '
+import json, os, statistics, sys
+jobs = int(sys.argv[1])
+rows, per_epoch = [], {}
+for line in sys.stdin:
+    path, total, state = line.split()
+    name = os.path.basename(path)
+    kind = "heads" if "/exits/" in path else name.rsplit("-seed", 1)[0]
+    metrics = os.path.join(path, "metrics.jsonl")
+    epochs = [json.loads(l) for l in open(metrics) if l.strip()] if os.path.exists(metrics) else []
+    done = os.path.exists(os.path.join(path, "result.json"))
+    if done:
+        per_epoch.setdefault(kind, []).extend(e["seconds"] for e in epochs)
+    rows.append((path, kind, int(total), len(epochs), done, state))
+left = 0.0
+for path, kind, total, n, done, state in rows:
+    if done:
+        continue
+    seconds = statistics.median(per_epoch[kind]) if kind in per_epoch else None
+    rest = (total - n) * seconds if seconds else None
+    left += rest or 0.0
+    eta = f"~{rest / 3600:.1f} CPU-h left" if rest else "no finished run of this kind to time it by"
+    flag = ", running" if state == "running" else ""
+    print(f"{path}: {n}/{total} epochs{flag}; {eta}")
+finished = sum(r[4] for r in rows)
+print(f"{finished} of {len(rows)} runs finished; ~{left / 3600:.1f} CPU-hours of training left "
+      f"(~{left / 3600 / jobs:.1f} h at {jobs} side by side), at the seconds per epoch the finished runs took")
+' "$JOBS"
+}
+
 for phase in $PHASES; do
   case $phase in
+    status) status ;;
     table)
       frozen_tool
       mkdir -p "$RUNS/table"
@@ -277,6 +325,6 @@ for phase in $PHASES; do
       current_tool
       figures
       ;;
-    *) echo "unknown phase '$phase' (table, report, heads, exits, figures, control)"; exit 2 ;;
+    *) echo "unknown phase '$phase' (table, report, heads, exits, figures, control, status)"; exit 2 ;;
   esac
 done

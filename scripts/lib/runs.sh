@@ -6,7 +6,7 @@
 # that rebuilding build/ meanwhile cannot change a run halfway.
 freeze_tool() {
   [ -n "${RLA:-}" ] && return 0
-  [ -x build/rla ] || bash scripts/build.sh rla
+  bash scripts/build.sh rla > /dev/null  # up to date with the working tree
   mkdir -p "$1/.bin"
   cp build/rla "$1/.bin/rla.$$"
   RLA="$1/.bin/rla.$$"
