@@ -9,6 +9,7 @@
 //     ./build/benchmarks/bench_handoff [REPEATS]
 #include <omp.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
