@@ -182,6 +182,11 @@ exit_reports() {
         echo '```'
       done
     done
+    # The protocol's "mean of the two seeds", from the reports' CSV files.
+    if compgen -G "$RUNS/exits/report-*-seed*/config.json" > /dev/null; then
+      printf '\n## Both seeds: means, every seed in parentheses\n'
+      python3 scripts/exits_mean.py "$RUNS"/exits/report-*-seed*/
+    fi
   } > docs/results_cifar_exits.md.tmp && mv docs/results_cifar_exits.md.tmp docs/results_cifar_exits.md
 }
 
