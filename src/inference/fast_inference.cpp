@@ -1,5 +1,9 @@
 #include "rla/inference/fast_inference.h"
 
+#include <optional>
+
+#include "rla/models/band_team.h"
+
 namespace rla::inference {
 
 FastNetwork::FastNetwork(const models::Network& net, FastOptions options) : options_(std::move(options)) {
@@ -10,7 +14,26 @@ FastNetwork::FastNetwork(const models::Network& net, FastOptions options) : opti
 
 torch::Tensor FastNetwork::forward(const torch::Tensor& input) {
   c10::InferenceMode guard;
-  return net_->forward(input);
+  const int threads = at::get_num_threads();
+  if (input.dim() != 4 || input.size(0) != 1 || threads < 2 || !models::band_team_enabled())
+    return net_->forward(input);
+  std::optional<bool> fit;
+  {
+    const std::lock_guard<std::mutex> lock(team_mutex_);
+    const auto it = team_fit_.find(input.sizes().vec());
+    if (it != team_fit_.end()) fit = it->second;
+  }
+  if (!fit) {  // a first forward of this size: does any layer run outside bands?
+    const int64_t before = models::count_unbanded_calls();
+    auto out = net_->forward(input);
+    const std::lock_guard<std::mutex> lock(team_mutex_);
+    team_fit_[input.sizes().vec()] = models::count_unbanded_calls() == before;
+    return out;
+  }
+  if (!*fit) return net_->forward(input);
+  torch::Tensor out;
+  models::with_band_team(threads, [&] { out = net_->forward(input); });
+  return out;
 }
 
 }  // namespace rla::inference

@@ -1,5 +1,6 @@
 #include "prepared_conv.h"
 
+#include "rla/models/band_team.h"
 #include "rla/util/env.h"
 
 #include <cstring>
@@ -115,6 +116,7 @@ class DnnlConv : public PreparedConv {
     const auto* src = x.data_ptr<float>();
     auto* dst = y.data_ptr<float>();
     if (p.bands.empty()) {
+      if (at::get_num_threads() > 1) note_unbanded_call();
       bind(p.whole, src, dst, scale, shift);
       p.whole.primitive.execute(stream_, p.whole.args);
       stream_.wait();
@@ -123,13 +125,12 @@ class DnnlConv : public PreparedConv {
     // Batch 1 on a small map: one band of output rows per thread, each a single-threaded primitive.
     const int64_t in_row = x.size(3) * x.size(1), out_row = p.whole.out_w * weight_.size(0);
     for (auto& b : p.bands) bind(b.unit, src + b.in_row0 * in_row, dst + b.out_row0 * out_row, scale, shift);
-    const int bands = static_cast<int>(p.bands.size());
-#pragma omp parallel for num_threads(bands) schedule(static, 1)
-    for (int t = 0; t < bands; ++t) {
+    // On the forward's band team where there is one (models/band_team.h), else an OpenMP region.
+    run_bands(static_cast<int>(p.bands.size()), [&p](int t) {
       auto& b = p.bands[t];
       b.unit.primitive.execute(b.stream, b.unit.args);
       b.stream.wait();
-    }
+    });
     return y;
   }
 

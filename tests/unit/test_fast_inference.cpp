@@ -14,6 +14,7 @@
 #include "rla/data/synthetic.h"
 #include "rla/engine/evaluate.h"
 #include "rla/inference/fast_inference.h"
+#include "rla/models/band_team.h"
 #include "rla/models/layers.h"
 #include "rla/models/registry.h"
 #include "rla/util/env.h"
@@ -182,6 +183,48 @@ TEST(FastInference, BatchOneRowBandsEqualTheWholeConvolution) {
     EXPECT_LT(relative_error(conv->forward_fused(x, true, add.clone()), (plain + add).relu()), 1e-5);
     EXPECT_LT(relative_error(conv->forward_state_update(x, add.clone(), scale, shift), state.tanh()), 1e-5);
   }
+  at::set_num_threads(threads);
+}
+
+// At batch 1 on two threads the fast path runs a forward whose layers are all banded in a band
+// team (models/band_team.h): the same band primitives, so the same logits, value for value; an
+// input size with a layer too large for bands keeps the per-layer OpenMP regions.
+TEST(FastInference, BatchOneBandTeamGivesTheSameLogits) {
+#if !defined(RLA_HAVE_DNNL)
+  GTEST_SKIP() << "built without oneDNN's headers: no prepared convolutions, no bands";
+#endif
+  if (!util::env_switch_on("RLA_PREPARED_CONV")) GTEST_SKIP() << "prepared convolutions switched off";
+  torch::manual_seed(7);
+  const int threads = at::get_num_threads();
+  const bool enabled = models::band_team_enabled();
+  at::set_num_threads(2);
+  for (const std::string name : {"rla_resnet20", "resnet20"}) {
+    SCOPED_TRACE(name);
+    auto net = models::create_model(name);
+    randomize_batchnorms(*net);
+    net->eval();
+    inference::FastNetwork fast(net);
+    for (const int64_t size : {32, 160}) {  // 160: the first stage's 3x3 layers exceed the band limit
+      SCOPED_TRACE(size);
+      const auto x = torch::randn({1, 3, size, size});
+      models::set_band_team_enabled(false);
+      const auto ref = fast.forward(x);
+      models::set_band_team_enabled(true);
+      EXPECT_TRUE(torch::equal(fast.forward(x), ref));  // the first forward of a size: no team yet
+      const int64_t before = models::band_team_handoffs();
+      const auto y = fast.forward(x);
+      const int64_t handoffs = models::band_team_handoffs() - before;
+      EXPECT_TRUE(torch::equal(y, ref)) << "largest difference " << (y - ref).abs().max().item<float>();
+      if (size == 32) {
+        // resnet20: the stem and 20 block convolutions; rla_resnet20 also conv_out and the
+        // recurrent convolution of its 9 blocks, and conv1's part over h from the second block on
+        EXPECT_EQ(handoffs, name == "resnet20" ? 21 : 21 + 9 + 9 + 8) << "every layer on the team";
+      } else {
+        EXPECT_EQ(handoffs, 0) << "a layer ran as one multi-threaded primitive: no team";
+      }
+    }
+  }
+  models::set_band_team_enabled(enabled);
   at::set_num_threads(threads);
 }
 

@@ -8,7 +8,10 @@
 // what each part measured.
 #include <torch/torch.h>
 
+#include <map>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "rla/models/network.h"
 
@@ -22,7 +25,9 @@ class FastNetwork {
   /// seen) and prepares the copy. Throws std::invalid_argument for an unknown backend.
   explicit FastNetwork(const models::Network& net, FastOptions options = {});
   /// input [N, C_in, H, W] -> logits [N, classes], equal to net->eval() forward within float
-  /// rounding. Runs under InferenceMode; the result is an inference tensor.
+  /// rounding. Runs under InferenceMode; the result is an inference tensor. At batch 1 on several
+  /// threads, once a first forward of an input size has shown that every convolution runs in
+  /// bands of rows, the later ones run in a band team (models/band_team.h).
   torch::Tensor forward(const torch::Tensor& input);
   torch::Tensor operator()(const torch::Tensor& input) { return forward(input); }
   /// "mkldnn" (oneDNN-layout activations), "channels-last" or "nchw" (dense tensors): what a
@@ -37,6 +42,8 @@ class FastNetwork {
  private:
   FastOptions options_;
   models::Network net_;
+  std::mutex team_mutex_;
+  std::map<std::vector<int64_t>, bool> team_fit_;  ///< per batch-1 input size: all layers banded
 };
 
 }  // namespace rla::inference
