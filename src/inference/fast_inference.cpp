@@ -19,15 +19,15 @@ torch::Tensor FastNetwork::forward(const torch::Tensor& input) {
     return net_->forward(input);
   std::optional<bool> fit;
   {
-    const std::lock_guard<std::mutex> lock(team_mutex_);
-    const auto it = team_fit_.find(input.sizes().vec());
-    if (it != team_fit_.end()) fit = it->second;
+    const std::lock_guard<std::mutex> lock(team_fit_->mutex);
+    const auto it = team_fit_->by_size.find(input.sizes().vec());
+    if (it != team_fit_->by_size.end()) fit = it->second;
   }
   if (!fit) {  // a first forward of this size: does any layer run outside bands?
     const int64_t before = models::count_unbanded_calls();
     auto out = net_->forward(input);
-    const std::lock_guard<std::mutex> lock(team_mutex_);
-    team_fit_[input.sizes().vec()] = models::count_unbanded_calls() == before;
+    const std::lock_guard<std::mutex> lock(team_fit_->mutex);
+    team_fit_->by_size[input.sizes().vec()] = models::count_unbanded_calls() == before;
     return out;
   }
   if (!*fit) return net_->forward(input);

@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -40,10 +41,15 @@ class FastNetwork {
   const models::Network& network() const { return net_; }
 
  private:
+  /// Per batch-1 input size: whether its first forward ran every layer in bands (shared by copies,
+  /// which share the prepared network too).
+  struct TeamFit {
+    std::mutex mutex;
+    std::map<std::vector<int64_t>, bool> by_size;
+  };
   FastOptions options_;
   models::Network net_;
-  std::mutex team_mutex_;
-  std::map<std::vector<int64_t>, bool> team_fit_;  ///< per batch-1 input size: all layers banded
+  std::shared_ptr<TeamFit> team_fit_ = std::make_shared<TeamFit>();
 };
 
 }  // namespace rla::inference
