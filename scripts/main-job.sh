@@ -8,8 +8,34 @@
 # Extra arguments go to `rla train` (e.g. --epochs 10 --time-budget 0 for a longer run, --resume
 # to continue after a Ctrl-C or SIGTERM, or --overwrite to train runs/main again from scratch:
 # without either, a runs/main that holds a run is refused and left as it is).
+# A flag given here replaces the job's own (rla refuses a flag given twice).
+# RLA_MAIN_JOB_DRY_RUN=1 prints the command instead of building and running it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+defaults=(--model rla_resnet20 --dataset fashion-mnist --epochs 3 --batch-size 128 --lr 0.1 --schedule cosine
+          --wd 5e-4 --no-augment --channels-last --time-budget 9 --out runs/main)
+given() {  # whether the user's arguments hold flag $1 (as "--flag value" or "--flag=value")
+  local a
+  local a short=""
+  case $1 in --model) short=-m ;; --batch-size) short=-b ;; --out) short=-o ;; esac  # rla train's aliases
+  for a in "${user[@]}"; do
+    if [ "$a" = "$1" ] || [ "${a%%=*}" = "$1" ] || { [ -n "$short" ] && [ "$a" = "$short" ]; }; then return 0; fi
+  done
+  return 1
+}
+user=("$@")
+args=()
+i=0
+while [ $i -lt ${#defaults[@]} ]; do
+  flag=${defaults[$i]} n=2
+  case $flag in --no-augment | --channels-last) n=1 ;; esac
+  given "$flag" || args+=("${defaults[@]:$i:$n}")
+  i=$((i + n))
+done
+args+=("$@")
+if [ "${RLA_MAIN_JOB_DRY_RUN:-0}" = 1 ]; then
+  echo "./build/rla train ${args[*]}"
+  exit 0
+fi
 bash scripts/build.sh rla  # the tool alone; the test command builds the rest
-exec ./build/rla train --model rla_resnet20 --dataset fashion-mnist --epochs 3 --batch-size 128 --lr 0.1 \
-  --schedule cosine --wd 5e-4 --no-augment --channels-last --time-budget 9 --out runs/main "$@"
+exec ./build/rla train "${args[@]}"
