@@ -23,11 +23,12 @@ torch::Tensor FastNetwork::forward(const torch::Tensor& input) {
     const auto it = team_fit_->by_size.find(input.sizes().vec());
     if (it != team_fit_->by_size.end()) fit = it->second;
   }
-  if (!fit) {  // a first forward of this size: does any layer run outside bands?
-    const int64_t before = models::count_unbanded_calls();
+  if (!fit) {  // a first forward of this size: are its layers banded, every one of them?
+    const int64_t banded = models::count_banded_calls(), unbanded = models::count_unbanded_calls();
     auto out = net_->forward(input);
     const std::lock_guard<std::mutex> lock(team_fit_->mutex);
-    team_fit_->by_size[input.sizes().vec()] = models::count_unbanded_calls() == before;
+    team_fit_->by_size[input.sizes().vec()] =
+        models::count_banded_calls() > banded && models::count_unbanded_calls() == unbanded;
     return out;
   }
   if (!*fit) return net_->forward(input);

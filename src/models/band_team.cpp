@@ -50,6 +50,7 @@ struct Team {
 
 thread_local Team* active_team = nullptr;
 std::atomic<int64_t> handoffs{0};
+std::atomic<int64_t> banded{0};
 std::atomic<int64_t> unbanded{0};
 
 std::atomic<bool>& enabled_switch() {
@@ -113,6 +114,7 @@ void with_band_team(int threads, const std::function<void()>& body) {
 }
 
 void run_bands(int n, const std::function<void(int)>& band) {
+  banded.fetch_add(1, std::memory_order_relaxed);
   Team* team = active_team;
   if (team == nullptr || n < 2) {
 #pragma omp parallel for num_threads(n) schedule(static, 1)
@@ -131,6 +133,10 @@ void run_bands(int n, const std::function<void(int)>& band) {
 
 int64_t band_team_handoffs() {
   return handoffs.load();
+}
+
+int64_t count_banded_calls() {
+  return banded.load();
 }
 
 int64_t count_unbanded_calls() {

@@ -26,8 +26,10 @@ void run_bands(int n, const std::function<void(int)>& band);
 /// Hand-offs run on a band team since the process started (a test's proof that one was used).
 int64_t band_team_handoffs();
 
-/// Prepared convolutions that ran as one multi-threaded primitive, not in bands, since the process
-/// started (counted by prepared_conv.cpp): a forward that adds none can run in a band team.
+/// Layers run in bands (run_bands calls), and prepared convolutions run as one multi-threaded
+/// primitive instead (counted by prepared_conv.cpp), since the process started: a forward that adds
+/// banded calls and no unbanded one can run in a band team.
+int64_t count_banded_calls();
 int64_t count_unbanded_calls();
 void note_unbanded_call();
 
