@@ -145,6 +145,15 @@ TEST(Int8, PreparedConvolutionEqualsQuantizedConv2d) {
     EXPECT_EQ(got.q_scale(), out_scale);
     EXPECT_EQ(got.q_zero_point(), out_zero_point);
     EXPECT_EQ(codes_off_by_one(got, want), 0);
+    // Batch 1 on two threads (a small layer's primitive is then built for one thread): the same codes.
+    const int threads = at::get_num_threads();
+    at::set_num_threads(2);
+    const auto x1 = x.narrow(0, 0, 1).contiguous(at::MemoryFormat::ChannelsLast);
+    const auto want1 = call(c.relu ? conv_relu : conv, {x1, packed, out_scale, out_zero_point}).toTensor();
+    const auto got1 = p->run(x1);
+    at::set_num_threads(threads);
+    ASSERT_TRUE(got1.defined());
+    EXPECT_EQ(codes_off_by_one(got1, want1), 0);
     // An input in other units or another layout is declined (the graph then calls quantized::conv2d).
     EXPECT_FALSE(p->run(random_quint8({3, c.c_in, c.size, c.size}, 0.04, in_zero_point)).defined());
     EXPECT_FALSE(p->run(x.contiguous()).defined());
