@@ -2,7 +2,6 @@
 #include "rla/inference/int8_conv.h"
 
 #include <ATen/ATen.h>
-#include <omp.h>
 
 #include <cstring>
 #include <mutex>
@@ -148,10 +147,10 @@ class DnnlInt8Conv : public PreparedConv {
     attr.set_post_ops(ops);
     // A small layer at batch 1 is built for one thread: oneDNN's own split of it between threads
     // (an OpenMP region per call) made int8 at batch 1 slower on two threads than on one
-    // (docs/performance.md, round ten). oneDNN fixes a primitive's thread count when it is built.
-    const double flops =
-        2.0 * static_cast<double>(weight_.numel()) * static_cast<double>(conv.out_h * conv.out_w);
-    const SingleThreadScope single(n == 1 && flops < kSingleThreadFlops);
+    // (docs/performance.md, round ten).
+    const models::OneThreadBuild one_thread(
+        n == 1 &&
+        models::conv_flops_per_image(weight_.numel(), conv.out_h, conv.out_w) < models::kSmallLayerFlops);
     const dnnl::convolution_forward::primitive_desc pd(conv.desc, attr, engine_);
     if (std::string(pd.impl_info_str()).rfind("ref", 0) == 0) throw std::runtime_error("a reference kernel");
     memory user_weights({conv.weight_dims, s8, memory::format_tag::oihw}, engine_, weight_.data_ptr());
@@ -179,23 +178,6 @@ class DnnlInt8Conv : public PreparedConv {
             std::move(args)};
   }
 
-  // While alive (and `on`), primitives are built for one OpenMP thread.
-  class SingleThreadScope {
-   public:
-    explicit SingleThreadScope(bool on) : saved_(on ? omp_get_max_threads() : 0) {
-      if (saved_ > 1) omp_set_num_threads(1);
-    }
-    ~SingleThreadScope() {
-      if (saved_ > 1) omp_set_num_threads(saved_);
-    }
-    SingleThreadScope(const SingleThreadScope&) = delete;
-    SingleThreadScope& operator=(const SingleThreadScope&) = delete;
-
-   private:
-    int saved_;
-  };
-
-  static constexpr double kSingleThreadFlops = 2e7;  // per image: the CIFAR nets' layers
   static constexpr size_t kMaxSizes = 8;
   at::Tensor weight_, bias_;  // int8 [C_out, C_in, kh, kw]; float bias in accumulator units
   std::vector<float> output_scales_;

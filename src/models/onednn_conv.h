@@ -2,12 +2,42 @@
 // The channels-last oneDNN convolution that both prepared convolutions describe: the fp32 fast
 // path's (src/models/prepared_conv.cpp) and the int8 graph's (src/inference/int8_conv.cpp). Needs
 // oneDNN 2.x's own headers (include it where RLA_HAVE_DNNL and DNNL_VERSION_MAJOR == 2). Internal.
+#include <omp.h>
 #include <dnnl.hpp>
 
 #include <cstdint>
 #include <vector>
 
 namespace rla::models {
+
+/// A layer under this many FLOP per image is "small" at batch 1: oneDNN splits it poorly between
+/// threads, so both prepared convolutions build such layers' primitives for one thread (fp32 as
+/// row bands, int8 whole; docs/performance.md, rounds eight and ten). The CIFAR nets' layers are
+/// small, ImageNet's are not.
+constexpr double kSmallLayerFlops = 2e7;
+
+/// FLOP per image of a convolution with weight [C_out, C_in, kh, kw] (`weight_numel` values) and
+/// an out_h x out_w output.
+inline double conv_flops_per_image(int64_t weight_numel, int64_t out_h, int64_t out_w) {
+  return 2.0 * static_cast<double>(weight_numel) * static_cast<double>(out_h * out_w);
+}
+
+/// While alive (and `on`), OpenMP runs one thread: oneDNN fixes a primitive's thread count when
+/// the primitive is built, so a primitive built in this scope later runs on its caller's thread.
+class OneThreadBuild {
+ public:
+  explicit OneThreadBuild(bool on) : saved_(on ? omp_get_max_threads() : 0) {
+    if (saved_ > 1) omp_set_num_threads(1);
+  }
+  ~OneThreadBuild() {
+    if (saved_ > 1) omp_set_num_threads(saved_);
+  }
+  OneThreadBuild(const OneThreadBuild&) = delete;
+  OneThreadBuild& operator=(const OneThreadBuild&) = delete;
+
+ private:
+  int saved_;
+};
 
 /// A 2-D convolution over nhwc src and dst (weights in the layout oneDNN picks): its output size,
 /// memory descriptors and forward-inference descriptor.

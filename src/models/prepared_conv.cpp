@@ -7,7 +7,6 @@
 #include <mutex>
 
 #include <ATen/Parallel.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <stdexcept>
@@ -180,16 +179,15 @@ class DnnlConv : public PreparedConv {
   }
 
   // At batch 1 oneDNN splits a small convolution poorly between threads; where the work per image
-  // is small (under kBandFlops) and several threads run, each thread computes a band of output rows
-  // with a primitive built for one thread (docs/performance.md, round eight).
+  // is small (under kSmallLayerFlops) and several threads run, each thread computes a band of output
+  // rows with a primitive built for one thread (docs/performance.md, round eight).
   void split_rows(Prepared& p) {
     const int threads = at::get_num_threads();
     const int64_t kh = weight_.size(2), out_h = p.whole.out_h;
-    const double flops =
-        2.0 * static_cast<double>(weight_.numel()) * static_cast<double>(out_h * p.whole.out_w);
-    if (!split_rows_enabled() || p.n != 1 || threads < 2 || out_h < 2 * threads || flops > kBandFlops) return;
-    const int saved = omp_get_max_threads();
-    omp_set_num_threads(1);  // the bands' primitives each run on one thread
+    if (!split_rows_enabled() || p.n != 1 || threads < 2 || out_h < 2 * threads ||
+        conv_flops_per_image(weight_.numel(), out_h, p.whole.out_w) > kSmallLayerFlops)
+      return;
+    const OneThreadBuild one_thread(true);  // the bands' primitives each run on one thread
     try {
       for (int t = 0; t < threads; ++t) {
         const int64_t r0 = out_h * t / threads, r1 = out_h * (t + 1) / threads;
@@ -205,7 +203,6 @@ class DnnlConv : public PreparedConv {
     } catch (const std::exception&) {
       p.bands.clear();  // no band primitive here: the whole one
     }
-    omp_set_num_threads(saved);
   }
 
   Unit build(int64_t n, int64_t h, int64_t w, int post_ops, int64_t pad_top, int64_t pad_bottom) {
@@ -255,7 +252,6 @@ class DnnlConv : public PreparedConv {
             std::move(args)};
   }
 
-  static constexpr double kBandFlops = 2e7;  // per image: the CIFAR nets' layers, not ImageNet's
   static constexpr size_t kMaxSizes = 8;
   torch::Tensor weight_, bias_;
   std::vector<int64_t> stride_, padding_, dilation_;
