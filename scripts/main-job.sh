@@ -14,8 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 defaults=(--model rla_resnet20 --dataset fashion-mnist --epochs 3 --batch-size 128 --lr 0.1 --schedule cosine
           --wd 5e-4 --no-augment --channels-last --time-budget 9 --out runs/main)
-given() {  # whether the user's arguments hold flag $1 (as "--flag value" or "--flag=value")
-  local a
+given() {  # whether the user's arguments hold flag $1 ("--flag value", "--flag=value" or its short alias)
   local a short=""
   case $1 in --model) short=-m ;; --batch-size) short=-b ;; --out) short=-o ;; esac  # rla train's aliases
   for a in "${user[@]}"; do

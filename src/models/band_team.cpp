@@ -24,6 +24,7 @@ inline void cpu_relax() {
 // one compare-and-swap claims a band and checks that it belongs to the current call.
 constexpr uint64_t kIndexBits = 16, kCountBits = 16;
 constexpr uint64_t kIndexMask = (uint64_t{1} << kIndexBits) - 1;
+constexpr uint64_t kCountMask = (uint64_t{1} << kCountBits) - 1;
 
 uint64_t pack(uint32_t call, int count) {
   return (uint64_t{call} << (kIndexBits + kCountBits)) | (static_cast<uint64_t>(count) << kIndexBits);
@@ -32,7 +33,7 @@ uint32_t call_of(uint64_t w) {
   return static_cast<uint32_t>(w >> (kIndexBits + kCountBits));
 }
 int count_of(uint64_t w) {
-  return static_cast<int>((w >> kIndexBits) & ((uint64_t{1} << kCountBits) - 1));
+  return static_cast<int>((w >> kIndexBits) & kCountMask);
 }
 int index_of(uint64_t w) {
   return static_cast<int>(w & kIndexMask);
