@@ -131,9 +131,18 @@ std::vector<ModelRow> summarize_runs(const std::vector<RunRecord>& runs,
 
 namespace {
 
+// A row being compared. Two finished runs of one seed in it (a copied or repeated run folder)
+// would count as two samples and be paired by whichever comes first: refused.
 const ModelRow& find_row(const std::vector<ModelRow>& rows, const std::string& label) {
-  for (const auto& r : rows)
-    if (r.label == label) return r;
+  for (const auto& r : rows) {
+    if (r.label != label) continue;
+    for (size_t i = 0; i < r.seeds.size(); ++i)
+      if (std::find(r.seeds.begin() + static_cast<std::ptrdiff_t>(i) + 1, r.seeds.end(), r.seeds[i]) !=
+          r.seeds.end())
+        throw std::invalid_argument(fmt::format(
+            "comparison: '{}' has two finished runs with seed {}; keep one run per seed", label, r.seeds[i]));
+    return r;
+  }
   throw std::invalid_argument(fmt::format("comparison: no row '{}' among the runs", label));
 }
 

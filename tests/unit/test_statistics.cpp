@@ -193,5 +193,11 @@ TEST(Statistics, ReportPairsRunsBySeedAndCountsMcNemar) {
   const auto no_labels = rla::tasks::compare_paired(runs, rows, {"rla_resnet20", "resnet20"}, {});
   EXPECT_TRUE(no_labels.per_seed.empty());
   EXPECT_TRUE(no_labels.valid);
+  // A second finished run of one seed (a copied or repeated folder) is listed but not compared.
+  add("resnet20", 1, 8.0, {0, 1, 2, 3, 0, 1});
+  const auto twice = rla::tasks::summarize_runs(runs, {"rla_resnet20", "resnet20"});
+  EXPECT_EQ(twice[1].seeds.size(), 3u);
+  EXPECT_THROW(rla::tasks::compare_paired(runs, twice, {"rla_resnet20", "resnet20"}, {}), std::invalid_argument);
+  EXPECT_THROW(rla::tasks::compare_family(twice, {{"rla_resnet20", "resnet20"}}, {}), std::invalid_argument);
   fs::remove_all(root);
 }

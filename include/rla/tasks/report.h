@@ -89,7 +89,8 @@ struct Comparison {
 };
 /// Compares the rows named by each spec on `options.metric`, as one family: raw p-values,
 /// Holm-adjusted p-values and levels, intervals and verdicts (docs/results_cifar.md). Throws
-/// std::invalid_argument naming a spec whose row does not exist.
+/// std::invalid_argument naming a spec whose row does not exist or has two finished runs of one
+/// seed (compare_paired too).
 std::vector<Comparison> compare_family(const std::vector<ModelRow>& rows,
                                        const std::vector<ComparisonSpec>& specs,
                                        const FamilyOptions& options);
