@@ -197,7 +197,8 @@ TEST(Statistics, ReportPairsRunsBySeedAndCountsMcNemar) {
   add("resnet20", 1, 8.0, {0, 1, 2, 3, 0, 1});
   const auto twice = rla::tasks::summarize_runs(runs, {"rla_resnet20", "resnet20"});
   EXPECT_EQ(twice[1].seeds.size(), 3u);
-  EXPECT_THROW(rla::tasks::compare_paired(runs, twice, {"rla_resnet20", "resnet20"}, {}), std::invalid_argument);
+  EXPECT_THROW(rla::tasks::compare_paired(runs, twice, {"rla_resnet20", "resnet20"}, {}),
+               std::invalid_argument);
   EXPECT_THROW(rla::tasks::compare_family(twice, {{"rla_resnet20", "resnet20"}}, {}), std::invalid_argument);
   fs::remove_all(root);
 }
