@@ -111,10 +111,13 @@ std::vector<ModelRow> summarize_runs(const std::vector<RunRecord>& runs,
       ++it->finished;
       it->test_error.values.push_back(*r.test_error);
       it->seeds.push_back(r.seed());
-      if (r.val_error) it->val_error.values.push_back(*r.val_error);
+      if (r.val_error) {
+        it->val_error.values.push_back(*r.val_error);
+        it->val_seeds.push_back(r.seed());
+      }
       std::vector<double> speeds;
       for (const auto& m : r.metrics) speeds.push_back(m.train_img_per_s);
-      it->img_per_s.values.push_back(median(speeds));
+      if (!speeds.empty()) it->img_per_s.values.push_back(median(speeds));
     }
     if (group.empty()) {  // asked for, never run: counts only
       ModelRow row;
@@ -276,10 +279,10 @@ std::string markdown_table(const std::vector<ModelRow>& rows, bool with_test) {
     if (s.values.size() == 1) return fmt::format("{:.2f} (one run)", s.mean());
     return fmt::format("{:.2f} ± {:.2f}", s.mean(), s.std());
   };
-  auto seeds = [](const ModelRow& r, const Stat& s) {
+  auto seeds = [](const std::vector<uint64_t>& of, const Stat& s) {
     std::vector<std::string> parts;
-    for (size_t i = 0; i < s.values.size() && i < r.seeds.size(); ++i)
-      parts.push_back(fmt::format("{}: {:.2f}", r.seeds[i], s.values[i]));
+    for (size_t i = 0; i < s.values.size() && i < of.size(); ++i)
+      parts.push_back(fmt::format("{}: {:.2f}", of[i], s.values[i]));
     return parts.empty() ? std::string("—") : fmt::format("{}", fmt::join(parts, ", "));
   };
   std::string out = "| model | parameters | MACs / image | train img/s | validation error (%) |";
@@ -291,8 +294,8 @@ std::string markdown_table(const std::vector<ModelRow>& rows, bool with_test) {
     const std::string speed = r.img_per_s.values.empty() ? "—" : fmt::format("{:.0f}", r.img_per_s.mean());
     out += fmt::format("| {} | {} ({:.3f} M) | {} | {} | {} |", r.label, models::with_commas(r.params),
                        static_cast<double>(r.params) / 1e6, macs, speed, stat(r.val_error));
-    out += with_test ? fmt::format(" {} | {} |", stat(r.test_error), seeds(r, r.test_error))
-                     : fmt::format(" {} |", seeds(r, r.val_error));
+    out += with_test ? fmt::format(" {} | {} |", stat(r.test_error), seeds(r.seeds, r.test_error))
+                     : fmt::format(" {} |", seeds(r.val_seeds, r.val_error));
     out += fmt::format(" {} of {} started |\n", r.finished, r.runs);
   }
   return out;

@@ -174,7 +174,10 @@ TEST(Statistics, ReportPairsRunsBySeedAndCountsMcNemar) {
   add("rla_resnet20", 2, 11.0, {0, 1, 2, 3, 0, 1});  // B has no seed 2: not paired
   add("resnet20", 0, 9.0, {1, 1, 2, 3, 0, 1});       // wrong on 0
   add("resnet20", 1, 13.5, {0, 0, 0, 3, 0, 1});      // wrong on 1, 2
+  runs[1].val_error = 11.5;  // the only run with a validation split: listed under its own seed
   const auto rows = rla::tasks::summarize_runs(runs, {"rla_resnet20", "resnet20"});
+  EXPECT_EQ(rows[0].val_seeds, (std::vector<uint64_t>{1}));
+  EXPECT_NE(rla::tasks::markdown_table(rows, false).find("| 1: 11.50 |"), std::string::npos);
   const auto pc = rla::tasks::compare_paired(
       runs, rows, {"rla_resnet20", "resnet20", rla::tasks::Hypothesis::kSuperiority}, labels);
   ASSERT_EQ(pc.seeds, (std::vector<uint64_t>{0, 1}));

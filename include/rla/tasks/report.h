@@ -42,9 +42,10 @@ struct ModelRow {
   std::string model;
   int64_t params = 0, macs = 0;  ///< macs < 0: unknown (no input shape recorded)
   int runs = 0, finished = 0;
-  Stat val_error, test_error;   ///< over finished runs (%)
-  std::vector<uint64_t> seeds;  ///< of the finished runs, in the order of the values above
-  Stat img_per_s;               ///< per finished run: the median of its epochs' training img/s
+  Stat val_error, test_error;       ///< over finished runs (%)
+  std::vector<uint64_t> seeds;      ///< of the finished runs, in the order of test_error's values
+  std::vector<uint64_t> val_seeds;  ///< of those with a validation error, in the order of val_error's
+  Stat img_per_s;                   ///< per finished run: the median of its epochs' training img/s
 };
 
 /// Groups runs by model in the given order (models not in `order` follow in order of first
