@@ -8,7 +8,8 @@
 # Extra arguments go to `rla train` (e.g. --epochs 10 --time-budget 0 for a longer run, --resume
 # to continue after a Ctrl-C or SIGTERM, or --overwrite to train runs/main again from scratch:
 # without either, a runs/main that holds a run is refused and left as it is).
-# A flag given here replaces the job's own (rla refuses a flag given twice).
+# A flag given here replaces the job's own (rla refuses a flag given twice); --threads N, an
+# option of rla itself, goes before the `train` command.
 # RLA_MAIN_JOB_DRY_RUN=1 prints the command instead of building and running it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +23,21 @@ given() {  # whether the user's arguments hold flag $1 ("--flag value", "--flag=
   done
   return 1
 }
-user=("$@")
+# rla's own options (before the command) and the rest (rla train's).
+tool=()
+user=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --threads=*) tool+=("$1") ;;
+    --threads)
+      [ $# -ge 2 ] || { echo "main-job.sh: --threads needs a value" >&2; exit 2; }
+      tool+=("$1" "$2")
+      shift
+      ;;
+    *) user+=("$1") ;;
+  esac
+  shift
+done
 args=()
 i=0
 while [ $i -lt ${#defaults[@]} ]; do
@@ -31,10 +46,10 @@ while [ $i -lt ${#defaults[@]} ]; do
   given "$flag" || args+=("${defaults[@]:$i:$n}")
   i=$((i + n))
 done
-args+=("$@")
+args+=("${user[@]}")
 if [ "${RLA_MAIN_JOB_DRY_RUN:-0}" = 1 ]; then
-  echo "./build/rla train ${args[*]}"
+  echo "./build/rla ${tool[*]}${tool[*]:+ }train ${args[*]}"
   exit 0
 fi
 bash scripts/build.sh rla  # the tool alone; the test command builds the rest
-exec ./build/rla train "${args[@]}"
+exec ./build/rla "${tool[@]}" train "${args[@]}"
