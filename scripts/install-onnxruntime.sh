@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Optional test and benchmark reference: ONNX Runtime's CPU build from the npm registry (the
 # onnxruntime-node package), installed into a cache folder outside the repository. The rla tool
-# never needs it; the ONNX export test and benchmarks/bench_onnx.sh use it when it is there.
+# never needs it; the ONNX export test and benchmarks/bench_deploy.sh use it when it is there.
 # Idempotent: an installed copy is kept. Without node/npm or a network it says so and exits 0.
 set -uo pipefail
 
