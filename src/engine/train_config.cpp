@@ -141,6 +141,11 @@ void validate_run(const RunConfig& c) {
                                  c.time_budget_minutes));
   if (c.batch_size <= 0)
     throw FieldError("batch_size", fmt::format("batch_size must be positive, got {}", c.batch_size));
+  // A thread per worker: beyond a few per core they only wait (and tens of thousands hang the start).
+  if (c.workers < 0 || c.workers > kMaxWorkers)
+    throw FieldError("workers",
+                     fmt::format("workers must be in [0, {}] (0: load on the training thread), got {}",
+                                 kMaxWorkers, c.workers));
   parse_device(c.device);
 }
 

@@ -250,6 +250,8 @@ TEST(TrainConfigValidation, EveryBadValueNamesItsField) {
       {"random_erasing", [](auto& c) { c.data.random_erasing = 1.5; }},
       {"epochs", [](auto& c) { c.run.epochs = 0; }},
       {"batch_size", [](auto& c) { c.run.batch_size = 0; }},
+      {"workers", [](auto& c) { c.run.workers = -1; }},
+      {"workers", [](auto& c) { c.run.workers = 100000; }},
       {"time_budget_minutes", [](auto& c) { c.run.time_budget_minutes = -1; }},
       {"device", [](auto& c) { c.run.device = "tpu"; }},
       {"device", [](auto& c) { c.run.device = "cuda:99"; }},

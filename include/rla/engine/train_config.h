@@ -21,6 +21,9 @@
 
 namespace rla::engine {
 
+/// The most data-loading threads a run may ask for (RunConfig::workers).
+constexpr int kMaxWorkers = 64;
+
 /// Label smoothing, batch mixing and the weight average.
 struct RegularizationConfig {
   double label_smoothing = 0.0;
@@ -80,7 +83,7 @@ struct RunConfig {
   /// stays on the CPU).
   std::string device = "cpu";
   int threads = 0;            ///< 0: all cores
-  int workers = 1;            ///< loader threads
+  int workers = 1;            ///< loader threads, 0 to kMaxWorkers
   bool channels_last = true;  ///< NHWC activations and weights (measured faster for every family)
   std::string out_dir;        ///< default runs/<model>-<dataset>
   /// Continue the run in out_dir from its last.ckpt (a folder without one starts afresh).
