@@ -26,8 +26,8 @@ int main(int argc, char** argv) {
     return std::string("rla: error: ") + e.what() + " (see --help)\n";
   });
   int threads = 0;
-  app.add_option("--threads", threads, "Intra-op threads (default: all cores)")
-      ->check(CLI::NonNegativeNumber);
+  // Bounded: an OpenMP team of tens of thousands of threads takes minutes to start.
+  app.add_option("--threads", threads, "Intra-op threads (default: all cores)")->check(CLI::Range(0, 1024));
 
   std::map<std::string, rla::app::Runner> runners;
   for (const auto& c :

@@ -54,6 +54,12 @@ bool QuantizedNetwork::finalized() const {
 
 torch::Tensor QuantizedNetwork::forward(const torch::Tensor& x) {
   if (!graph_->finalized_) throw std::logic_error("int8 forward before finalize()");
+  const auto& shape = graph_->input_shape_;  // [C, H, W] it was traced at
+  if (x.dim() != 4 || (!shape.empty() && x.size(1) != shape[0]) || x.size(0) < 1 || x.size(2) < 1 ||
+      x.size(3) < 1)
+    throw std::invalid_argument(fmt::format("int8 model expects a non-empty input [N, {}, H, W], got [{}]",
+                                            shape.empty() ? std::string("C") : std::to_string(shape[0]),
+                                            fmt::format("{}", fmt::join(x.sizes(), ", "))));
   try {
     return graph_->run(x, /*quantized=*/true);
   } catch (const c10::Error& e) {  // LibTorch's messages carry a stack trace: keep the message

@@ -15,6 +15,9 @@ torch::Tensor NetworkImpl::forward(const torch::Tensor& input) {
 void NetworkImpl::check_input(const torch::Tensor& input, int64_t in_channels) {
   TORCH_CHECK(input.dim() == 4 && input.size(1) == in_channels, "model expects input [N, ", in_channels,
               ", H, W], got ", input.sizes());
+  // An empty batch or image would reach oneDNN's kernels with zero-sized buffers.
+  TORCH_CHECK(input.size(0) > 0 && input.size(2) > 0 && input.size(3) > 0,
+              "model expects a non-empty input (N, H, W > 0), got ", input.sizes());
 }
 
 FlowState NetworkImpl::initial_state(torch::Tensor x, int64_t k) {

@@ -12,6 +12,7 @@
 #include "../support/batchnorm.h"
 #include "../support/test_util.h"
 #include "../support/tiny_run.h"
+#include "rla/inference/fast_inference.h"
 #include "rla/inference/int8_conv.h"
 #include "rla/inference/int8_kernels.h"
 #include "rla/inference/quantized.h"
@@ -58,6 +59,14 @@ TEST(Int8, MatchesTheFloatForwardOnAFixedBatchAndSurvivesSaveAndLoad) {
     EXPECT_EQ(inference::QuantizedNetwork::describe(path).first, model);
     auto loaded = inference::QuantizedNetwork::load(path, *net, model);
     EXPECT_TRUE(torch::equal(loaded.forward(x), got));  // the same int8 weights and scales
+    // Empty images or batches and other channel counts are refused, by the float fast path too.
+    inference::FastNetwork fast(net);
+    for (const auto& bad :
+         {torch::zeros({2, 3, 0, 32}), torch::zeros({2, 3, 32, 0}), torch::zeros({0, 3, 32, 32})}) {
+      EXPECT_THROW(q.forward(bad), std::invalid_argument) << bad.sizes();
+      EXPECT_THROW(fast.forward(bad), c10::Error) << bad.sizes();
+    }
+    EXPECT_THROW(q.forward(torch::zeros({2, 1, 32, 32})), std::invalid_argument);
     // Every convolution ran as a prepared oneDNN primitive (where the build has oneDNN's headers).
     EXPECT_EQ(q.counts().prepared_convolutions,
               inference::int8::prepared_int8_convs_enabled() ? counts.int8_convolutions : 0);
