@@ -134,6 +134,14 @@ DataBundle open_data(const DataConfig& config) {
       throw FieldError("data_root", "data_root is required for folder (root/{train,val}/<class>/)");
     b.train = load_image_folder(c.root, true);
     b.test = load_image_folder(c.root, false);
+    // A label is the class folder's position among the sorted names: the two splits must hold
+    // the same class folders, or val's labels would silently mean other classes.
+    if (b.train->class_names() != b.test->class_names())
+      throw FieldError(
+          "data_root",
+          fmt::format("{}: train/ and val/ hold different class folders ({} and {}): "
+                      "the labels are positions among the sorted names",
+                      c.root, fmt::join(b.train->class_names(), ","), fmt::join(b.test->class_names(), ",")));
     b.input_shape = {3, c.image_size, c.image_size};
     b.normalization = {{0.485, 0.456, 0.406}, {0.229, 0.224, 0.225}};
     const auto resize = static_cast<int64_t>(std::lround(static_cast<double>(c.image_size) * 256.0 / 224.0));

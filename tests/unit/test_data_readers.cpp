@@ -14,8 +14,10 @@
 #include "rla/data/cifar.h"
 #include "rla/data/image_folder.h"
 #include "rla/data/image_io.h"
+#include "rla/data/sources.h"
 #include "rla/data/transforms.h"
 #include "rla/plot/plot.h"
+#include "rla/util/field_error.h"
 
 namespace fs = std::filesystem;
 using namespace rla::data;
@@ -487,6 +489,25 @@ TEST(DataReaders, ImageFolderEmptyAndBrokenInputs) {
   verify.verify = true;
   expect_data_error([&] { load_image_folder(dir.path().string(), false, verify); },
                     {"2 unreadable image(s)", "bad.jpg", "text.png"});
+
+  // train/ with other class folders than val/: refused (labels are positions among the names).
+  fs::create_directories(dir / "train/cat");
+  write_jpeg(dir / "train/cat/a.jpg", smooth_image(16, 16));
+  DataConfig config;
+  config.dataset = "folder";
+  config.root = dir.path().string();
+  try {
+    open_data(config);
+    ADD_FAILURE() << "different class folders accepted";
+  } catch (const rla::util::FieldError& e) {
+    EXPECT_NE(std::string(e.what()).find("different class folders (cat and dog)"), std::string::npos)
+        << e.what();
+  }
+  fs::create_directories(dir / "train/dog");
+  write_jpeg(dir / "train/dog/b.jpg", smooth_image(16, 16));
+  fs::create_directories(dir / "val/cat");
+  write_jpeg(dir / "val/cat/c.jpg", smooth_image(16, 16));
+  EXPECT_EQ(open_data(config).test->class_names(), (std::vector<std::string>{"cat", "dog"}));
 }
 
 // ------------------------------------------------------------------------------------------------
