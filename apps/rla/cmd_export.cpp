@@ -41,7 +41,7 @@ Command add_export_command(CLI::App& root) {
   cmd->add_flag("--keep-bn", cfg->keep_bn, "Keep the BatchNorms (default: folded into the convolutions)");
   cmd->add_option("--batch", cfg->batch,
                   "ONNX: a fixed batch size in the file (default: free; OpenCV 4.6 needs one for SE models)")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   cmd->add_flag(
       "--features", cfg->features,
       "Export the backbone: one output per stage (the main path after its last block; ONNX names "

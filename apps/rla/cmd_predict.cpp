@@ -32,9 +32,7 @@ Command add_predict_command(CLI::App& root) {
   cmd->add_option("--labels", cfg->labels, "Class names, one per line (default: the run's)");
   cmd->add_option("--classes", cfg->classes, "Number of classes (default: the model's)");
   add_model_options(cmd, cfg->flags);
-  cmd->add_option("--top", cfg->top, "How many classes to print")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+  cmd->add_option("--top", cfg->top, "How many classes to print")->capture_default_str()->check(kPositive);
   cmd->add_flag("--eager", cfg->eager,
                 "Run the eager model instead of the prepared fast path (BatchNorm folded, oneDNN; the same "
                 "classes, logits within 1e-4)");

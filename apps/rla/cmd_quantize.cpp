@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "commands.h"
+#include "options.h"
 #include "rla/engine/run_folder.h"
 #include "rla/inference/load.h"
 #include "rla/inference/quantized.h"
@@ -30,7 +31,7 @@ Command add_quantize_command(CLI::App& root) {
       ->capture_default_str();
   cmd->add_option("--output,-o", cfg->output, "File to write (default: <run>/model.int8.pt)");
   cmd->add_option("--batch-size,-b", cfg->batch_size, "Calibration batch size")
-      ->check(CLI::PositiveNumber)
+      ->check(kPositive)
       ->capture_default_str();
   cmd->add_option("--weights", cfg->weights,
                   "raw: the trained weights; ema: their moving average (runs trained with --ema-decay)")

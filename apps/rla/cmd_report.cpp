@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "commands.h"
+#include "options.h"
 #include "rla/tasks/report.h"
 
 namespace rla::app {
@@ -45,7 +46,7 @@ Command add_report_command(CLI::App& root) {
       ->check(CLI::Range(1e-6, 0.5));
   cmd->add_option("--margin", cfg->family.margin, "Equivalence margin (points of error)")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   cmd->add_flag("--validation-only", cfg->validation_only,
                 "Leave the test error out: the table and the comparisons read validation error (interim "
                 "reports, before a comparison's runs are all in)");

@@ -170,7 +170,7 @@ Command add_train_command(CLI::App& root) {
   cmd->add_option("--exit-projection", cfg->exits.projection,
                   "Exit heads first project their input to N channels (1x1 conv + BN + ReLU), so that heads "
                   "reading h, x or both have the same capacity (0: a linear head on the pooled input)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegative);
   cmd->add_flag("--freeze-backbone", cfg->exits.freeze_backbone,
                 "Post-hoc exits: train only the heads (needs --init-from)");
   cmd->add_option("--init-from", run.init_checkpoint, "Start from this checkpoint's model weights");

@@ -6,6 +6,24 @@
 
 namespace rla::app {
 
+namespace {
+
+CLI::Validator number_at_least(double low, bool strict, const std::string& words) {
+  return CLI::Validator(
+      [low, strict, words](std::string& text) -> std::string {
+        double v = 0;
+        if (!CLI::detail::lexical_cast(text, v)) return "'" + text + "' is not a number";
+        if (strict ? v > low : v >= low) return {};
+        return "must be " + words + ", got " + text;
+      },
+      words == "positive" ? "POSITIVE" : "NONNEGATIVE");
+}
+
+}  // namespace
+
+const CLI::Validator kPositive = number_at_least(0, true, "positive");
+const CLI::Validator kNonNegative = number_at_least(0, false, ">= 0");
+
 void add_data_options(CLI::App* cmd, data::DataConfig& d) {
   cmd->add_option("--dataset", d.dataset, "fashion-mnist | mnist | cifar10 | cifar100 | folder | synthetic")
       ->capture_default_str();
@@ -17,7 +35,7 @@ void add_data_options(CLI::App* cmd, data::DataConfig& d) {
 
 void add_model_options(CLI::App* cmd, ModelFlags& f) {
   cmd->add_option("--rla-channels", f.rla_channels, "k, the RLA state channels (default: the model's)")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   cmd->add_option("--aggregation", f.aggregation, "RLA aggregation: rla | sum | concat (default rla)")
       ->check(CLI::IsMember({"rla", "sum", "concat"}));
   cmd->add_option("--zero-init-residual", f.zero_init_residual,

@@ -10,6 +10,11 @@
 
 namespace rla::app {
 
+/// Numeric checks whose message reads "must be positive, got 0" (CLI11's own PositiveNumber
+/// prints the range up to the largest double, digit by digit).
+extern const CLI::Validator kPositive;
+extern const CLI::Validator kNonNegative;
+
 /// --dataset --data-root --limit-train --limit-test --image-size.
 void add_data_options(CLI::App* cmd, data::DataConfig& d);
 

@@ -100,3 +100,17 @@ TEST(IoCli, PredictPrintsTopFiveWithLabels) {
 }
 
 }  // namespace
+
+// Bad numbers and bounds get one line naming the option and the value (CLI11's own positive-number
+// check printed its range up to the largest double, digit by digit).
+TEST(IoCli, BadNumbersGetOneShortLine) {
+  for (const auto& [args, words] : std::vector<std::pair<std::string, std::string>>{
+           {"summary -m resnet20 --rla-channels 0", "--rla-channels: must be positive, got 0"},
+           {"report . --margin -1", "--margin: must be positive, got -1"},
+           {"--threads 100000 list", "--threads: Value 100000 not in range 0 to 1024"}}) {
+    const auto r = rla::test::run_rla(args);
+    EXPECT_NE(r.exit_code, 0) << args;
+    EXPECT_NE(r.output.find(words), std::string::npos) << args << ": " << r.output;
+    EXPECT_LT(r.output.size(), 200u) << args << ": " << r.output;
+  }
+}
