@@ -43,6 +43,14 @@ void validate_schedule(const ScheduleConfig& c) {
   if (!(c.base_lr > 0)) throw util::FieldError("lr", fmt::format("lr must be positive, got {}", c.base_lr));
   if (c.kind == ScheduleKind::kStep && c.step_size <= 0)
     throw util::FieldError("step_size", fmt::format("step_size must be positive, got {}", c.step_size));
+  if ((c.kind == ScheduleKind::kStep || c.kind == ScheduleKind::kMultistep) && !(c.gamma > 0))
+    throw util::FieldError("gamma", fmt::format("gamma must be positive, got {}", c.gamma));
+  if (c.kind == ScheduleKind::kMultistep)
+    for (size_t i = 0; i < c.milestones.size(); ++i)
+      if (c.milestones[i] <= 0 || (i > 0 && c.milestones[i] <= c.milestones[i - 1]))
+        throw util::FieldError("milestones",
+                               fmt::format("milestones must be positive epochs in increasing order, got {}",
+                                           fmt::join(c.milestones, ",")));
   if (!(c.warmup_epochs >= 0))
     throw util::FieldError("warmup_epochs",
                            fmt::format("warmup_epochs must be >= 0, got {}", c.warmup_epochs));

@@ -251,6 +251,11 @@ TEST(TrainConfigValidation, EveryBadValueNamesItsField) {
       {"epochs", [](auto& c) { c.run.epochs = 0; }},
       {"batch_size", [](auto& c) { c.run.batch_size = 0; }},
       {"workers", [](auto& c) { c.run.workers = -1; }},
+      {"gamma", [](auto& c) { c.schedule.kind = engine::ScheduleKind::kStep, c.schedule.gamma = -1; }},
+      {"milestones",
+       [](auto& c) {
+         c.schedule.kind = engine::ScheduleKind::kMultistep, c.schedule.milestones = {3, 1};
+       }},
       {"workers", [](auto& c) { c.run.workers = 100000; }},
       {"time_budget_minutes", [](auto& c) { c.run.time_budget_minutes = -1; }},
       {"device", [](auto& c) { c.run.device = "tpu"; }},
