@@ -3,7 +3,9 @@
 // Welch intervals, Holm's correction and TOST for equivalence claims (docs/results_cifar.md).
 #include <fmt/format.h>
 
+#include <filesystem>
 #include <iostream>
+#include <set>
 
 #include "commands.h"
 #include "options.h"
@@ -55,10 +57,11 @@ Command add_report_command(CLI::App& root) {
                 "test images (needs test_predictions.txt and the runs' dataset)");
   return {cmd, [cfg]() {
             std::vector<tasks::RunRecord> runs;
-            for (const auto& d : cfg->dirs) {
-              auto found = tasks::find_runs(d);
-              runs.insert(runs.end(), found.begin(), found.end());
-            }
+            std::set<std::string> seen;  // a folder named twice (or inside another named one) counts once
+            for (const auto& d : cfg->dirs)
+              for (auto& r : tasks::find_runs(d))
+                if (seen.insert(std::filesystem::weakly_canonical(r.dir).string()).second)
+                  runs.push_back(std::move(r));
             if (runs.empty()) throw std::invalid_argument("no run folders (with config.json) found");
             const auto rows = tasks::summarize_runs(runs, cfg->order, cfg->by_config);
             std::cout << tasks::markdown_table(rows, !cfg->validation_only);

@@ -98,7 +98,9 @@ std::optional<RunResult> read_result(const std::string& run_dir) {
   std::ifstream in(result_path(run_dir));
   if (!in) return std::nullopt;
   auto j = nlohmann::json::parse(in, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return std::nullopt;
+  // Unreadable, or without its one required number: not a result (the run counts as unfinished).
+  if (j.is_discarded() || !j.is_object() || !j.contains("test_top1") || !j["test_top1"].is_number())
+    return std::nullopt;
   return run_result_from_json(j);
 }
 

@@ -22,8 +22,14 @@ std::optional<RunRecord> read_run(const std::string& dir) {
   r.config = engine::read_train_config(dir);
   r.metrics = engine::read_metrics(dir);
   if (auto result = engine::read_result(dir)) {
-    r.test_error = 100.0 - result->test_top1;
-    if (result->val_top1) r.val_error = 100.0 - *result->val_top1;
+    auto percent = [&dir](const char* key, double v) {
+      if (!(v >= 0 && v <= 100))
+        throw std::invalid_argument(
+            fmt::format("{}: {} {} is not a percentage (0 to 100)", engine::result_path(dir), key, v));
+      return v;
+    };
+    r.test_error = 100.0 - percent("test_top1", result->test_top1);
+    if (result->val_top1) r.val_error = 100.0 - percent("val_top1", *result->val_top1);
   } else if (r.config.data.val_size == 0 && !r.metrics.empty() &&
              r.metrics.back().epoch >= r.config.run.epochs) {
     r.test_error = 100.0 - r.metrics.back().val_top1;

@@ -13,6 +13,8 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "rla/engine/run.h"
+#include "rla/engine/train_config.h"
 #include "rla/tasks/report.h"
 #include "rla/util/statistics.h"
 
@@ -203,5 +205,31 @@ TEST(Statistics, ReportPairsRunsBySeedAndCountsMcNemar) {
   EXPECT_THROW(rla::tasks::compare_paired(runs, twice, {"rla_resnet20", "resnet20"}, {}),
                std::invalid_argument);
   EXPECT_THROW(rla::tasks::compare_family(twice, {{"rla_resnet20", "resnet20"}}, {}), std::invalid_argument);
+  fs::remove_all(root);
+}
+
+// A run's result.json is read only when it holds a numeric test_top1, and only as a percentage.
+TEST(Statistics, ReportReadsOnlyPlausibleResults) {
+  namespace fs = std::filesystem;
+  const auto root = fs::temp_directory_path() / ("rla_results_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  auto run = [&](const std::string& name, const std::string& result) {
+    const auto dir = root / name;
+    fs::create_directories(dir);
+    rla::engine::TrainConfig c;
+    c.model = "resnet20";
+    std::ofstream(rla::engine::config_path(dir.string())) << rla::engine::to_json(c).dump();
+    std::ofstream(rla::engine::result_path(dir.string())) << result;
+    return dir.string();
+  };
+  const auto good = rla::tasks::read_run(run("good", R"({"test_top1": 91.5})"));
+  ASSERT_TRUE(good && good->finished());
+  EXPECT_DOUBLE_EQ(*good->test_error, 8.5);
+  const auto keyless = rla::tasks::read_run(run("keyless", R"({"top1": "abc"})"));
+  ASSERT_TRUE(keyless);
+  EXPECT_FALSE(keyless->finished());  // was read as 0 % top-1, a 100 % error
+  EXPECT_THROW(rla::tasks::read_run(run("over", R"({"test_top1": 150})")), std::invalid_argument);
+  EXPECT_THROW(rla::tasks::read_run(run("under", R"({"test_top1": 91.5, "val_top1": -1})")),
+               std::invalid_argument);
   fs::remove_all(root);
 }

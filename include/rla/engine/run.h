@@ -103,7 +103,8 @@ TrainConfig read_train_config(const std::string& run_dir);
 /// metrics.jsonl of a run folder, in file order; unreadable lines are skipped; empty when the
 /// file is missing.
 std::vector<EpochMetrics> read_metrics(const std::string& run_dir);
-/// result.json of a run folder, if the run has finished.
+/// result.json of a run folder, if the run has finished (nullopt too when it is unreadable or has
+/// no numeric test_top1).
 std::optional<RunResult> read_result(const std::string& run_dir);
 
 /// A run folder resolves to its last.ckpt (the end of the recipe); a file is used as is.
