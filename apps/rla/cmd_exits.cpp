@@ -20,6 +20,7 @@ Command add_exits_command(CLI::App& root) {
                   "samples for every compared run (default: per run, its more confident half)");
   cmd->add_option("--taus", cfg->taus, "Confidence thresholds, comma-separated (1 = no early exit)")
       ->delimiter(',')
+      ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
   cmd->add_option("--out,-o", cfg->out_dir, "Output folder for CSV files and PNG charts")->required();
   cmd->add_option("--batch-size,-b", cfg->batch_size, "Batch size of dynamic inference (timed)")

@@ -35,7 +35,7 @@ Command add_infer_command(CLI::App& root) {
       ->required();
   cmd->add_option("--output,-o", cfg->output, "Where to write the logits [N, classes]")->required();
   cmd->add_option("--input-key", cfg->input_key, "Dict key of the input tensor")->capture_default_str();
-  cmd->add_option("--classes", cfg->classes, "Number of classes (default: the model's)");
+  cmd->add_option("--classes", cfg->classes, "Number of classes (default: the model's)")->check(kPositive);
   add_model_options(cmd, cfg->flags);
   cmd->add_flag("--train-mode", cfg->train_mode, "BatchNorm uses batch statistics (model.train())");
   cmd->add_flag("--non-strict", cfg->non_strict, "Load what matches, skip the rest");

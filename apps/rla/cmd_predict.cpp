@@ -49,6 +49,9 @@ Command add_predict_command(CLI::App& root) {
             const auto labels = cfg->labels.empty() ? m.class_names : io::read_labels(cfg->labels);
             for (const auto& path : cfg->images) {
               const auto logits = m.forward(io::load_image_input(path, m.input))[0];
+              if (!cfg->labels.empty() && static_cast<int64_t>(labels.size()) != logits.size(0))
+                throw std::invalid_argument(fmt::format("--labels {}: {} names for a model with {} classes",
+                                                        cfg->labels, labels.size(), logits.size(0)));
               std::cout << path << "\n";
               for (const auto& p : io::top_k(logits, cfg->top, labels))
                 std::cout << fmt::format("  {:6.2f}%  {:>5}  {}\n", 100.0 * p.probability, p.index, p.label);

@@ -29,7 +29,7 @@ Command add_summary_command(CLI::App& root) {
       "summary", "Per-layer parameters, MACs and thop ops of a model (docs/models.md, Counting)");
   cmd->add_option("--model,-m", cfg->model, "Model name (see `rla list`)")->capture_default_str();
   cmd->add_option("--input", cfg->input, "Input C,H,W (default 3,224,224 ImageNet / 3,32,32 CIFAR)");
-  cmd->add_option("--classes", cfg->classes, "Number of classes (default: the model's)");
+  cmd->add_option("--classes", cfg->classes, "Number of classes (default: the model's)")->check(kPositive);
   add_model_options(cmd, cfg->flags);
   cmd->add_flag("--json", cfg->json, "Print one JSON object instead of the table");
   cmd->add_flag("--totals", cfg->totals_only, "Print totals only");
