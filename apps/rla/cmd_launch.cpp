@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "commands.h"
+#include "options.h"
 #include "rla/distributed/launcher.h"
 
 namespace rla::app {
@@ -19,6 +20,7 @@ Command add_launch_command(CLI::App& root) {
       ->capture_default_str();
   cmd->add_option("--master-port", cfg->master_port, "Free TCP port on the master")->capture_default_str();
   cmd->add_option("--kill-grace", cfg->kill_grace_s, "Seconds between SIGTERM and SIGKILL after a failure")
+      ->check(kNonNegative)
       ->capture_default_str();
   cmd->add_option("command", cfg->args,
                   "The rla command every process runs, after --, e.g. -- train --epochs 1")

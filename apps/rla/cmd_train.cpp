@@ -159,7 +159,8 @@ Command add_train_command(CLI::App& root) {
                 "holds the folder's lock")
       ->excludes("--resume");
   cmd->add_flag("--quiet,-q", run.quiet, "No progress output");
-  cmd->add_option("--max-steps", run.max_steps, "Stop after N optimiser steps with a resumable checkpoint");
+  cmd->add_option("--max-steps", run.max_steps, "Stop after N optimiser steps with a resumable checkpoint")
+      ->check(kNonNegative);
   cmd->add_option("--exits", text->exits, "Train early-exit heads after every block or stage")
       ->check(CLI::IsMember({"block", "stage"}));
   cmd->add_option("--exit-input", text->exit_input,
@@ -178,9 +179,11 @@ Command add_train_command(CLI::App& root) {
                 "BatchNorm keeps its running statistics while training (fine-tuning)");
   auto dist = std::make_shared<std::pair<double, distributed::DataParallelOptions>>();
   cmd->add_option(
-      "--dist-timeout", dist->first,
-      "Data parallel (WORLD_SIZE>1, see `rla launch`): seconds until a lost rank is an error (300)");
+         "--dist-timeout", dist->first,
+         "Data parallel (WORLD_SIZE>1, see `rla launch`): seconds until a lost rank is an error (300)")
+      ->check(kPositive);
   cmd->add_option("--bucket-mb", dist->second.bucket_mb, "Data parallel: gradient bucket size (MB)")
+      ->check(kNonNegative)
       ->capture_default_str();
   cmd->add_flag("!--no-overlap", dist->second.overlap,
                 "Data parallel: all-reduce after backward, not during it");
