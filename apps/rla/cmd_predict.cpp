@@ -30,7 +30,7 @@ Command add_predict_command(CLI::App& root) {
       ->required();
   cmd->add_option("--model,-m", cfg->model, "Model name (see `rla list`); needed for a plain state dict");
   cmd->add_option("--labels", cfg->labels, "Class names, one per line (default: the run's)");
-  cmd->add_option("--classes", cfg->classes, "Number of classes (default: the model's)");
+  cmd->add_option("--classes", cfg->classes, "Number of classes (default: the model's)")->check(kPositive);
   add_model_options(cmd, cfg->flags);
   cmd->add_option("--top", cfg->top, "How many classes to print")->capture_default_str()->check(kPositive);
   cmd->add_flag("--eager", cfg->eager,

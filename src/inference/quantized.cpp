@@ -59,7 +59,7 @@ torch::Tensor QuantizedNetwork::forward(const torch::Tensor& x) {
       x.size(3) < 1)
     throw std::invalid_argument(fmt::format("int8 model expects a non-empty input [N, {}, H, W], got [{}]",
                                             shape.empty() ? std::string("C") : std::to_string(shape[0]),
-                                            fmt::format("{}", fmt::join(x.sizes(), ", "))));
+                                            fmt::join(x.sizes(), ", ")));
   try {
     return graph_->run(x, /*quantized=*/true);
   } catch (const c10::Error& e) {  // LibTorch's messages carry a stack trace: keep the message
