@@ -63,6 +63,7 @@ Command add_eval_command(CLI::App& root) {
             if (cmd->count("--dataset")) lo.dataset = cfg->data.dataset;
             if (cmd->count("--data-root")) lo.data_root = cfg->data.root;
             lo.limit_test = cfg->data.limit_test;
+            if (cmd->count("--image-size")) lo.image_size = cfg->data.image_size;
             lo.weights = cfg->weights == "ema" ? inference::Weights::kAverage : inference::Weights::kRaw;
             lo.with_data = true;
             lo.device = device;

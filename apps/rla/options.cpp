@@ -30,7 +30,9 @@ void add_data_options(CLI::App* cmd, data::DataConfig& d) {
   cmd->add_option("--data-root", d.root, "Dataset folder (default: the packaged location)");
   cmd->add_option("--limit-train", d.limit_train, "Use only the first N training images (0 = all)");
   cmd->add_option("--limit-test", d.limit_test, "Use only the first N test images (0 = all)");
-  cmd->add_option("--image-size", d.image_size, "Crop size for image folders")->capture_default_str();
+  cmd->add_option("--image-size", d.image_size, "Crop size for image folders")
+      ->check(kPositive)
+      ->capture_default_str();
 }
 
 void add_model_options(CLI::App* cmd, ModelFlags& f) {

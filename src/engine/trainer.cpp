@@ -367,6 +367,13 @@ void finish_epoch(Run& r, int64_t epoch, ClassificationMeter& meter, double lr, 
   m.val_loss = val.loss();
   m.val_top1 = val.top1();
   m.val_top5 = val.top5();
+  // A finite training loss can still hide a diverged model (lr 1e30 trained on with a loss of
+  // 1e20 while every held-out logit overflowed): stop before its checkpoint replaces a good one.
+  if (!std::isfinite(m.val_loss))
+    throw NonFiniteLoss(
+        fmt::format("{} loss became {} after epoch {} (lr {:.4g}); stopping — the last good "
+                    "checkpoint {} is kept (try a lower learning rate)",
+                    r.held_out_name, m.val_loss, epoch + 1, lr, last_checkpoint_path(c.run.out_dir)));
   m.seconds = progress.elapsed_seconds();
   m.train_img_per_s = train_seconds > 0 ? static_cast<double>(meter.count()) / train_seconds : 0;
   if (r.average) {

@@ -35,6 +35,7 @@ data::DataBundle open_run_data(const engine::TrainConfig& stored, const LoadOpti
   if (o.dataset) d.dataset = *o.dataset;
   if (o.data_root) d.root = *o.data_root;
   if (o.limit_test > 0) d.limit_test = o.limit_test;
+  if (o.image_size > 0) d.image_size = o.image_size;
   d.augment = false;
   return data::open_data(d);
 }

@@ -306,6 +306,22 @@ TEST(Trainer, NonFiniteLossStopsAndKeepsLastCheckpoint) {
   auto state = engine::load_checkpoint(engine::last_checkpoint_path(dir.string()), *net, nullptr);
   EXPECT_EQ(state.epochs_done, 1);
   EXPECT_EQ(fs::file_size(engine::last_checkpoint_path(dir.string())), before);
+  // One batch per epoch: its loss is taken before the only step, so it stays finite; the step
+  // (lr 1e30) makes every held-out logit overflow. Stopped by the held-out loss, not written.
+  const auto one_step = temp_dir("nan-val");
+  auto d = test::tiny_run_config(one_step.string());
+  d.data.synthetic_size = 32;
+  d.run.epochs = 2;
+  d.schedule.base_lr = 1e30;
+  d.schedule.kind = engine::ScheduleKind::kConstant;
+  try {
+    engine::train(d);
+    ADD_FAILURE() << "a diverged model was trained on";
+  } catch (const engine::NonFiniteLoss& e) {
+    EXPECT_NE(std::string(e.what()).find("loss became"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("after epoch 1"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(engine::last_checkpoint_path(one_step.string())));
 }
 
 TEST(Checkpoint, InterruptedWriteLeavesPreviousLoadable) {

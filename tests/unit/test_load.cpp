@@ -14,6 +14,7 @@
 
 #include "../support/test_util.h"
 #include "../support/tiny_run.h"
+#include "rla/data/image_io.h"
 #include "rla/inference/load.h"
 #include "rla/io/state_dict.h"
 
@@ -128,6 +129,29 @@ TEST(Load, AverageDataAndRefusals) {
     EXPECT_NE(std::string(e.what()).find("rla_channels = 12, not 16"), std::string::npos) << e.what();
   }
   EXPECT_THROW(inference::load_model("/nonexistent/run"), std::runtime_error);
+}
+
+// The data options replace the stored ones: another dataset, its folder and the crop size of
+// image folders (`rla eval --image-size` ignored it once).
+TEST(Load, DataOptionsReplaceTheStoredOnes) {
+  const auto root = test::scratch_dir("load", "folder");
+  for (const char* split : {"train", "val"})
+    for (const char* cls : {"a", "b"}) {
+      fs::create_directories(root / split / cls);
+      data::write_png((root / split / cls / "x.png").string(), torch::full({3, 9, 7}, 128, torch::kUInt8));
+    }
+  inference::LoadOptions o;
+  o.execution = inference::Execution::kEager;
+  o.with_data = true;
+  o.dataset = "folder";
+  o.data_root = root.string();
+  o.image_size = 40;
+  const auto m = inference::load_model(ema_run(), o);
+  ASSERT_TRUE(m.data.has_value());
+  EXPECT_EQ(m.data->input_shape, (std::vector<int64_t>{3, 40, 40}));
+  EXPECT_EQ(m.data->test->size(), 2u);
+  o.image_size = 0;  // the stored crop size
+  EXPECT_EQ(inference::load_model(ema_run(), o).data->input_shape, (std::vector<int64_t>{3, 224, 224}));
 }
 
 // The fast path keeps freed memory in the heap (LoadOptions::keep_heap), so that activations

@@ -58,6 +58,8 @@ struct LoadOptions {
   bool with_data = false;
   std::optional<std::string> dataset, data_root;
   size_t limit_test = 0;  ///< 0: the stored value
+  /// Image folders: the crop size the images are evaluated at (0: the stored value).
+  int64_t image_size = 0;
 };
 
 /// A loaded model and everything known about its inputs.
