@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <iostream>
 #include <set>
+#include <sstream>
 
 #include "commands.h"
 #include "options.h"
@@ -64,15 +65,22 @@ Command add_report_command(CLI::App& root) {
                   runs.push_back(std::move(r));
             if (runs.empty()) throw std::invalid_argument("no run folders (with config.json) found");
             const auto rows = tasks::summarize_runs(runs, cfg->order, cfg->by_config);
-            std::cout << tasks::markdown_table(rows, !cfg->validation_only);
-            if (cfg->compare.empty()) return 0;
+            // Printed whole at the end: an error found in a comparison leaves only its message.
+            std::ostringstream out;
+            out << tasks::markdown_table(rows, !cfg->validation_only);
+            if (cfg->compare.empty()) {
+              std::cout << out.str();
+              return 0;
+            }
             std::vector<tasks::ComparisonSpec> specs;
             for (const auto& text : cfg->compare) specs.push_back(parse_spec(text));
             auto family = cfg->family;
             if (cfg->validation_only) family.metric = tasks::Metric::kValidation;
-            std::cout << "\n"
-                      << tasks::markdown_comparisons(tasks::compare_family(rows, specs, family), family);
-            if (!cfg->paired || cfg->validation_only) return 0;
+            out << "\n" << tasks::markdown_comparisons(tasks::compare_family(rows, specs, family), family);
+            if (!cfg->paired || cfg->validation_only) {
+              std::cout << out.str();
+              return 0;
+            }
             std::vector<int64_t> labels;
             for (const auto& r : runs)
               if (r.finished() && !tasks::read_test_predictions(r).empty()) {
@@ -81,7 +89,8 @@ Command add_report_command(CLI::App& root) {
               }
             std::vector<tasks::PairedComparison> paired;
             for (const auto& spec : specs) paired.push_back(tasks::compare_paired(runs, rows, spec, labels));
-            std::cout << "\n" << tasks::markdown_paired(paired);
+            out << "\n" << tasks::markdown_paired(paired);
+            std::cout << out.str();
             return 0;
           }};
 }

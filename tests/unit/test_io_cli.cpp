@@ -113,4 +113,14 @@ TEST(IoCli, BadNumbersGetOneShortLine) {
     EXPECT_NE(r.output.find(words), std::string::npos) << args << ": " << r.output;
     EXPECT_LT(r.output.size(), 200u) << args << ": " << r.output;
   }
+  // A comparison naming no row: the message alone, not the table first.
+  const auto run = fs::path(temp_path("report")) / "resnet20-seed0";
+  fs::create_directories(run);
+  fs::copy_file(rla::test::fixture("config.table-resnet20-seed0.json"), run / "config.json",
+                fs::copy_options::overwrite_existing);
+  const auto r = rla::test::run_rla("report " + run.parent_path().string() + " --compare resnet20:nosuch");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("no row 'nosuch'"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("resnet20 |"), std::string::npos) << r.output;
+  EXPECT_LT(r.output.size(), 200u) << r.output;
 }
