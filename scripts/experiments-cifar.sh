@@ -157,6 +157,12 @@ exit_reports() {
       done
       [ ${#runs[@]} -eq 4 ] || { echo "exits report $backbone seed $seed: ${#runs[@]} of 4 head runs here"; continue; }
       local out="$RUNS/exits/report-$backbone-seed$seed"
+      # A finished report (its .txt is moved into place at the end) is kept: resumable per report.
+      if [ -s "$out.txt" ]; then
+        echo "exits report $backbone seed $seed: done before ($out.txt)"
+        continue
+      fi
+      mkdir -p "$out" && record_session "$out"  # which build, on which CPU (sessions.txt)
       "$RLA" --threads 1 exits "${runs[@]}" --easy-from "${refs[@]}" -o "$out" --repeats 3 > "$out.txt.tmp"
       mv "$out.txt.tmp" "$out.txt"
       mkdir -p docs/figures
