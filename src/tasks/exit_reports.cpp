@@ -188,6 +188,9 @@ DynamicSweep dynamic_sweep(models::NetworkImpl& net, models::ExitHeadsImpl& head
   net.eval();
   heads.eval();
   const auto macs = inference::exit_macs(net, heads, input_chw);
+  // tau >= 1 runs the network alone (no head is evaluated): its cost is the backbone's, not the
+  // final exit's, which counts every head on the way.
+  const auto plain = static_cast<double>(inference::backbone_macs(net, input_chw));
   DynamicSweep s;
   s.batch_size = batches.front().images.size(0);
   s.threads = torch::get_num_threads();
@@ -219,7 +222,7 @@ DynamicSweep dynamic_sweep(models::NetworkImpl& net, models::ExitHeadsImpl& head
       correct += (results[i].logits.argmax(1) == batches[i].labels).sum().item<int64_t>();
       for (auto e : results[i].exit_index) {
         row.exit_share[static_cast<size_t>(e)] += 1.0;
-        total_macs += static_cast<double>(macs[static_cast<size_t>(e)]);
+        total_macs += tau >= 1.0 ? plain : static_cast<double>(macs[static_cast<size_t>(e)]);
       }
     }
     const auto n = static_cast<double>(s.samples);

@@ -198,7 +198,8 @@ std::vector<Comparison> compare_family(const std::vector<ModelRow>& rows,
     c.p_holm = adjusted[k];
     c.level = levels[k];
     const bool rejected = c.p_holm <= options.alpha;
-    c.ci_bonferroni = c.welch.interval(1.0 - options.alpha / m);
+    c.bonferroni = 1.0 - options.alpha / m;
+    c.ci_bonferroni = c.welch.interval(c.bonferroni);
     if (c.spec.type == Hypothesis::kSuperiority) {
       c.ci_holm = c.welch.interval(1.0 - c.level);
       c.verdict = rejected ? fmt::format("{} ({})", c.welch.diff < 0 ? "holds" : "fails", side(c.welch.diff))
@@ -324,10 +325,15 @@ std::string markdown_comparisons(const std::vector<Comparison>& comparisons, con
                          eq ? "equivalence" : "superiority", c.welch.diff, c.na, c.nb, c.verdict);
       continue;
     }
+    // An equivalence verdict of "fails" reads another interval than the Holm-level one: the
+    // two-sided Bonferroni-level interval, shown beside the verdict it decides.
+    const auto decides = eq ? fmt::format("; not-equivalent test: {} ({:.2f} %)", interval(c.ci_bonferroni),
+                                          100.0 * c.bonferroni)
+                            : std::string();
     out += fmt::format(
-        "| {} vs {} | {} | {:+.2f} | {} | {:.4f} | {:.4f} | {} ({:.2f} %) | {} + {} | **{}** |\n", c.spec.a,
+        "| {} vs {} | {} | {:+.2f} | {} | {:.4f} | {:.4f} | {} ({:.2f} %) | {} + {} | **{}**{} |\n", c.spec.a,
         c.spec.b, eq ? "equivalence (TOST)" : "superiority", c.welch.diff, interval(c.ci95), c.p, c.p_holm,
-        interval(c.ci_holm), 100.0 * (1.0 - (eq ? 2.0 : 1.0) * c.level), c.na, c.nb, c.verdict);
+        interval(c.ci_holm), 100.0 * (1.0 - (eq ? 2.0 : 1.0) * c.level), c.na, c.nb, c.verdict, decides);
   }
   return out;
 }

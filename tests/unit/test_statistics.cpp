@@ -142,6 +142,10 @@ TEST(Statistics, ReportFamilyIsHolmCorrectedWithEquivalenceByTost) {
   EXPECT_EQ(family[0].verdict, "fails (A higher)");
   EXPECT_EQ(family[1].verdict, "holds (within ±0.5)");
   EXPECT_EQ(family[2].verdict, "inconclusive");
+  // The interval that decides "not equivalent" is printed beside the equivalence verdicts.
+  const auto md = rla::tasks::markdown_comparisons(family, {});
+  EXPECT_NE(md.find("**inconclusive**; not-equivalent test: [-0.04, "), std::string::npos) << md;
+  EXPECT_NE(md.find("(98.33 %) |\n"), std::string::npos) << md;
   // Far outside the margin: not equivalent; one run on a side: no test, and not in the family.
   const auto other = rla::tasks::compare_family(
       rows, {{"A4", "B", Hypothesis::kEquivalence}, {"A5", "B", Hypothesis::kSuperiority}}, {});

@@ -84,6 +84,7 @@ struct Comparison {
   std::pair<double, double> ci95;     ///< two-sided 95 % Welch interval
   std::pair<double, double> ci_holm;  ///< at the Holm level: 1 - level (superiority), 1 - 2 level (TOST)
   std::pair<double, double> ci_bonferroni;  ///< two-sided 1 - alpha / m: decides "not equivalent"
+  double bonferroni = 0;                    ///< its confidence, 1 - alpha / m (m valid comparisons)
   /// "holds (A lower)", "fails (A higher)", "holds (within ±m)", "fails (not within ±m, A higher)",
   /// "inconclusive" or "too few runs".
   std::string verdict;
