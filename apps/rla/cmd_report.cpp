@@ -68,28 +68,25 @@ Command add_report_command(CLI::App& root) {
             // Printed whole at the end: an error found in a comparison leaves only its message.
             std::ostringstream out;
             out << tasks::markdown_table(rows, !cfg->validation_only);
-            if (cfg->compare.empty()) {
-              std::cout << out.str();
-              return 0;
-            }
-            std::vector<tasks::ComparisonSpec> specs;
-            for (const auto& text : cfg->compare) specs.push_back(parse_spec(text));
-            auto family = cfg->family;
-            if (cfg->validation_only) family.metric = tasks::Metric::kValidation;
-            out << "\n" << tasks::markdown_comparisons(tasks::compare_family(rows, specs, family), family);
-            if (!cfg->paired || cfg->validation_only) {
-              std::cout << out.str();
-              return 0;
-            }
-            std::vector<int64_t> labels;
-            for (const auto& r : runs)
-              if (r.finished() && !tasks::read_test_predictions(r).empty()) {
-                labels = tasks::test_labels(r);
-                break;
+            if (!cfg->compare.empty()) {
+              std::vector<tasks::ComparisonSpec> specs;
+              for (const auto& text : cfg->compare) specs.push_back(parse_spec(text));
+              auto family = cfg->family;
+              if (cfg->validation_only) family.metric = tasks::Metric::kValidation;
+              out << "\n" << tasks::markdown_comparisons(tasks::compare_family(rows, specs, family), family);
+              if (cfg->paired && !cfg->validation_only) {
+                std::vector<int64_t> labels;
+                for (const auto& r : runs)
+                  if (r.finished() && !tasks::read_test_predictions(r).empty()) {
+                    labels = tasks::test_labels(r);
+                    break;
+                  }
+                std::vector<tasks::PairedComparison> paired;
+                for (const auto& spec : specs)
+                  paired.push_back(tasks::compare_paired(runs, rows, spec, labels));
+                out << "\n" << tasks::markdown_paired(paired);
               }
-            std::vector<tasks::PairedComparison> paired;
-            for (const auto& spec : specs) paired.push_back(tasks::compare_paired(runs, rows, spec, labels));
-            out << "\n" << tasks::markdown_paired(paired);
+            }
             std::cout << out.str();
             return 0;
           }};

@@ -95,14 +95,4 @@ std::vector<int64_t> exit_macs(models::NetworkImpl& net, models::ExitHeadsImpl& 
   return cost;
 }
 
-int64_t backbone_macs(models::NetworkImpl& net, const std::vector<int64_t>& input_chw) {
-  TORCH_CHECK(input_chw.size() == 3, "backbone_macs needs C,H,W");
-  torch::NoGradGuard no_grad;
-  net.eval();
-  const auto param = net.parameters().front();
-  models::OpCounter c;
-  net.forward(torch::zeros({1, input_chw[0], input_chw[1], input_chw[2]}, param.options()));
-  return macs_of(c);
-}
-
 }  // namespace rla::inference

@@ -13,6 +13,7 @@
 
 #include "rla/engine/checkpoint.h"
 #include "rla/models/registry.h"
+#include "rla/models/summary.h"
 #include "rla/plot/plot.h"
 #include "rla/util/field_error.h"
 
@@ -188,9 +189,9 @@ DynamicSweep dynamic_sweep(models::NetworkImpl& net, models::ExitHeadsImpl& head
   net.eval();
   heads.eval();
   const auto macs = inference::exit_macs(net, heads, input_chw);
-  // tau >= 1 runs the network alone (no head is evaluated): its cost is the backbone's, not the
-  // final exit's, which counts every head on the way.
-  const auto plain = static_cast<double>(inference::backbone_macs(net, input_chw));
+  // tau >= 1 runs the network alone (no head is evaluated): its cost is the backbone's (the MACs
+  // `rla summary` counts), not the final exit's, which counts every head on the way.
+  const auto plain = static_cast<double>(models::summarize(net, input_chw).macs);
   DynamicSweep s;
   s.batch_size = batches.front().images.size(0);
   s.threads = torch::get_num_threads();

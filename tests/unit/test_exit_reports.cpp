@@ -16,6 +16,7 @@
 #include "rla/data/image_io.h"
 #include "rla/engine/checkpoint.h"
 #include "rla/models/registry.h"
+#include "rla/models/summary.h"
 #include "rla/plot/plot.h"
 #include "rla/tasks/exit_reports.h"
 #include "rla/tasks/feature_maps.h"
@@ -116,7 +117,7 @@ TEST(ExitReports, SweepsAgreeWithEachOtherAndWithExitMacs) {
   // tau = 1: nobody leaves early; the accuracy is the final head's and the cost the network's
   // alone, since no head is evaluated (the reports counted every head on the way once).
   EXPECT_DOUBLE_EQ(dyn.rows[2].exit_share.back(), 1.0);
-  const auto plain = static_cast<double>(inference::backbone_macs(*m.net, chw));
+  const auto plain = static_cast<double>(models::summarize(*m.net, chw).macs);
   EXPECT_DOUBLE_EQ(dyn.rows[2].mean_macs, plain);
   EXPECT_LT(plain, static_cast<double>(macs.back()));
   EXPECT_NEAR(dyn.rows[2].accuracy, 100.0 - depth.rows.back().error_all, 1e-9);

@@ -25,7 +25,4 @@ DynamicResult dynamic_forward(models::NetworkImpl& net, models::ExitHeadsImpl& h
 std::vector<int64_t> exit_macs(models::NetworkImpl& net, models::ExitHeadsImpl& heads,
                                const std::vector<int64_t>& input_chw);
 
-/// MACs per image of the network alone, no exit head: what dynamic_forward spends at tau >= 1.
-int64_t backbone_macs(models::NetworkImpl& net, const std::vector<int64_t>& input_chw);
-
 }  // namespace rla::inference

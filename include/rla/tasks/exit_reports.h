@@ -64,7 +64,7 @@ void write_depth_sweep_csv(const std::string& path, const DepthSweep& sweep);
 struct DynamicRow {
   double tau = 1;
   double accuracy = 0;             ///< top-1 (%)
-  double mean_macs = 0;            ///< per image: exit_macs where each sample left; tau >= 1 backbone_macs
+  double mean_macs = 0;            ///< per image: exit_macs where each sample left; tau >= 1 the backbone's
   double ms_per_image = 0;         ///< wall-clock of dynamic_forward over all batches / samples
   std::vector<double> exit_share;  ///< fraction leaving at each exit, then the final head (sums to 1)
 };
