@@ -26,12 +26,12 @@
 
 namespace {
 
+using rla::test::kPython;
+using rla::test::python_has;
 using rla::test::randomize_batchnorms;
 
 namespace fs = std::filesystem;
 using namespace rla;
-
-const char* kPython = "/usr/bin/python3";
 
 fs::path temp_dir(const std::string& name) {
   return test::scratch_dir("export", name);
@@ -83,10 +83,6 @@ deploy::ExportOptions export_options(const Case& c) {
   options.input_shape = {c.channels, c.size, c.size};
   options.fold_batchnorm = c.fold;
   return options;
-}
-
-bool python_has(const std::string& modules) {
-  return std::system((std::string(kPython) + " -c 'import " + modules + "' >/dev/null 2>&1").c_str()) == 0;
 }
 
 TEST(TorchScriptExport, EveryStructuralVariantLoadsInLibTorchAndPython) {

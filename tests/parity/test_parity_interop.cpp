@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "../support/test_util.h"
 #include "rla/io/pytorch_archive.h"
 #include "rla/io/state_dict.h"
 #include "rla/models/backbone.h"
@@ -18,12 +19,10 @@ namespace {
 using rla::io::PyValue;
 namespace fs = std::filesystem;
 
-const char* kPython = "/usr/bin/python3";
+using rla::test::kPython;
 
 bool python_has_torch() {
-  static const bool ok =
-      std::system((std::string(kPython) + " -c 'import torch' >/dev/null 2>&1").c_str()) == 0;
-  return ok;
+  return rla::test::python_has("torch");
 }
 
 int run_script(const std::string& args) {

@@ -2,13 +2,28 @@
 // Helpers shared by the test binaries: fixture paths and running the CLI.
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <thread>
 
 #include <unistd.h>
 
 namespace rla::test {
+
+/// The system Python (Debian's python3-torch: torch 1.13), for the checks where Python reads what
+/// C++ wrote. Never a dependency of the tool; a test skips what it cannot import.
+inline constexpr const char* kPython = "/usr/bin/python3";
+
+/// Whether kPython imports `modules` (one import statement's list, e.g. "onnx, cv2"); remembered.
+inline bool python_has(const std::string& modules) {
+  static std::map<std::string, bool> known;
+  const auto found = known.find(modules);
+  if (found != known.end()) return found->second;
+  const auto cmd = std::string(kPython) + " -c 'import " + modules + "' >/dev/null 2>&1";
+  return known[modules] = std::system(cmd.c_str()) == 0;
+}
 
 inline std::string fixture(const std::string& name) {
   return std::string(RLA_FIXTURES_DIR) + "/" + name;

@@ -13,6 +13,7 @@
 #include <random>
 #include <set>
 
+#include "../support/test_util.h"
 #include "rla/data/augment.h"
 #include "rla/io/model_io.h"
 
@@ -21,12 +22,10 @@ namespace {
 namespace fs = std::filesystem;
 using namespace rla::data;
 
-const char* kPython = "/usr/bin/python3";
+using rla::test::kPython;
 
 bool python_has_torchvision() {
-  static const bool ok =
-      std::system((std::string(kPython) + " -c 'import torchvision' >/dev/null 2>&1").c_str()) == 0;
-  return ok;
+  return rla::test::python_has("torchvision");
 }
 
 // Test images with structure: a diagonal gradient, a bright square, a dark bar and noise.

@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "../support/batchnorm.h"
+#include "../support/compare.h"
 #include "rla/config.h"
 #include "rla/data/loader.h"
 #include "rla/data/synthetic.h"
@@ -22,12 +23,9 @@
 namespace {
 
 using rla::test::randomize_batchnorms;
+using rla::test::relative_error;
 
 using namespace rla;
-
-double relative_error(const torch::Tensor& a, const torch::Tensor& b) {
-  return (a - b).abs().max().item<double>() / std::max(b.abs().max().item<double>(), 1e-12);
-}
 
 struct Variant {
   std::string name;

@@ -8,6 +8,7 @@
 #include <deque>
 #include <unordered_set>
 
+#include "../support/compare.h"
 #include "rla/models/fused_batchnorm.h"
 #include "rla/models/network.h"
 #include "rla/models/registry.h"
@@ -15,10 +16,7 @@
 namespace {
 
 using namespace rla;
-
-double relative_error(const torch::Tensor& a, const torch::Tensor& b) {
-  return (a - b).abs().max().item<double>() / std::max(b.abs().max().item<double>(), 1e-12);
-}
+using rla::test::relative_error;
 
 // Restores the process-wide switch when a test ends.
 struct FusionSwitch {
