@@ -9,14 +9,13 @@
 #include <torch/torch.h>
 #include <CLI/CLI.hpp>
 
-#include <algorithm>
-#include <chrono>
 #include <string>
 #include <vector>
 
 #include "rla/models/fused_batchnorm.h"
 #include "rla/models/layers.h"
 #include "rla/util/memory.h"
+#include "support/timing.h"
 
 namespace {
 
@@ -39,11 +38,7 @@ const std::vector<Case> kCases = {
     {"state tanh(BN(h + u)) 12 @8", 12, 8, Activation::kTanh, true, false},
 };
 
-struct Times {
-  double median, min;
-};
-
-Times time_case(const Case& c, int64_t batch, int reps) {
+rla::bench::Timing time_case(const Case& c, int64_t batch, int reps) {
   rla::models::BatchNorm2d bn(c.channels);
   bn->train();
   auto make = [&] {
@@ -59,16 +54,7 @@ Times time_case(const Case& c, int64_t batch, int reps) {
     auto out = rla::models::batch_norm_act(x, *bn, with);
     out.backward(grad);
   };
-  run();
-  run();
-  std::vector<double> ms;
-  for (int i = 0; i < reps; ++i) {
-    const auto start = std::chrono::steady_clock::now();
-    run();
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
-  }
-  std::sort(ms.begin(), ms.end());
-  return {ms[ms.size() / 2], ms.front()};
+  return rla::bench::time_runs(run, reps);
 }
 
 }  // namespace
@@ -92,8 +78,8 @@ int main(int argc, char** argv) {
     const auto fused = time_case(c, batch, reps);
     rla::models::set_batch_norm_fusion(false);
     const auto separate = time_case(c, batch, reps);
-    fmt::print("| {} | {:.3f} ({:.3f}) | {:.3f} ({:.3f}) | {:.2f}x |\n", c.what, fused.median, fused.min,
-               separate.median, separate.min, separate.median / fused.median);
+    fmt::print("| {} | {:.3f} ({:.3f}) | {:.3f} ({:.3f}) | {:.2f}x |\n", c.what, fused.median_ms,
+               fused.min_ms, separate.median_ms, separate.min_ms, separate.median_ms / fused.median_ms);
   }
   return 0;
 }

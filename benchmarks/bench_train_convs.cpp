@@ -9,8 +9,6 @@
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
-#include <algorithm>
-#include <chrono>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -22,6 +20,7 @@
 #include <dnnl.hpp>
 
 #include "support/onednn_isa.h"
+#include "support/timing.h"
 #endif
 
 namespace {
@@ -46,16 +45,7 @@ using Tag = memory::format_tag;
 
 template <class F>
 double median_ms(F&& run, int reps) {
-  run();
-  run();
-  std::vector<double> ms;
-  for (int i = 0; i < reps; ++i) {
-    const auto start = std::chrono::steady_clock::now();
-    run();
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
-  }
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
+  return rla::bench::time_runs(run, reps).median_ms;
 }
 
 memory filled(const memory::desc& desc, const dnnl::engine& engine) {
