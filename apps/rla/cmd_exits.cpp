@@ -12,9 +12,8 @@ Command add_exits_command(CLI::App& root) {
   auto* cmd = root.add_subcommand(
       "exits",
       "Early-exit reports of runs trained with --exits, side by side: depth sweep and dynamic inference");
-  cmd->add_option("runs", cfg->runs, "Run folders (their last.ckpt) or checkpoints, 1 to 6")
-      ->required()
-      ->expected(1, static_cast<int>(tasks::kMaxExitRuns));
+  auto* runs = cmd->add_option("runs", cfg->runs, "Run folders (their last.ckpt) or checkpoints, 1 to 6")
+                   ->expected(1, static_cast<int>(tasks::kMaxExitRuns));
   cmd->add_option("--easy-from", cfg->easy_from,
                   "Define easy = the test images every one of these runs classifies correctly, the same "
                   "samples for every compared run (default: per run, its more confident half)");
@@ -22,7 +21,13 @@ Command add_exits_command(CLI::App& root) {
       ->delimiter(',')
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
-  cmd->add_option("--out,-o", cfg->out_dir, "Output folder for CSV files and PNG charts")->required();
+  auto* out = cmd->add_option("--out,-o", cfg->out_dir, "Output folder for CSV files and PNG charts");
+  auto redraw = std::make_shared<std::string>();
+  cmd->add_option("--redraw", *redraw,
+                  "Draw the charts of a finished report folder again from its CSV files (nothing is run)")
+      ->check(CLI::ExistingDirectory)
+      ->excludes(runs)
+      ->excludes(out);
   cmd->add_option("--batch-size,-b", cfg->batch_size, "Batch size of dynamic inference (timed)")
       ->capture_default_str();
   cmd->add_option("--limit-test", cfg->limit_test, "Use only the first N test images (0 = all)");
@@ -30,7 +35,15 @@ Command add_exits_command(CLI::App& root) {
       ->capture_default_str();
   auto quiet = std::make_shared<bool>(false);
   cmd->add_flag("--quiet,-q", *quiet, "No progress lines on stderr");
-  return {cmd, [cfg, quiet]() {
+  return {cmd, [cfg, quiet, redraw]() {
+            if (!redraw->empty()) {
+              const auto reports = tasks::redraw_exit_charts(*redraw);
+              fmt::print("drew depth_sweep.png and dynamic.png in {} again ({} series)\n", *redraw,
+                         reports.size());
+              return 0;
+            }
+            if (cfg->runs.empty() || cfg->out_dir.empty())
+              throw std::invalid_argument("exits: give the runs and --out (or --redraw FOLDER)");
             cfg->show_progress = !*quiet;
             fmt::print("config {}\n", tasks::to_json(*cfg).dump());
             const auto reports = tasks::run_exit_reports(*cfg);

@@ -99,10 +99,19 @@ struct Range {
   }
 };
 
-// Picks the inside corner of the viewport whose legend-sized box covers the fewest data
-// points (lines sampled between points), so the legend hides as little data as possible.
-PLINT legend_corner(const std::vector<Points>& all, const Range& xr, const Range& yr, double box_w,
-                    double box_h) {
+// 1, 2 or 5 times a power of ten, the smallest at least `raw`.
+double nice_step(double raw) {
+  if (!(raw > 0)) return 1.0;
+  const double decade = std::pow(10.0, std::floor(std::log10(raw)));
+  for (double m : {1.0, 2.0, 5.0})
+    if (m * decade >= raw * (1.0 - 1e-9)) return m * decade;
+  return 10.0 * decade;
+}
+
+// The inside corner of the viewport whose legend-sized box covers the fewest data points (lines
+// sampled between points), so the legend hides as little data as possible, and how many it covers.
+std::pair<PLINT, long> legend_corner(const std::vector<Points>& all, const Range& xr, const Range& yr,
+                                     double box_w, double box_h) {
   const PLINT corners[] = {PL_POSITION_TOP | PL_POSITION_RIGHT, PL_POSITION_TOP | PL_POSITION_LEFT,
                            PL_POSITION_BOTTOM | PL_POSITION_RIGHT, PL_POSITION_BOTTOM | PL_POSITION_LEFT};
   int best = 0;
@@ -125,29 +134,36 @@ PLINT legend_corner(const std::vector<Points>& all, const Range& xr, const Range
     }
     if (count < best_count) best = c, best_count = count;
   }
-  return corners[best];
+  return {corners[best], best_count};
+}
+
+constexpr double kLegendTextScale = 0.85, kLegendSpacing = 2.0;
+
+// The panel's viewport, as fractions of its subpage (vpor).
+constexpr double kLeft = 0.13, kRight = 0.96, kBottom = 0.15, kTop = 0.89;
+
+// The legend's width and height as fractions of the viewport, from the character height (mm),
+// the longest label and the viewport's extent in mm.
+std::pair<double, double> legend_box(plstream& pls, const Chart& chart) {
+  size_t longest = 1;
+  for (const auto& s : chart.series) longest = std::max(longest, utf8_length(s.label));
+  PLFLT def_ht = 0, ht = 0, sx0 = 0, sx1 = 0, sy0 = 0, sy1 = 0;
+  pls.gchr(def_ht, ht);
+  pls.gspa(sx0, sx1, sy0, sy1);
+  const double vp_w_mm = (sx1 - sx0) * (kRight - kLeft), vp_h_mm = (sy1 - sy0) * (kTop - kBottom);
+  const auto n = static_cast<double>(chart.series.size());
+  return {0.08 + (2.0 + 0.6 * static_cast<double>(longest)) * ht * kLegendTextScale / vp_w_mm,
+          (kLegendSpacing * n + 1.5) * ht * kLegendTextScale / vp_h_mm};
 }
 
 void draw_legend(plstream& pls, const Chart& chart, const std::vector<Points>& all, const Range& xr,
                  const Range& yr, bool markers) {
   const auto n = static_cast<PLINT>(chart.series.size());
   std::vector<std::string> labels;
-  size_t longest = 1;
-  for (const auto& s : chart.series) {
-    labels.push_back(escape(s.label));
-    longest = std::max(longest, s.label.size());
-  }
-  // Legend size as a fraction of the viewport, from the character height (mm) and the
-  // viewport's extent in mm; used only to choose a corner.
-  PLFLT def_ht = 0, ht = 0, sx0 = 0, sx1 = 0, sy0 = 0, sy1 = 0, vx0 = 0, vx1 = 0, vy0 = 0, vy1 = 0;
-  pls.gchr(def_ht, ht);
-  pls.gspa(sx0, sx1, sy0, sy1);
-  pls.gvpd(vx0, vx1, vy0, vy1);
-  const double text_scale = 0.85, spacing = 2.0;
-  const double vp_w_mm = (sx1 - sx0) * (vx1 - vx0), vp_h_mm = (sy1 - sy0) * (vy1 - vy0);
-  const double box_w = 0.08 + (2.0 + 0.6 * static_cast<double>(longest)) * ht * text_scale / vp_w_mm;
-  const double box_h = (spacing * n + 0.5) * ht * text_scale / vp_h_mm;
-  const PLINT position = PL_POSITION_VIEWPORT | PL_POSITION_INSIDE | legend_corner(all, xr, yr, box_w, box_h);
+  for (const auto& s : chart.series) labels.push_back(escape(s.label));
+  const auto [box_w, box_h] = legend_box(pls, chart);
+  const PLINT position =
+      PL_POSITION_VIEWPORT | PL_POSITION_INSIDE | legend_corner(all, xr, yr, box_w, box_h).first;
 
   std::vector<const char*> text, symbols;
   std::vector<PLINT> opts, text_colours, colours, styles, symbol_numbers;
@@ -165,9 +181,10 @@ void draw_legend(plstream& pls, const Chart& chart, const std::vector<Points>& a
   }
   PLFLT legend_w = 0, legend_h = 0;
   pls.legend(&legend_w, &legend_h, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX, position, 0.02, 0.03, 0.08,
-             kWhite, kFrame, 1, 0, 0, n, opts.data(), 0.8, text_scale, spacing, 0.0, text_colours.data(),
-             text.data(), nullptr, nullptr, nullptr, nullptr, colours.data(), styles.data(), widths.data(),
-             colours.data(), symbol_scales.data(), symbol_numbers.data(), symbols.data());
+             kWhite, kFrame, 1, 0, 0, n, opts.data(), 0.8, kLegendTextScale, kLegendSpacing, 0.0,
+             text_colours.data(), text.data(), nullptr, nullptr, nullptr, nullptr, colours.data(),
+             styles.data(), widths.data(), colours.data(), symbol_scales.data(), symbol_numbers.data(),
+             symbols.data());
 }
 
 // PLplot numbers a log axis only at decades (one label on a short range, as "10^1"); write
@@ -200,7 +217,19 @@ void draw_panel(plstream& pls, const Chart& chart) {
 
   pls.adv(0);
   pls.schr(0, 1.0);
-  pls.vpor(0.13, 0.96, 0.15, 0.89);
+  pls.vpor(kLeft, kRight, kBottom, kTop);
+  // Where every inside corner of the panel would put the legend over data, the y range grows
+  // upward until the band the legend needs at the top is empty (unless the legend would take
+  // most of the panel); the y axis is numbered only up to the data's range (`data_hi`).
+  const double data_hi = yr.hi;
+  if (!chart.series.empty()) {
+    const auto [box_w, box_h] = legend_box(pls, chart);
+    if (legend_corner(all, xr, yr, box_w, box_h).second > 0 && box_h < 0.6)
+      yr.hi = yr.lo + (yr.hi - yr.lo) / (1.0 - box_h - 0.03);
+  }
+  const bool headroom = yr.hi > data_hi;
+  // One y step for the grid, the ticks and the numbers (PLplot would choose each range's own).
+  const double y_step = headroom ? nice_step((data_hi - yr.lo) / 7.0) : 0.0;
   pls.wind(xr.lo, xr.hi, yr.lo, yr.hi);
   // Grid first (light, dotted), then the frame, ticks and numbers on top of it.
   pls.col0(kGrid);
@@ -210,10 +239,17 @@ void draw_panel(plstream& pls, const Chart& chart) {
   const double x_step =
       chart.integer_x && !chart.log_x ? std::max(1.0, std::ceil((xr.hi - xr.lo) / 8.0)) : 0.0;
   const PLINT x_sub = chart.integer_x ? 1 : 0;
-  pls.box(chart.log_x ? "gl" : "g", x_step, x_sub, "g", 0, 0);
+  pls.box(chart.log_x ? "gl" : "g", x_step, x_sub, "g", y_step, 0);
   pls.lsty(1);
   pls.col0(kBlack);
-  pls.box(chart.log_x ? "bcstl" : "bcnst", x_step, x_sub, "bcnstv", 0, 0);
+  pls.box(chart.log_x ? "bcstl" : "bcnst", x_step, x_sub, headroom ? "bcst" : "bcnstv", y_step, 0);
+  if (headroom) {  // the numbers, in a viewport of the same scale that ends at data_hi
+    pls.vpor(kLeft, kRight, kBottom, kBottom + (kTop - kBottom) * (data_hi - yr.lo) / (yr.hi - yr.lo));
+    pls.wind(xr.lo, xr.hi, yr.lo, data_hi);
+    pls.box("", 0, 0, "bnstv", y_step, 0);
+    pls.vpor(kLeft, kRight, kBottom, kTop);
+    pls.wind(xr.lo, xr.hi, yr.lo, yr.hi);
+  }
   if (chart.log_x) label_log_x(pls, xr.lo, xr.hi);
   pls.mtex("b", 3.2, 0.5, 0.5, escape(chart.x_label).c_str());
   pls.mtex("l", 3.6, 0.5, 0.5, escape(chart.y_label).c_str());

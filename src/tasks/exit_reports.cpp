@@ -365,6 +365,134 @@ nlohmann::json to_json(const ExitReportConfig& c) {
                                         : "easy = the test images every easy_from run classifies correctly"}};
 }
 
+namespace {
+
+// The label a run's series gets in tables and charts, and the stem of its CSV files. Runs of one
+// model differ by what their exits read, else by their folder (`earlier`: the reports before it).
+std::pair<std::string, std::string> series_names(const inference::ModelBundle& m, const std::string& run,
+                                                 const std::vector<ModelExitReport>& earlier) {
+  const std::string input = models::to_string(m.run->exits.input);
+  // What the heads really read: "both" on a net without a state is x alone.
+  const auto in = m.heads->input();
+  const bool reads_h = in != models::ExitInput::kMain && m.net->state_channels() > 0;
+  const std::string reads = in == models::ExitInput::kState ? "h" : reads_h ? "x, h" : "x";
+  std::string label = m.model + " (exits read " + reads + ")";
+  std::string stem = m.model + "-" + input;
+  for (const auto& other : earlier) {
+    if (other.label != label) continue;
+    label += " (" + run + ")";
+    stem += "-" + std::to_string(earlier.size());
+  }
+  return {label, file_label(stem)};
+}
+
+// The data rows of a CSV file that write_*_csv wrote (header skipped), split at commas.
+std::vector<std::vector<std::string>> read_csv_rows(const std::string& path, size_t min_fields) {
+  std::ifstream in(path);
+  if (!in) throw std::invalid_argument(path + ": cannot read (not a folder that rla exits wrote?)");
+  std::vector<std::vector<std::string>> rows;
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    std::vector<std::string> fields;
+    size_t start = 0;
+    for (size_t comma; (comma = line.find(',', start)) != std::string::npos; start = comma + 1)
+      fields.push_back(line.substr(start, comma - start));
+    fields.push_back(line.substr(start));
+    if (fields.size() < min_fields)
+      throw std::invalid_argument(fmt::format("{}: line {} has {} fields, expected {}", path, rows.size() + 2,
+                                              fields.size(), min_fields));
+    rows.push_back(std::move(fields));
+  }
+  if (rows.empty()) throw std::invalid_argument(path + ": no rows");
+  return rows;
+}
+
+double number_in(const std::string& path, const std::string& field) {
+  try {
+    size_t used = 0;
+    const double v = std::stod(field, &used);
+    if (used == field.size()) return v;
+  } catch (const std::exception&) {
+  }
+  throw std::invalid_argument(fmt::format("{}: '{}' is not a number", path, field));
+}
+
+}  // namespace
+
+DepthSweep read_depth_sweep_csv(const std::string& path) {
+  DepthSweep sweep;
+  const auto rows = read_csv_rows(path, 7);
+  for (const auto& f : rows) {
+    DepthSweepRow r;
+    r.exit = f[0] == "final" ? sweep.rows.size() : static_cast<size_t>(number_in(path, f[0]));
+    r.depth = static_cast<size_t>(number_in(path, f[1]));
+    r.block_name = f[2];
+    const std::string final_mark = " (final head)";
+    if (r.block_name.size() > final_mark.size() &&
+        r.block_name.compare(r.block_name.size() - final_mark.size(), final_mark.size(), final_mark) == 0)
+      r.block_name.resize(r.block_name.size() - final_mark.size());
+    r.macs = static_cast<int64_t>(number_in(path, f[3]));
+    r.error_all = number_in(path, f[4]);
+    r.error_easy = number_in(path, f[5]);
+    r.error_hard = number_in(path, f[6]);
+    sweep.rows.push_back(r);
+  }
+  return sweep;
+}
+
+DynamicSweep read_dynamic_sweep_csv(const std::string& path) {
+  DynamicSweep sweep;
+  for (const auto& f : read_csv_rows(path, 6)) {
+    DynamicRow r;
+    r.tau = number_in(path, f[0]);
+    r.accuracy = number_in(path, f[1]);
+    r.mean_macs = number_in(path, f[2]);
+    r.ms_per_image = number_in(path, f[3]);
+    sweep.batch_size = static_cast<int64_t>(number_in(path, f[4]));
+    for (size_t i = 5; i < f.size(); ++i) r.exit_share.push_back(number_in(path, f[i]));
+    sweep.rows.push_back(std::move(r));
+  }
+  return sweep;
+}
+
+std::vector<ModelExitReport> redraw_exit_charts(const std::string& report_dir) {
+  const auto config_path = (fs::path(report_dir) / "config.json").string();
+  std::ifstream in(config_path);
+  if (!in) throw std::invalid_argument(config_path + ": cannot read (not a folder that rla exits wrote?)");
+  nlohmann::json config;
+  try {
+    in >> config;
+  } catch (const nlohmann::json::exception& e) {
+    throw std::invalid_argument(config_path + ": not JSON (" + e.what() + ")");
+  }
+  if (!config.contains("runs") || !config["runs"].is_array() || config["runs"].empty())
+    throw std::invalid_argument(config_path + ": no \"runs\" list");
+  const bool shared_easy = config.contains("easy_from") && !config["easy_from"].empty();
+  std::vector<ModelExitReport> reports;
+  for (const auto& run_json : config["runs"]) {
+    const auto run = run_json.get<std::string>();
+    inference::LoadOptions o;  // the model and its heads only: for the series' name
+    o.execution = inference::Execution::kEager;
+    o.with_exits = true;
+    const auto m = inference::load_model(run, o);
+    ModelExitReport rep;
+    const auto [label, stem] = series_names(m, run, reports);
+    rep.label = label;
+    const auto base = (fs::path(report_dir) / stem).string();
+    rep.depth = read_depth_sweep_csv(base + "_depth.csv");
+    rep.depth.shared_easy = shared_easy;
+    rep.dynamic = read_dynamic_sweep_csv(base + "_dynamic.csv");
+    rep.dynamic.repeats = config.value("repeats", 1);
+    rep.dynamic.threads = config.value("threads", 1);
+    reports.push_back(std::move(rep));
+  }
+  save_depth_chart((fs::path(report_dir) / "depth_sweep.png").string(), reports);
+  save_dynamic_chart((fs::path(report_dir) / "dynamic.png").string(), reports);
+  return reports;
+}
+
 std::vector<ModelExitReport> run_exit_reports(const ExitReportConfig& config) {
   if (config.runs.empty() || config.runs.size() > kMaxExitRuns)
     throw std::invalid_argument(
@@ -395,19 +523,8 @@ std::vector<ModelExitReport> run_exit_reports(const ExitReportConfig& config) {
     data::DataLoader loader(m.data->test, m.data->eval_transforms, lo);
     const auto batches = collect_batches(loader);
     ModelExitReport rep;
-    // Runs of one model differ by what their exits read, else by their folder.
-    const std::string input = models::to_string(m.run->exits.input);
-    // What the heads really read: "both" on a net without a state is x alone.
-    const auto in = m.heads->input();
-    const bool reads_h = in != models::ExitInput::kMain && m.net->state_channels() > 0;
-    const std::string reads = in == models::ExitInput::kState ? "h" : reads_h ? "x, h" : "x";
-    rep.label = m.model + " (exits read " + reads + ")";
-    std::string stem_name = m.model + "-" + input;
-    for (const auto& other : reports) {
-      if (other.label != rep.label) continue;
-      rep.label += " (" + run + ")";
-      stem_name += "-" + std::to_string(reports.size());
-    }
+    const auto [label, stem_name] = series_names(m, run, reports);
+    rep.label = label;
     std::optional<engine::Progress> progress;
     if (config.show_progress)
       progress.emplace(
@@ -418,7 +535,7 @@ std::vector<ModelExitReport> run_exit_reports(const ExitReportConfig& config) {
     rep.dynamic =
         dynamic_sweep(*m.net, *m.heads, batches, config.taus, m.data->input_shape, config.repeats, p);
     if (p) p->finish("done");
-    const auto stem = (fs::path(config.out_dir) / file_label(stem_name)).string();
+    const auto stem = (fs::path(config.out_dir) / stem_name).string();
     write_depth_sweep_csv(stem + "_depth.csv", rep.depth);
     write_dynamic_sweep_csv(stem + "_dynamic.csv", rep.dynamic);
     reports.push_back(std::move(rep));

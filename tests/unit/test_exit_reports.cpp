@@ -7,11 +7,13 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <numeric>
 
+#include "../support/test_util.h"
 #include "../support/tiny_run.h"
 #include "rla/data/image_io.h"
 #include "rla/engine/checkpoint.h"
@@ -152,6 +154,36 @@ TEST(ExitReports, SweepsAgreeWithEachOtherAndWithExitMacs) {
   ASSERT_EQ(y.size(), 4u);
   EXPECT_EQ(y[0].rfind("tau,accuracy,mean_macs_per_image,ms_per_image,batch_size,share_exit_0,", 0), 0u);
   EXPECT_NE(y[0].find("share_exit_7,share_final"), std::string::npos);
+  // Read back (what `rla exits --redraw` draws from): the same rows to the files' precision.
+  const auto d2 = tasks::read_depth_sweep_csv((dir / "d.csv").string());
+  ASSERT_EQ(d2.rows.size(), depth.rows.size());
+  for (size_t i = 0; i < d2.rows.size(); ++i) {
+    EXPECT_EQ(d2.rows[i].exit, depth.rows[i].exit);
+    EXPECT_EQ(d2.rows[i].depth, depth.rows[i].depth);
+    EXPECT_EQ(d2.rows[i].block_name, depth.rows[i].block_name);
+    EXPECT_EQ(d2.rows[i].macs, depth.rows[i].macs);
+    EXPECT_NEAR(d2.rows[i].error_all, depth.rows[i].error_all, 5e-5);
+    EXPECT_NEAR(d2.rows[i].error_hard, depth.rows[i].error_hard, 5e-5);
+  }
+  const auto y2 = tasks::read_dynamic_sweep_csv((dir / "y.csv").string());
+  ASSERT_EQ(y2.rows.size(), dyn.rows.size());
+  EXPECT_EQ(y2.batch_size, dyn.batch_size);
+  for (size_t i = 0; i < y2.rows.size(); ++i) {
+    EXPECT_DOUBLE_EQ(y2.rows[i].tau, dyn.rows[i].tau);
+    EXPECT_NEAR(y2.rows[i].accuracy, dyn.rows[i].accuracy, 5e-5);
+    EXPECT_NEAR(y2.rows[i].mean_macs, dyn.rows[i].mean_macs, 0.5);
+    ASSERT_EQ(y2.rows[i].exit_share.size(), dyn.rows[i].exit_share.size());
+    EXPECT_NEAR(y2.rows[i].exit_share.back(), dyn.rows[i].exit_share.back(), 5e-6);
+  }
+  // A damaged file is named, with what is wrong in it.
+  { std::ofstream((dir / "bad.csv").string()) << "exit,depth\n0,1,stages.0.0,12,x,1,2\n"; }
+  try {
+    tasks::read_depth_sweep_csv((dir / "bad.csv").string());
+    FAIL() << "a CSV with a non-number was read";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.csv: 'x' is not a number"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(tasks::read_dynamic_sweep_csv((dir / "missing.csv").string()), std::invalid_argument);
   fs::remove_all(dir);
 }
 
@@ -210,6 +242,29 @@ TEST(ExitReports, RunExitReportsWritesTablesAndCharts) {
                         "dynamic.png", "config.json"})
     EXPECT_TRUE(fs::exists(dir / f)) << f;
   EXPECT_NE(tasks::format_depth_table(reports[0]).find("final"), std::string::npos);
+  // Drawn again from the folder alone: the same series, the charts written anew.
+  fs::remove(dir / "depth_sweep.png");
+  fs::remove(dir / "dynamic.png");
+  const auto redrawn = tasks::redraw_exit_charts(dir.string());
+  ASSERT_EQ(redrawn.size(), 1u);
+  EXPECT_EQ(redrawn[0].label, reports[0].label);
+  EXPECT_EQ(redrawn[0].depth.rows.size(), reports[0].depth.rows.size());
+  EXPECT_EQ(redrawn[0].dynamic.rows.size(), reports[0].dynamic.rows.size());
+  EXPECT_EQ(redrawn[0].dynamic.repeats, reports[0].dynamic.repeats);
+  EXPECT_TRUE(fs::exists(dir / "depth_sweep.png"));
+  EXPECT_TRUE(fs::exists(dir / "dynamic.png"));
+  // The command: --redraw alone; with --out, or with nothing, one line and a non-zero exit.
+  auto r = rla::test::run_rla("exits --redraw " + dir.string());
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("again (1 series)"), std::string::npos) << r.output;
+  for (const std::string bad :
+       {"exits --redraw " + dir.string() + " --out " + dir.string(), std::string("exits")}) {
+    r = rla::test::run_rla(bad);
+    EXPECT_NE(r.exit_code, 0) << bad << ": " << r.output;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << bad << ": " << r.output;
+  }
+  fs::remove(dir / "rla_resnet20-both_dynamic.csv");
+  EXPECT_THROW(tasks::redraw_exit_charts(dir.string()), std::invalid_argument);
   fs::remove_all(dir);
 }
 

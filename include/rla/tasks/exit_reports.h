@@ -58,6 +58,9 @@ DepthSweep depth_sweep(models::NetworkImpl& net, models::ExitHeadsImpl& heads,
 
 /// CSV: exit,depth,block_name,macs_per_image,error_all,error_easy,error_hard (errors in %).
 void write_depth_sweep_csv(const std::string& path, const DepthSweep& sweep);
+/// The rows of a file write_depth_sweep_csv wrote (samples, easy / hard counts and the median
+/// confidence are not in it). Throws std::invalid_argument naming the file and the bad field.
+DepthSweep read_depth_sweep_csv(const std::string& path);
 
 // ---- dynamic inference --------------------------------------------------------------------------
 
@@ -90,6 +93,9 @@ size_t dynamic_sweep_steps(size_t batches, size_t taus, int repeats);
 
 /// CSV: tau,accuracy,mean_macs_per_image,ms_per_image,batch_size,share_exit_0..,share_final.
 void write_dynamic_sweep_csv(const std::string& path, const DynamicSweep& sweep);
+/// The rows and batch size of a file write_dynamic_sweep_csv wrote (threads and repeats are in
+/// the report's config.json). Throws std::invalid_argument naming the file and the bad field.
+DynamicSweep read_dynamic_sweep_csv(const std::string& path);
 
 // ---- reports for one or two models ----------------------------------------------------------------
 
@@ -127,5 +133,10 @@ constexpr size_t kMaxExitRuns = 6;
 /// `rla exits`: for each run, the depth sweep and the dynamic sweep; writes
 /// <out>/<label>_depth.csv, <label>_dynamic.csv, depth_sweep.png, dynamic.png and config.json.
 std::vector<ModelExitReport> run_exit_reports(const ExitReportConfig& config);
+
+/// Draws depth_sweep.png and dynamic.png of a folder that run_exit_reports wrote again, from its
+/// config.json and CSV files (no test data is read or run; each run's model and heads are loaded
+/// for its series' name): charts of earlier reports with the current plotting code.
+std::vector<ModelExitReport> redraw_exit_charts(const std::string& report_dir);
 
 }  // namespace rla::tasks
