@@ -552,6 +552,10 @@ std::string OnnxWriter::translate() {
   const auto in_sizes = traced_sizes(inputs[0]);
   for (size_t d = 1; d < in_sizes.size(); ++d) input_dims.push_back({in_sizes[d], ""});
   ox::Message graph;
+  size_t graph_size = 4096;
+  for (const auto& m : nodes_) graph_size += m.field_size();
+  for (const auto& m : initializers_) graph_size += m.field_size();
+  graph.reserve_more(graph_size);
   for (const auto& node : nodes_) graph.message(1, node);
   graph.bytes(2, "rla");
   for (const auto& init : initializers_) graph.message(5, init);
@@ -564,8 +568,9 @@ std::string OnnxWriter::translate() {
   }
   // ModelProto: ir_version = 1, producer_name = 2, graph = 7, opset_import = 8 (version = 2).
   ox::Message model;
+  model.reserve_more(graph.field_size() + 64);
   model.int64(1, kIrVersion).bytes(2, "rla").message(7, graph).message(8, ox::Message().int64(2, kOpset));
-  return model.str();
+  return std::move(model).release();
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace rla::deploy::onnx {
@@ -33,7 +34,16 @@ class Message {
     return *this;
   }
   Message& message(int field, const Message& m) { return bytes(field, m.bytes_); }
+  /// Room for `n` more bytes: a message holding a model's weights grows once instead of doubling
+  /// (each doubling copies and page-faults everything written so far).
+  Message& reserve_more(size_t n) {
+    bytes_.reserve(bytes_.size() + n);
+    return *this;
+  }
+  /// What a field holding this message takes at most: the bytes, a key and a length.
+  size_t field_size() const { return bytes_.size() + 16; }
   const std::string& str() const { return bytes_; }
+  std::string release() && { return std::move(bytes_); }
 
  private:
   void key(int field, int wire_type) { put_varint((static_cast<uint64_t>(field) << 3) | wire_type); }
@@ -72,10 +82,12 @@ inline Message attribute_tensor(std::string_view name, const Message& tensor) {
 inline Message tensor(std::string_view name, DataType type, const std::vector<int64_t>& dims,
                       std::string_view raw) {
   Message m;
+  m.reserve_more(raw.size() + name.size() + 11 * dims.size() + 32);
   for (auto d : dims) m.int64(1, d);
   m.varint(2, type);
   if (!name.empty()) m.bytes(8, name);
-  return m.bytes(9, raw);
+  m.bytes(9, raw);
+  return m;  // not the reference bytes() returns: that would copy the weights once more
 }
 
 /// One dimension of a shape: a fixed size (>= 0) or a named free one.
