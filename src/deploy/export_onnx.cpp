@@ -116,7 +116,15 @@ class OnnxWriter {
   std::unordered_map<const Value*, std::vector<const Value*>> tensor_lists_;
   std::unordered_map<const Value*, const Value*> transposed_of_;  // folded aten::t of a weight
   std::set<std::string> unsupported_;
-  std::vector<ox::Message> nodes_, initializers_;
+  std::vector<ox::Message> nodes_;
+  struct Initializer {
+    ox::Message head;   ///< dims, type and name (ox::tensor_head)
+    at::Tensor values;  ///< contiguous: its bytes are the raw data, copied once into the model
+    std::string_view raw() const {
+      return {static_cast<const char*>(values.data_ptr()), static_cast<size_t>(values.nbytes())};
+    }
+  };
+  std::vector<Initializer> initializers_;
   int next_name_ = 0;
 };
 
@@ -226,9 +234,7 @@ std::string OnnxWriter::initializer(const at::Tensor& t) {
     type = ox::kFloat;
   }
   auto name = fmt::format("w{}", next_name_++);
-  const auto* data = static_cast<const char*>(c.data_ptr());
-  initializers_.push_back(
-      ox::tensor(name, type, c.sizes().vec(), std::string_view(data, c.numel() * c.element_size())));
+  initializers_.push_back({ox::tensor_head(name, type, c.sizes().vec()), c});
   return name;
 }
 
@@ -551,25 +557,34 @@ std::string OnnxWriter::translate() {
   std::vector<ox::Dim> input_dims = {batch};
   const auto in_sizes = traced_sizes(inputs[0]);
   for (size_t d = 1; d < in_sizes.size(); ++d) input_dims.push_back({in_sizes[d], ""});
-  ox::Message graph;
-  size_t graph_size = 4096;
-  for (const auto& m : nodes_) graph_size += m.field_size();
-  for (const auto& m : initializers_) graph_size += m.field_size();
-  graph.reserve_more(graph_size);
-  for (const auto& node : nodes_) graph.message(1, node);
-  graph.bytes(2, "rla");
-  for (const auto& init : initializers_) graph.message(5, init);
-  graph.message(11, ox::float_value_info(kOnnxInputName, input_dims));
+  std::vector<ox::Message> values;  // GraphProto input = 11, output = 12
+  values.push_back(ox::float_value_info(kOnnxInputName, input_dims));
   for (size_t i = 0; i < outputs.size(); ++i) {
     std::vector<ox::Dim> output_dims = {batch};
     const auto out_sizes = traced_sizes(outputs[i]);
     for (size_t d = 1; d < out_sizes.size(); ++d) output_dims.push_back({out_sizes[d], ""});
-    graph.message(12, ox::float_value_info(output_names_[i], output_dims));
+    values.push_back(ox::float_value_info(output_names_[i], output_dims));
   }
+  // GraphProto: node = 1, name = 2, initializer = 5, input = 11, output = 12; written in place
+  // inside the model, so that the weights are copied once (from each tensor into the model).
+  const std::string graph_name = "rla";
+  size_t graph_size = ox::field_size(2, graph_name.size());
+  for (const auto& n : nodes_) graph_size += ox::field_size(1, n.size());
+  for (const auto& w : initializers_) graph_size += ox::field_size(5, ox::tensor_size(w.head, w.raw()));
+  for (size_t i = 0; i < values.size(); ++i) graph_size += ox::field_size(i == 0 ? 11 : 12, values[i].size());
   // ModelProto: ir_version = 1, producer_name = 2, graph = 7, opset_import = 8 (version = 2).
   ox::Message model;
-  model.reserve_more(graph.field_size() + 64);
-  model.int64(1, kIrVersion).bytes(2, "rla").message(7, graph).message(8, ox::Message().int64(2, kOpset));
+  model.int64(1, kIrVersion).bytes(2, "rla");
+  model.reserve_more(ox::field_size(7, graph_size) + 32);
+  model.begin(7, graph_size);
+  const size_t graph_start = model.size();
+  for (const auto& n : nodes_) model.message(1, n);
+  model.bytes(2, graph_name);
+  for (const auto& w : initializers_) ox::append_tensor(model, 5, w.head, w.raw());
+  for (size_t i = 0; i < values.size(); ++i) model.message(i == 0 ? 11 : 12, values[i]);
+  TORCH_CHECK(model.size() - graph_start == graph_size, "ONNX export: the graph took ",
+              model.size() - graph_start, " bytes, not the ", graph_size, " computed");
+  model.message(8, ox::Message().int64(2, kOpset));
   return std::move(model).release();
 }
 

@@ -40,8 +40,19 @@ class Message {
     bytes_.reserve(bytes_.size() + n);
     return *this;
   }
-  /// What a field holding this message takes at most: the bytes, a key and a length.
-  size_t field_size() const { return bytes_.size() + 16; }
+  /// The key and length of a length-delimited field of `payload` bytes, whose contents the next
+  /// calls append: a large sub-message written in place, without a copy of its own.
+  Message& begin(int field, size_t payload) {
+    key(field, 2);
+    put_varint(payload);
+    return *this;
+  }
+  /// Bytes appended as they are (inside a field begun with begin()).
+  Message& raw(std::string_view s) {
+    bytes_.append(s.data(), s.size());
+    return *this;
+  }
+  size_t size() const { return bytes_.size(); }
   const std::string& str() const { return bytes_; }
   std::string release() && { return std::move(bytes_); }
 
@@ -56,6 +67,18 @@ class Message {
   }
   std::string bytes_;
 };
+
+/// The bytes of v as a varint.
+inline size_t varint_size(uint64_t v) {
+  size_t n = 1;
+  for (; v >= 0x80; v >>= 7) ++n;
+  return n;
+}
+
+/// The bytes of a length-delimited field holding `payload` bytes.
+inline size_t field_size(int field, size_t payload) {
+  return varint_size((static_cast<uint64_t>(field) << 3) | 2) + varint_size(payload) + payload;
+}
 
 // TensorProto.DataType
 enum DataType : int { kFloat = 1, kInt64 = 7 };
@@ -78,16 +101,24 @@ inline Message attribute_tensor(std::string_view name, const Message& tensor) {
   return Message().bytes(1, name).message(5, tensor).varint(20, 4);
 }
 
-/// TensorProto: dims = 1, data_type = 2, name = 8, raw_data = 9 (little-endian values).
-inline Message tensor(std::string_view name, DataType type, const std::vector<int64_t>& dims,
-                      std::string_view raw) {
+/// TensorProto: dims = 1, data_type = 2, name = 8, raw_data = 9 (little-endian values). Its fields
+/// but raw_data, which append_tensor writes after them.
+inline Message tensor_head(std::string_view name, DataType type, const std::vector<int64_t>& dims) {
   Message m;
-  m.reserve_more(raw.size() + name.size() + 11 * dims.size() + 32);
   for (auto d : dims) m.int64(1, d);
   m.varint(2, type);
   if (!name.empty()) m.bytes(8, name);
-  m.bytes(9, raw);
-  return m;  // not the reference bytes() returns: that would copy the weights once more
+  return m;
+}
+
+/// The bytes of a TensorProto made of `head` (tensor_head) and `raw` data.
+inline size_t tensor_size(const Message& head, std::string_view raw) {
+  return head.size() + field_size(9, raw.size());
+}
+
+/// Appends a TensorProto as field `field` of `parent`: the values are copied once, into it.
+inline void append_tensor(Message& parent, int field, const Message& head, std::string_view raw) {
+  parent.begin(field, tensor_size(head, raw)).raw(head.str()).begin(9, raw.size()).raw(raw);
 }
 
 /// One dimension of a shape: a fixed size (>= 0) or a named free one.
