@@ -156,12 +156,13 @@ std::pair<double, double> legend_box(plstream& pls, const Chart& chart) {
           (kLegendSpacing * n + 1.5) * ht * kLegendTextScale / vp_h_mm};
 }
 
+// `box`: the legend's size, legend_box.
 void draw_legend(plstream& pls, const Chart& chart, const std::vector<Points>& all, const Range& xr,
-                 const Range& yr, bool markers) {
+                 const Range& yr, bool markers, std::pair<double, double> box) {
   const auto n = static_cast<PLINT>(chart.series.size());
   std::vector<std::string> labels;
   for (const auto& s : chart.series) labels.push_back(escape(s.label));
-  const auto [box_w, box_h] = legend_box(pls, chart);
+  const auto [box_w, box_h] = box;
   const PLINT position =
       PL_POSITION_VIEWPORT | PL_POSITION_INSIDE | legend_corner(all, xr, yr, box_w, box_h).first;
 
@@ -222,8 +223,9 @@ void draw_panel(plstream& pls, const Chart& chart) {
   // upward until the band the legend needs at the top is empty (unless the legend would take
   // most of the panel); the y axis is numbered only up to the data's range (`data_hi`).
   const double data_hi = yr.hi;
+  const auto box = chart.series.empty() ? std::pair<double, double>{} : legend_box(pls, chart);
   if (!chart.series.empty()) {
-    const auto [box_w, box_h] = legend_box(pls, chart);
+    const auto [box_w, box_h] = box;
     if (legend_corner(all, xr, yr, box_w, box_h).second > 0 && box_h < 0.6)
       yr.hi = yr.lo + (yr.hi - yr.lo) / (1.0 - box_h - 0.03);
   }
@@ -277,7 +279,7 @@ void draw_panel(plstream& pls, const Chart& chart) {
     }
   }
   pls.width(1.0);
-  if (!chart.series.empty()) draw_legend(pls, chart, all, xr, yr, markers);
+  if (!chart.series.empty()) draw_legend(pls, chart, all, xr, yr, markers, box);
 }
 
 // Whether the pngcairo driver is installed. Asked of a stream that is not yet initialised: an
